@@ -1,0 +1,36 @@
+namespace SharpBlock.SchemaGen;
+
+/// <summary>How schema types map onto C# types.</summary>
+internal static class CSharpTypes
+{
+    public static string Builtin(string name) => name switch
+    {
+        "str" => "string",
+        "int" or "int64" => "long",
+        "int32" => "int",
+        "int16" => "short",
+        "int8" => "sbyte",
+        "uint64" or "size" => "ulong",
+        "uint32" => "uint",
+        "uint16" => "ushort",
+        "uint8" => "byte",
+        "bool" => "bool",
+        "number" => "double",
+        _ => "",
+    };
+
+    public static bool IsValueType(Schema schema, TypeRef t) =>
+        !t.IsList && (schema.ByName.TryGetValue(t.Name, out var d) ? d is EnumDef : t.Name != "str");
+
+    public static string Element(Schema schema, string name)
+    {
+        string b = Builtin(name);
+        return b.Length > 0 ? b : schema.ByName[name].ClassName;
+    }
+
+    public static string Of(Schema schema, TypeRef t)
+    {
+        string e = Element(schema, t.Name);
+        return t.IsList ? "global::System.Collections.Generic.List<" + e + ">" : e;
+    }
+}

@@ -1,0 +1,30 @@
+using System.Text;
+
+namespace SharpBlock.SchemaGen;
+
+internal static class Naming
+{
+    /// <summary>Wire names use '-', '_' and '.' between words; C# names are PascalCase.</summary>
+    public static string Pascal(string wire)
+    {
+        var sb = new StringBuilder(wire.Length);
+        bool upper = true;
+        foreach (char c in wire)
+        {
+            if (c == '-' || c == '_' || c == '.')
+            {
+                upper = true;
+                continue;
+            }
+
+            sb.Append(upper ? char.ToUpperInvariant(c) : c);
+            upper = false;
+        }
+
+        if (sb.Length > 0 && char.IsDigit(sb[0]))
+            sb.Insert(0, 'N');
+        return sb.ToString();
+    }
+
+    public static string Literal(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+}
