@@ -57,6 +57,12 @@ internal sealed class CodecEmitter
         }
 
         EmitEvents();
+        foreach (var d in _schema.All)
+        {
+            if (d is CommandDef { Returns: { IsList: true } r })
+                _listWriters.Add(r.Name);
+        }
+
         // List helpers may ask for more list helpers only of already-seen types, so one pass suffices.
         foreach (var t in new List<string>(_listReaders))
             EmitListReader(t);
@@ -165,7 +171,7 @@ internal sealed class CodecEmitter
 
     private void EmitNames(string field, List<Member> members, IEnumerable<string>? extra = null)
     {
-        _sb.Append("    private static readonly string[] " + field + " = [");
+        _sb.Append("    internal static readonly string[] " + field + " = [");
         bool first = true;
         foreach (var m in members)
         {
@@ -503,26 +509,29 @@ internal sealed class CodecEmitter
             }
 
             string handlerType = "global::System.Func<" + (args != null ? args + ", " : "") + "QmpCallContext, global::System.Threading.Tasks.ValueTask" + (ret != null ? "<" + ret + ">" : "") + ">";
+            string m = Naming.Pascal(c.Name);
             sb.AppendLine("    /// <summary>The '" + c.Name + "' command.</summary>");
-            sb.AppendLine("    public static QmpCommand " + Naming.Pascal(c.Name) + "(" + handlerType + " handler) =>");
-            sb.AppendLine("        new(" + Naming.Literal(c.Name) + ", async (args, ctx) =>");
-            sb.AppendLine("        {");
+            sb.AppendLine("    public static QmpCommand " + m + "(" + handlerType + " handler) =>");
+            sb.AppendLine("        new(" + Naming.Literal(c.Name) + ", (args, ctx) => Invoke" + m + "(args, ctx, handler));");
+            sb.AppendLine();
+            sb.AppendLine("    private static async global::System.Threading.Tasks.ValueTask<global::System.Action<QmpJsonWriter>?> Invoke" + m + "(JsonElement? args, QmpCallContext ctx, " + handlerType + " handler)");
+            sb.AppendLine("    {");
             if (args != null)
-                sb.AppendLine("            var a = QapiCodec.Read" + args + "Members(args, \"\", false);");
-            sb.AppendLine("            QapiRead.CheckUnexpected(args, \"\", " + (args != null ? "QapiCodec." + args + "Names" : "QapiRead.NoNames") + ");");
+                sb.AppendLine("        var a = QapiCodec.Read" + args + "Members(args ?? QapiRead.EmptyObject, \"\", false);");
+            sb.AppendLine("        QapiRead.CheckUnexpected(args, \"\", " + (args != null ? "QapiCodec." + args + "Names" : "QapiRead.NoNames") + ");");
             string call = "handler(" + (args != null ? "a, " : "") + "ctx).ConfigureAwait(false)";
             if (ret != null)
             {
-                sb.AppendLine("            var r = await " + call + ";");
-                sb.AppendLine("            return (QmpJsonWriter w) => " + retWrite + ";");
+                sb.AppendLine("        var r = await " + call + ";");
+                sb.AppendLine("        return (QmpJsonWriter w) => " + retWrite + ";");
             }
             else
             {
-                sb.AppendLine("            await " + call + ";");
-                sb.AppendLine("            return null;");
+                sb.AppendLine("        await " + call + ";");
+                sb.AppendLine("        return null;");
             }
 
-            sb.AppendLine("        });");
+            sb.AppendLine("    }");
             sb.AppendLine();
         }
 

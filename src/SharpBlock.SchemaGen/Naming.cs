@@ -26,5 +26,12 @@ internal static class Naming
         return sb.ToString();
     }
 
+    /// <summary>A type name that cannot collide with the System types every file sees through implicit usings.</summary>
+    public static string TypeName(string wire)
+    {
+        string p = Pascal(wire);
+        return p is "String" or "Object" or "Type" or "Enum" or "Action" or "Task" or "Stream" or "Version" ? "Qapi" + p : p;
+    }
+
     public static string Literal(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 }

@@ -36,7 +36,7 @@ internal abstract class Definition
     protected Definition(string name) => Name = name;
 
     public string Name { get; }
-    public virtual string ClassName => Naming.Pascal(Name);
+    public virtual string ClassName => Naming.TypeName(Name);
 }
 
 internal sealed class EnumDef : Definition
@@ -59,7 +59,7 @@ internal sealed class StructDef : Definition
     public string? BaseName { get; }
     public List<Member> Members { get; }
     public bool IsBase { get; set; }
-    public override string ClassName => _className ?? Naming.Pascal(Name);
+    public override string ClassName => _className ?? Naming.TypeName(Name);
 }
 
 /// <summary>A union: flat (a base struct whose discriminator member selects the branch) or simple ({"type", "data"}).</summary>

@@ -1,0 +1,22 @@
+using SharpBlock.Cli;
+using SharpBlock.Cli.Daemon;
+
+// sharpblock daemon ... | sharpblock --version
+if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+{
+    Console.Out.Write(Usage.Text);
+    return args.Length == 0 ? 1 : 0;
+}
+
+if (args[0] is "-V" or "--version")
+{
+    Console.Out.WriteLine("sharpblock " + Usage.Version);
+    return 0;
+}
+
+string[] rest = args[1..];
+return args[0] switch
+{
+    "daemon" => await DaemonCommand.RunAsync(rest).ConfigureAwait(false),
+    _ => Usage.Fail($"unknown command '{args[0]}'"),
+};

@@ -1,0 +1,119 @@
+using SharpBlock.Graph;
+using SharpBlock.Qmp.Schema;
+using SharpBlock.Qmp.Server;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Qmp.Commands;
+
+/// <summary>query-block, query-named-block-nodes, query-blockstats, query-block-jobs.</summary>
+internal static class BlockQueryCommands
+{
+    public static void Register(QmpServer server)
+    {
+        server.Register(QmpCommandTable.QueryBlock(static async ctx =>
+        {
+            var list = new List<BlockInfo>();
+            foreach (var dev in ctx.Server.Graph.Devices)
+                list.Add(await DescribeDeviceAsync(dev, ctx.CancellationToken).ConfigureAwait(false));
+            return list;
+        }));
+        server.Register(QmpCommandTable.QueryNamedBlockNodes(static async ctx =>
+        {
+            var list = new List<BlockDeviceInfo>();
+            foreach (var node in ctx.Server.Graph.Nodes.ToArray())
+                list.Add(await DescribeNodeAsync(node, ctx.CancellationToken).ConfigureAwait(false));
+            return list;
+        }));
+        server.Register(QmpCommandTable.QueryBlockstats(static ctx =>
+        {
+            var list = new List<BlockStats>();
+            foreach (var dev in ctx.Server.Graph.Devices)
+            {
+                var s = new BlockStats { Device = dev.Id, Stats = ToWire(dev.Stats) };
+                if (dev.Root is { } root)
+                {
+                    // The device's own counters stand for its root node; below it, each node's own.
+                    if (root.File is { } f)
+                        s.Parent = NodeStats(f);
+                    if (root.Backing is { } b)
+                        s.Backing = NodeStats(b);
+                }
+
+                list.Add(s);
+            }
+
+            return ValueTask.FromResult<IReadOnlyList<BlockStats>>(list);
+        }));
+        server.Register(QmpCommandTable.QueryBlockJobs(static ctx =>
+            ValueTask.FromResult<IReadOnlyList<BlockJobInfo>>(Array.Empty<BlockJobInfo>())));
+    }
+
+    private static BlockStats NodeStats(BlockNode node)
+    {
+        var s = new BlockStats { Stats = ToWire(node.Stats) };
+        if (node.File is { } f)
+            s.Parent = NodeStats(f);
+        if (node.Backing is { } b)
+            s.Backing = NodeStats(b);
+        return s;
+    }
+
+    private static BlockDeviceStats ToWire(IoStats s) => new()
+    {
+        RdBytes = s.ReadBytes,
+        WrBytes = s.WriteBytes,
+        RdOperations = s.ReadOperations,
+        WrOperations = s.WriteOperations,
+        FlushOperations = s.FlushOperations,
+        FlushTotalTimeNs = s.FlushTotalTimeNs,
+        WrTotalTimeNs = s.WriteTotalTimeNs,
+        RdTotalTimeNs = s.ReadTotalTimeNs,
+        WrHighestOffset = s.WriteHighestOffset,
+    };
+
+    internal static async ValueTask<BlockInfo> DescribeDeviceAsync(BlockBackend dev, CancellationToken ct)
+    {
+        var info = new BlockInfo
+        {
+            Device = dev.Id,
+            Type = "unknown",
+            Removable = dev.Removable,
+            Locked = dev.Locked,
+        };
+        if (dev.Removable)
+            info.TrayOpen = dev.TrayOpen;
+        if (dev.IoStatusEnabled)
+            info.IoStatus = dev.IoStatus;
+        if (dev.Root is { } root)
+            info.Inserted = await DescribeNodeAsync(root, ct).ConfigureAwait(false);
+        return info;
+    }
+
+    internal static async ValueTask<BlockDeviceInfo> DescribeNodeAsync(BlockNode node, CancellationToken ct)
+    {
+        int depth = 0;
+        for (var b = node.Backing; b != null; b = b.Backing)
+            depth++;
+        var info = new BlockDeviceInfo
+        {
+            File = node.Filename,
+            NodeName = node.NodeName,
+            Ro = node.ReadOnly,
+            Drv = node.DriverName,
+            BackingFileDepth = depth,
+            Encrypted = node.Encrypted,
+            EncryptionKeyMissing = node.EncryptionKeyMissing,
+            DetectZeroes = node.Settings.DetectZeroes,
+            Bps = 0,
+            BpsRd = 0,
+            BpsWr = 0,
+            Iops = 0,
+            IopsRd = 0,
+            IopsWr = 0,
+            Image = await node.GetImageInfoAsync(ct).ConfigureAwait(false),
+        };
+        if (node.BackingFileName is { } bf)
+            info.BackingFile = bf;
+        return info;
+    }
+}

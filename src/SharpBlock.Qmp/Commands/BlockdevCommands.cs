@@ -1,0 +1,35 @@
+using SharpBlock.Qmp.Schema;
+using SharpBlock.Qmp.Server;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Qmp.Commands;
+
+/// <summary>Adding and removing nodes.</summary>
+internal static class BlockdevCommands
+{
+    public static void Register(QmpServer server)
+    {
+        // The seed's form wraps the options in 'options'; QEMU 2.9+ passes them directly. Both are
+        // accepted: no BlockdevOptions member is called 'options', so the two never collide.
+        server.Register(new QmpCommand("blockdev-add", static async (args, ctx) =>
+        {
+            var a = args ?? QapiRead.EmptyObject;
+            BlockdevOptions options;
+            if (a.TryGetProperty("options", out _))
+            {
+                var wrapped = QapiCodec.ReadBlockdevAddArgumentsMembers(a, "", false);
+                QapiRead.CheckUnexpected(a, "", ["options"]);
+                options = wrapped.Options;
+            }
+            else
+            {
+                options = QapiCodec.ReadBlockdevOptions(a, "", false);
+            }
+
+            await ctx.Server.Graph.AddAsync(options, ctx.CancellationToken).ConfigureAwait(false);
+            return null;
+        }));
+        // Block-layer failures (BlockException) become GenericError with their message in the session.
+        server.Register(QmpCommandTable.BlockdevDel(static (a, ctx) => ctx.Server.Graph.DeleteAsync(a.NodeName, ctx.CancellationToken)));
+    }
+}

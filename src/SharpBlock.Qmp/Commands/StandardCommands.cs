@@ -1,0 +1,15 @@
+using SharpBlock.Qmp.Server;
+
+namespace SharpBlock.Qmp.Commands;
+
+/// <summary>Every command this build implements, area by area. What is not registered here does not exist for clients.</summary>
+internal static class StandardCommands
+{
+    public static void RegisterAll(QmpServer server)
+    {
+        CoreCommands.Register(server);
+        BlockdevCommands.Register(server);
+        BlockQueryCommands.Register(server);
+        DeviceCommands.Register(server);
+    }
+}

@@ -1,0 +1,233 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharpBlock.Graph;
+using SharpBlock.Qmp.Protocol;
+using SharpBlock.Qmp.Schema;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Qmp.Server;
+
+/// <summary>
+/// The QMP service of a daemon: the command table, the connected sessions and the event fan-out. Transports
+/// (Unix socket, TCP, stdio, in-memory streams in tests) only hand it a pair of streams per client.
+/// </summary>
+public sealed class QmpServer : IAsyncDisposable
+{
+    private readonly Dictionary<string, QmpCommand> _commands = new(StringComparer.Ordinal);
+    private readonly List<QmpSession> _sessions = [];
+    private readonly List<Task> _sessionTasks = [];
+    private readonly List<Socket> _listeners = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _quit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _log;
+
+    public QmpServer(BlockGraph graph, ILoggerFactory? loggers = null)
+    {
+        Graph = graph;
+        _loggers = loggers ?? NullLoggerFactory.Instance;
+        _log = _loggers.CreateLogger("SharpBlock.Qmp");
+        string informational = typeof(QmpServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+        Version = new VersionInfo
+        {
+            Qemu = new VersionTriple { Major = 2, Minor = 1, Micro = 0 },
+            Package = "sharpblock " + informational,
+        };
+        graph.Events.Raised += Broadcast;
+        Commands.StandardCommands.RegisterAll(this);
+    }
+
+    public BlockGraph Graph { get; }
+
+    public VersionInfo Version { get; }
+
+    /// <summary>Completes when a client sent 'quit'.</summary>
+    public Task QuitRequested => _quit.Task;
+
+    public CancellationToken Stopping => _stopping.Token;
+
+    public ILoggerFactory Loggers => _loggers;
+
+    /// <summary>Adds a command; only registered commands exist for clients (query-commands lists exactly these).</summary>
+    public void Register(QmpCommand command) => _commands[command.Name] = command;
+
+    public IEnumerable<string> CommandNames => _commands.Keys;
+
+    internal void RequestQuit() => _quit.TrySetResult();
+
+    internal async ValueTask<Action<QmpJsonWriter>?> ExecuteAsync(QmpSession session, string name, JsonElement? arguments, CancellationToken cancellationToken)
+    {
+        if (!session.Negotiated)
+        {
+            if (name != "qmp_capabilities")
+                throw new QmpException(ErrorClass.CommandNotFound, "Expecting capabilities negotiation with 'qmp_capabilities'");
+        }
+        else if (name == "qmp_capabilities")
+        {
+            throw new QmpException(ErrorClass.CommandNotFound, "Capabilities negotiation is already complete, command ignored");
+        }
+
+        if (!_commands.TryGetValue(name, out var command))
+            throw new QmpException(ErrorClass.CommandNotFound, $"The command {name} has not been found");
+        return await command.Invoke(arguments, new QmpCallContext(this, session, cancellationToken)).ConfigureAwait(false);
+    }
+
+    private void Broadcast(IQapiEvent e)
+    {
+        var w = new QmpJsonWriter(new ArrayBufferWriter<byte>(256));
+        long us = (DateTimeOffset.UtcNow.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
+        w.WriteStartObject();
+        w.WritePropertyName("timestamp");
+        w.WriteStartObject();
+        w.WritePropertyName("seconds");
+        w.WriteNumberValue(us / 1_000_000);
+        w.WritePropertyName("microseconds");
+        w.WriteNumberValue(us % 1_000_000);
+        w.WriteEndObject();
+        w.WritePropertyName("event");
+        w.WriteStringValue(e.EventName);
+        w.WritePropertyName("data");
+        QapiCodec.WriteEventData(w, e);
+        w.WriteEndObject();
+        byte[] message = w.WrittenMemory.ToArray();
+        lock (_sessions)
+        {
+            foreach (var s in _sessions)
+            {
+                if (s.Negotiated)
+                    s.SendEvent(message);
+            }
+        }
+    }
+
+    /// <summary>Serves one client over a pair of streams until it disconnects or the server stops.</summary>
+    public Task ServeAsync(Stream input, Stream output, string peer)
+    {
+        var session = new QmpSession(this, input, output, peer, _loggers.CreateLogger("SharpBlock.Qmp.Session"));
+        lock (_sessions)
+            _sessions.Add(session);
+        var task = RunSessionAsync(session);
+        lock (_sessionTasks)
+            _sessionTasks.Add(task);
+        return task;
+    }
+
+    private async Task RunSessionAsync(QmpSession session)
+    {
+        _log.LogDebug("QMP client {Peer} connected", session.Peer);
+        try
+        {
+            await session.RunAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_sessions)
+                _sessions.Remove(session);
+            _log.LogDebug("QMP client {Peer} disconnected", session.Peer);
+        }
+    }
+
+    /// <summary>Listens on a Unix socket; the socket file is created mode 0600 so only its owner can connect.</summary>
+    public void ListenUnix(string path)
+    {
+        if (File.Exists(path) || Directory.Exists(path))
+        {
+            if ((File.GetAttributes(path) & FileAttributes.Directory) != 0)
+                throw new IOException($"'{path}' is a directory");
+            File.Delete(path);
+        }
+
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        int old = UnixPermissions.SetUmask(0x3F);
+        try
+        {
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new IOException($"Failed to bind socket to {path}: {ex.Message}", ex);
+        }
+        finally
+        {
+            UnixPermissions.SetUmask(old);
+        }
+
+        socket.Listen(16);
+        StartAccepting(socket, "unix:" + path);
+    }
+
+    /// <summary>Listens on TCP; returns the bound endpoint (useful with port 0).</summary>
+    public IPEndPoint ListenTcp(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(endpoint);
+            socket.Listen(16);
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new IOException($"Failed to listen on {endpoint}: {ex.Message}", ex);
+        }
+
+        StartAccepting(socket, "tcp");
+        return (IPEndPoint)socket.LocalEndPoint!;
+    }
+
+    private void StartAccepting(Socket listener, string name)
+    {
+        lock (_listeners)
+            _listeners.Add(listener);
+        _ = Task.Run(async () =>
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                Socket client;
+                try
+                {
+                    client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
+                {
+                    return;
+                }
+
+                var stream = new NetworkStream(client, ownsSocket: true);
+                string peer = client.RemoteEndPoint?.ToString() is { Length: > 0 } ep ? ep : name;
+                _ = ServeAndCloseAsync(stream, peer);
+            }
+        });
+    }
+
+    private async Task ServeAndCloseAsync(NetworkStream stream, string peer)
+    {
+        await using (stream.ConfigureAwait(false))
+            await ServeAsync(stream, stream, peer).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops listening, ends every session (after their queued replies are written).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        lock (_listeners)
+        {
+            foreach (var l in _listeners)
+                l.Dispose();
+            _listeners.Clear();
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        Task[] tasks;
+        lock (_sessionTasks)
+            tasks = [.. _sessionTasks];
+        await Task.WhenAny(Task.WhenAll(tasks), Task.Delay(2000)).ConfigureAwait(false);
+        Graph.Events.Raised -= Broadcast;
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,29 @@
+using SharpBlock.Drivers.Format.Raw;
+using SharpBlock.Drivers.Protocol.File;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Drivers;
+
+/// <summary>Registers every driver the library implements. A driver that is not here is refused at blockdev-add.</summary>
+internal static class BuiltinDrivers
+{
+    public static void RegisterAll(BlockDriverRegistry r)
+    {
+        r.Register(BlockdevDriver.File, static (ctx, _) => OpenFile(ctx, ctx.Options.File, "file"));
+        r.Register(BlockdevDriver.HostDevice, static (ctx, _) => OpenFile(ctx, ctx.Options.HostDevice, "host_device"));
+        r.Register(BlockdevDriver.Raw, static async (ctx, ct) =>
+        {
+            var file = await ctx.OpenChildAsync(ctx.Options.Raw!.File, ct).ConfigureAwait(false);
+            return new RawNode(file, ctx.Settings);
+        });
+    }
+
+    private static ValueTask<BlockNode> OpenFile(BlockOpenContext ctx, BlockdevOptionsFile? o, string driver)
+    {
+        if (o == null)
+            throw new BlockException(Errno.EINVAL, "Missing file options");
+        return ValueTask.FromResult<BlockNode>(FileNode.Open(o.Filename, ctx.Settings, driver));
+    }
+}

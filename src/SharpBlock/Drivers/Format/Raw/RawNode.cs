@@ -1,0 +1,41 @@
+using SharpBlock.Graph;
+using SharpBlock.Io;
+
+namespace SharpBlock.Drivers.Format.Raw;
+
+/// <summary>The raw format: the guest sees the bytes of its file child one to one.</summary>
+public sealed class RawNode : BlockNode
+{
+    private readonly BlockNode _file;
+
+    public RawNode(BlockNode file, NodeSettings settings)
+        : base(settings)
+    {
+        _file = file;
+        AttachChild(file, ChildRole.File, "file");
+    }
+
+    public override string DriverName => "raw";
+
+    public override long Length => _file.Length;
+
+    protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
+        _file.ReadAsync(offset, buffer, cancellationToken);
+
+    protected override ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken) =>
+        _file.WriteAsync(offset, data, flags, cancellationToken);
+
+    protected override ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken) =>
+        _file.WriteZeroesAsync(offset, length, flags, cancellationToken);
+
+    protected override ValueTask DiscardCoreAsync(long offset, long length, CancellationToken cancellationToken) =>
+        _file.DiscardAsync(offset, length, cancellationToken);
+
+    protected override ValueTask FlushCoreAsync(CancellationToken cancellationToken) => _file.FlushAsync(cancellationToken);
+
+    protected override ValueTask<BlockStatus> BlockStatusCoreAsync(long offset, long length, CancellationToken cancellationToken) =>
+        _file.GetBlockStatusAsync(offset, length, cancellationToken);
+
+    protected override ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken) =>
+        _file.TruncateAsync(size, cancellationToken);
+}

@@ -1,0 +1,230 @@
+using System.Globalization;
+using SharpBlock.Errors;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Graph;
+
+/// <summary>
+/// Every node and device of one daemon or program. Graph changes are serialised by one async lock; I/O
+/// never takes it.
+/// </summary>
+public sealed class BlockGraph : IAsyncDisposable
+{
+    private readonly Dictionary<string, BlockNode> _nodes = new(StringComparer.Ordinal);
+    private readonly List<BlockNode> _nodeOrder = [];
+    private readonly List<BlockBackend> _devices = [];
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private int _nextNodeNumber;
+
+    public BlockGraph(BlockDriverRegistry? drivers = null)
+    {
+        Drivers = drivers ?? BlockDriverRegistry.CreateDefault();
+    }
+
+    public BlockDriverRegistry Drivers { get; }
+
+    public BlockEvents Events { get; } = new();
+
+    public IReadOnlyList<BlockBackend> Devices => _devices;
+
+    /// <summary>Every open node, in the order they were opened.</summary>
+    public IReadOnlyList<BlockNode> Nodes => _nodeOrder;
+
+    public BlockNode? FindNode(string name) => _nodes.GetValueOrDefault(name);
+
+    public BlockBackend? FindDevice(string id)
+    {
+        foreach (var d in _devices)
+        {
+            if (d.Id == id)
+                return d;
+        }
+
+        return null;
+    }
+
+    /// <summary>Holds the graph lock; for callers that change the graph in several steps.</summary>
+    public async ValueTask<IDisposable> LockAsync(CancellationToken cancellationToken = default)
+    {
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Releaser(_lock);
+    }
+
+    private sealed class Releaser(SemaphoreSlim s) : IDisposable
+    {
+        private SemaphoreSlim? _s = s;
+
+        public void Dispose() => Interlocked.Exchange(ref _s, null)?.Release();
+    }
+
+    /// <summary>
+    /// blockdev-add: opens a node tree. With an 'id' the root becomes a device of that name; with only a
+    /// node-name it stays a named node that devices, exports and jobs can refer to.
+    /// </summary>
+    public async ValueTask<BlockNode> AddAsync(BlockdevOptions options, CancellationToken cancellationToken = default)
+    {
+        using (await LockAsync(cancellationToken).ConfigureAwait(false))
+        {
+            string? id = options.Id;
+            if (id == null && options.NodeName == null)
+                throw new BlockException(Errno.EINVAL, "Block device needs an 'id' or a 'node-name'");
+            if (id != null)
+            {
+                CheckName(id, "id");
+                if (FindDevice(id) != null)
+                    throw new BlockException(Errno.EEXIST, $"Device with id '{id}' already exists");
+                if (_nodes.ContainsKey(id))
+                    throw new BlockException(Errno.EEXIST, $"Device name '{id}' conflicts with an existing node name");
+                if (options.NodeName == id)
+                    throw new BlockException(Errno.EEXIST, $"Device name '{id}' conflicts with an existing node name");
+            }
+
+            var opened = new List<BlockNode>();
+            try
+            {
+                var root = await OpenTreeAsync(options, NodeSettings.Default, opened, cancellationToken, topLevel: true).ConfigureAwait(false);
+                if (id != null)
+                {
+                    _devices.Add(new BlockBackend(this, id, root,
+                        options.Rerror ?? BlockdevOnError.Report, options.Werror ?? BlockdevOnError.Enospc));
+                }
+
+                return root;
+            }
+            catch
+            {
+                for (int i = opened.Count - 1; i >= 0; i--)
+                {
+                    Unregister(opened[i]);
+                    await opened[i].DisposeAsync().ConfigureAwait(false);
+                }
+
+                throw;
+            }
+        }
+    }
+
+    private static void CheckName(string name, string what)
+    {
+        // QEMU's rule: a letter first, then letters, digits, '-', '.', '_'.
+        bool ok = name.Length > 0 && char.IsAsciiLetter(name[0]);
+        foreach (char c in name)
+            ok &= char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_';
+        if (!ok)
+            throw new BlockException(Errno.EINVAL, $"Invalid {what}: '{name}'");
+    }
+
+    internal async ValueTask<BlockNode> OpenTreeAsync(BlockdevOptions options, NodeSettings inherited, List<BlockNode> opened,
+        CancellationToken cancellationToken, bool topLevel = false)
+    {
+        if (!topLevel && options.Id != null)
+            throw new BlockException(Errno.EINVAL, "'id' is only allowed on the top level of blockdev-add");
+        if (options.NodeName is { } nn)
+        {
+            CheckName(nn, "node-name");
+            if (_nodes.ContainsKey(nn))
+                throw new BlockException(Errno.EEXIST, $"Duplicate nodes with node-name='{nn}'");
+            if (FindDevice(nn) != null)
+                throw new BlockException(Errno.EEXIST, $"node-name={nn} is conflicting with a device id");
+        }
+
+        if (!Drivers.TryGet(options.Driver, out var opener))
+            throw new BlockException(Errno.EOPNOTSUPP, $"Driver '{options.Driver.ToWire()}' is not supported");
+        var settings = inherited.Apply(options);
+        var ctx = new BlockOpenContext(this, options, settings, opened);
+        var node = await opener(ctx, cancellationToken).ConfigureAwait(false);
+        if (options.NodeName is { } given)
+        {
+            node.NodeName = given;
+            node.HasUserNodeName = true;
+        }
+        else
+        {
+            node.NodeName = "#block" + (_nextNodeNumber++).ToString("D3", CultureInfo.InvariantCulture);
+        }
+
+        opened.Add(node);
+        if (!_nodes.TryAdd(node.NodeName, node))
+            throw new BlockException(Errno.EEXIST, $"Duplicate nodes with node-name='{node.NodeName}'");
+        _nodeOrder.Add(node);
+        return node;
+    }
+
+    private void Unregister(BlockNode node)
+    {
+        if (_nodes.TryGetValue(node.NodeName, out var n) && ReferenceEquals(n, node))
+            _nodes.Remove(node.NodeName);
+        _nodeOrder.Remove(node);
+    }
+
+    /// <summary>Closes a node nobody uses any more, and with it the children only it used.</summary>
+    internal async ValueTask CloseNodeAsync(BlockNode node)
+    {
+        await node.DisposeAsync().ConfigureAwait(false);
+        foreach (var n in _nodeOrder.ToArray())
+        {
+            if (n.IsClosed)
+                Unregister(n);
+        }
+    }
+
+    /// <summary>blockdev-del: removes a device (by id) or an unused node (by node-name).</summary>
+    public async ValueTask DeleteAsync(string name, CancellationToken cancellationToken = default)
+    {
+        using (await LockAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (FindDevice(name) is { } dev)
+            {
+                await dev.EjectAsync().ConfigureAwait(false);
+                _devices.Remove(dev);
+                return;
+            }
+
+            if (!_nodes.TryGetValue(name, out var node))
+                throw new BlockException(Errno.ENOENT, $"Failed to find node with node-name='{name}'");
+            if (node.Users.Count > 0)
+                throw new BlockException(Errno.EBUSY, $"Node '{name}' is busy: node is used as a child or by a device");
+            await CloseNodeAsync(node).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Flushes every device and node; what 'quit' and a signal do before exit.</summary>
+    public async ValueTask FlushAllAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var d in _devices.ToArray())
+            await d.FlushAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var n in _nodeOrder.ToArray())
+        {
+            if (!n.ReadOnly && !n.IsClosed)
+                await n.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using (await LockAsync().ConfigureAwait(false))
+        {
+            foreach (var d in _devices.ToArray())
+                await d.EjectAsync().ConfigureAwait(false);
+            _devices.Clear();
+            // Parents first: a node's disposal closes children that only it used.
+            for (int i = _nodeOrder.Count - 1; i >= 0; i--)
+            {
+                var n = _nodeOrder[i];
+                if (!n.IsClosed && n.Users.Count == 0)
+                    await n.DisposeAsync().ConfigureAwait(false);
+            }
+
+            foreach (var n in _nodeOrder.ToArray())
+            {
+                if (!n.IsClosed)
+                    await n.DisposeAsync().ConfigureAwait(false);
+            }
+
+            _nodes.Clear();
+            _nodeOrder.Clear();
+        }
+
+        _lock.Dispose();
+    }
+}

@@ -1,0 +1,38 @@
+using SharpBlock.Errors;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Graph;
+
+/// <summary>What a driver sees while it opens: its options, the settings passed down, and a way to open children.</summary>
+public sealed class BlockOpenContext
+{
+    internal BlockOpenContext(BlockGraph graph, BlockdevOptions options, NodeSettings settings, List<BlockNode> opened)
+    {
+        Graph = graph;
+        Options = options;
+        Settings = settings;
+        Opened = opened;
+    }
+
+    public BlockGraph Graph { get; }
+    public BlockdevOptions Options { get; }
+    public NodeSettings Settings { get; }
+
+    /// <summary>Nodes opened so far in this blockdev-add, closed again if a later step fails.</summary>
+    internal List<BlockNode> Opened { get; }
+
+    /// <summary>
+    /// Opens (or looks up) a child. A reference names an existing node or device; a definition is opened
+    /// with this node's settings as defaults, as QEMU passes cache and read-only down to children.
+    /// </summary>
+    public async ValueTask<BlockNode> OpenChildAsync(BlockdevRef reference, CancellationToken cancellationToken)
+    {
+        if (reference.Reference is { } name)
+        {
+            return Graph.FindNode(name) ?? Graph.FindDevice(name)?.Root
+                ?? throw new BlockException(Errno.ENOENT, $"Cannot find device='{name}' nor node-name='{name}'");
+        }
+
+        return await Graph.OpenTreeAsync(reference.Definition!, Settings, Opened, cancellationToken).ConfigureAwait(false);
+    }
+}
