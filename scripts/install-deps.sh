@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the real tools the interop tests run against (qemu-img, qemu-io, qemu-nbd,
+# qemu-storage-daemon, nbdinfo, nbdcopy, socat). As root it installs what is missing; otherwise it
+# says what to install. Under CI=true a missing tool is an error, never a silent skip.
+set -euo pipefail
+
+need=()
+for tool in qemu-img qemu-io qemu-nbd qemu-storage-daemon nbdinfo nbdcopy socat; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+
+packages="qemu-utils qemu-system-common libnbd-bin socat"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "install-deps: missing ${need[*]}; installing $packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq $packages >/dev/null
+  exit 0
+fi
+
+echo "install-deps: missing ${need[*]}; install them with: sudo apt-get install -y $packages" >&2
+[ "${CI:-}" = "true" ] && exit 1
+exit 0
