@@ -157,6 +157,7 @@ public sealed class QmpServer : IAsyncDisposable
             UnixPermissions.SetUmask(old);
         }
 
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         socket.Listen(16);
         StartAccepting(socket, "unix:" + path);
     }

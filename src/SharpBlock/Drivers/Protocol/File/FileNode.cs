@@ -65,12 +65,13 @@ public sealed class FileNode : BlockNode
                 throw new BlockException(Errno.EINVAL, $"'{path}' is not a file");
             long length = isBlock ? LibC.LSeek(fd, 0, LibC.SEEK_END) : st.Size;
 
+            // As QEMU 7: a reader shares everything; a writer refuses other writers and resizers.
             var perms = FileLocks.Perm.ConsistentRead;
-            var shared = FileLocks.Perm.All & ~FileLocks.Perm.Write;
+            var shared = FileLocks.Perm.All;
             if (!settings.ReadOnly)
             {
                 perms |= FileLocks.Perm.Write | FileLocks.Perm.Resize;
-                shared &= ~FileLocks.Perm.Resize;
+                shared &= ~(FileLocks.Perm.Write | FileLocks.Perm.Resize);
             }
 
             FileLocks.Acquire(fd, perms, shared);

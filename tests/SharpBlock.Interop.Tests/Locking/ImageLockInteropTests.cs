@@ -1,0 +1,88 @@
+using SharpBlock.Drivers.Protocol.File;
+using SharpBlock.Graph;
+using SharpBlock.Testing;
+
+namespace SharpBlock.Interop.Tests.Locking;
+
+/// <summary>
+/// SharpBlock and QEMU lock images the same way, so neither can open an image the other is writing.
+/// These run the real qemu-img and qemu-io.
+/// </summary>
+public class ImageLockInteropTests
+{
+    [Fact]
+    public async Task Qemu_io_cannot_write_an_image_we_write()
+    {
+        using var dir = new TempDir();
+        string path = dir.PatternFile("a.img", 1 << 20);
+        await using (FileNode.Open(path, NodeSettings.Default))
+        {
+            var r = await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write 0 512", path);
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("Failed to get \"write\" lock", r.Stdout + r.Stderr, StringComparison.Ordinal);
+            // Readers share writes in QEMU 7, so a read-only qemu-io may look while we write.
+            (await Tools.RunAsync("qemu-io", "-r", "-f", "raw", "-c", "read 0 512", path)).Ok();
+        }
+
+        (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write 0 512", path)).Ok();
+    }
+
+    [Fact]
+    public async Task We_cannot_open_an_image_qemu_io_is_writing()
+    {
+        using var dir = new TempDir();
+        string path = dir.PatternFile("a.img", 1 << 20);
+        // qemu-io holds the image open read-write while it sleeps.
+        var psi = new System.Diagnostics.ProcessStartInfo(Tools.Require("qemu-io"))
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "-f", "raw", path })
+            psi.ArgumentList.Add(a);
+        using var qemu = System.Diagnostics.Process.Start(psi)!;
+        try
+        {
+            await qemu.StandardInput.WriteLineAsync("write -P 0x5a 0 4096");
+            await qemu.StandardInput.FlushAsync();
+            // Wait until qemu-io reports the write, so the image is certainly open.
+            string? line;
+            while ((line = await qemu.StandardOutput.ReadLineAsync()) != null && !line.Contains("wrote", StringComparison.Ordinal))
+            {
+            }
+
+            var ex = Assert.Throws<SharpBlock.Errors.BlockException>(() => FileNode.Open(path, NodeSettings.Default));
+            // qemu-io shares writes but not resize, so the conflict QEMU itself would report is on "write".
+            Assert.Matches("^Failed to get (shared )?\"write\" lock$", ex.Message);
+        }
+        finally
+        {
+            await qemu.StandardInput.WriteLineAsync("quit");
+            qemu.StandardInput.Close();
+            await qemu.WaitForExitAsync();
+        }
+
+        await using var node = FileNode.Open(path, NodeSettings.Default);
+        var buf = new byte[4096];
+        await node.ReadAsync(0, buf);
+        Assert.All(buf, b => Assert.Equal(0x5a, b));
+    }
+
+    [Fact]
+    public async Task Data_we_write_equals_what_qemu_img_sees()
+    {
+        using var dir = new TempDir();
+        string ours = dir.File("ours.img"), theirs = dir.File("theirs.img");
+        (await Tools.RunAsync("qemu-img", "create", "-f", "raw", ours, "4M")).Ok();
+        (await Tools.RunAsync("qemu-img", "create", "-f", "raw", theirs, "4M")).Ok();
+        await using (var node = FileNode.Open(ours, NodeSettings.Default))
+        {
+            await node.WriteAsync(1000, Enumerable.Repeat((byte)0x42, 5000).ToArray());
+            await node.WriteZeroesAsync(2000, 100);
+        }
+
+        (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 0x42 1000 5000", "-c", "write -z 2000 100", theirs)).Ok();
+        (await Tools.RunAsync("qemu-img", "compare", "-f", "raw", "-F", "raw", ours, theirs)).Ok();
+    }
+}
