@@ -44,8 +44,6 @@ internal static class BlockQueryCommands
 
             return ValueTask.FromResult<IReadOnlyList<BlockStats>>(list);
         }));
-        server.Register(QmpCommandTable.QueryBlockJobs(static ctx =>
-            ValueTask.FromResult<IReadOnlyList<BlockJobInfo>>(Array.Empty<BlockJobInfo>())));
     }
 
     private static BlockStats NodeStats(BlockNode node)
@@ -86,6 +84,8 @@ internal static class BlockQueryCommands
             info.IoStatus = dev.IoStatus;
         if (dev.Root is { } root)
             info.Inserted = await DescribeNodeAsync(root, ct).ConfigureAwait(false);
+        if (dev.Graph.Jobs.Find(dev.Id) is SharpBlock.Jobs.Mirror.MirrorJob mirror)
+            info.DirtyBitmaps = [new BlockDirtyInfo { Count = mirror.DirtyBitmap.DirtyBytes, Granularity = mirror.DirtyBitmap.Granularity }];
         return info;
     }
 

@@ -34,6 +34,7 @@ internal static class DeviceCommands
         server.Register(QmpCommandTable.Eject(static async (a, ctx) =>
         {
             var dev = ctx.Server.Graph.FindDevice(a.Device) ?? throw QmpException.DeviceNotFound(a.Device);
+            ctx.Server.Graph.Jobs.EnsureIdle(dev);
             await dev.EjectAsync().ConfigureAwait(false);
         }));
 

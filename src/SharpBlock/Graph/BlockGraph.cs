@@ -14,6 +14,9 @@ public sealed class BlockGraph : IAsyncDisposable
     private readonly List<BlockNode> _nodeOrder = [];
     private readonly List<BlockBackend> _devices = [];
     private readonly SemaphoreSlim _lock = new(1, 1);
+
+    // Guards _nodes and _nodeOrder: nodes are closed from jobs and ejects outside the graph lock.
+    private readonly object _registry = new();
     private int _nextNodeNumber;
 
     public BlockGraph(BlockDriverRegistry? drivers = null)
@@ -25,12 +28,25 @@ public sealed class BlockGraph : IAsyncDisposable
 
     public BlockEvents Events { get; } = new();
 
+    public Jobs.JobManager Jobs { get; } = new();
+
     public IReadOnlyList<BlockBackend> Devices => _devices;
 
-    /// <summary>Every open node, in the order they were opened.</summary>
-    public IReadOnlyList<BlockNode> Nodes => _nodeOrder;
+    /// <summary>Every open node, in the order they were opened (a snapshot).</summary>
+    public IReadOnlyList<BlockNode> Nodes
+    {
+        get
+        {
+            lock (_registry)
+                return [.. _nodeOrder];
+        }
+    }
 
-    public BlockNode? FindNode(string name) => _nodes.GetValueOrDefault(name);
+    public BlockNode? FindNode(string name)
+    {
+        lock (_registry)
+            return _nodes.GetValueOrDefault(name);
+    }
 
     public BlockBackend? FindDevice(string id)
     {
@@ -73,7 +89,7 @@ public sealed class BlockGraph : IAsyncDisposable
                 CheckName(id, "id");
                 if (FindDevice(id) != null)
                     throw new BlockException(Errno.EEXIST, $"Device with id '{id}' already exists");
-                if (_nodes.ContainsKey(id))
+                if (FindNode(id) != null)
                     throw new BlockException(Errno.EEXIST, $"Device name '{id}' conflicts with an existing node name");
                 if (options.NodeName == id)
                     throw new BlockException(Errno.EEXIST, $"Device name '{id}' conflicts with an existing node name");
@@ -122,7 +138,7 @@ public sealed class BlockGraph : IAsyncDisposable
         if (options.NodeName is { } nn)
         {
             CheckName(nn, "node-name");
-            if (_nodes.ContainsKey(nn))
+            if (FindNode(nn) != null)
                 throw new BlockException(Errno.EEXIST, $"Duplicate nodes with node-name='{nn}'");
             if (FindDevice(nn) != null)
                 throw new BlockException(Errno.EEXIST, $"node-name={nn} is conflicting with a device id");
@@ -144,24 +160,63 @@ public sealed class BlockGraph : IAsyncDisposable
         }
 
         opened.Add(node);
-        if (!_nodes.TryAdd(node.NodeName, node))
-            throw new BlockException(Errno.EEXIST, $"Duplicate nodes with node-name='{node.NodeName}'");
-        _nodeOrder.Add(node);
+        lock (_registry)
+        {
+            if (!_nodes.TryAdd(node.NodeName, node))
+                throw new BlockException(Errno.EEXIST, $"Duplicate nodes with node-name='{node.NodeName}'");
+            _nodeOrder.Add(node);
+        }
+
         return node;
     }
 
     private void Unregister(BlockNode node)
     {
-        if (_nodes.TryGetValue(node.NodeName, out var n) && ReferenceEquals(n, node))
-            _nodes.Remove(node.NodeName);
-        _nodeOrder.Remove(node);
+        lock (_registry)
+        {
+            if (_nodes.TryGetValue(node.NodeName, out var n) && ReferenceEquals(n, node))
+                _nodes.Remove(node.NodeName);
+            _nodeOrder.Remove(node);
+        }
+    }
+
+    /// <summary>Opens an image file as an unnamed node tree (a job's target); close it with the graph when done.</summary>
+    public async ValueTask<BlockNode> OpenImageAsync(string path, BlockdevDriver format, bool readOnly = false, CancellationToken cancellationToken = default)
+    {
+        var options = SharpBlock.Drivers.ImageFormats.FileOptions(format, path);
+        options.ReadOnly = readOnly;
+        using (await LockAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var opened = new List<BlockNode>();
+            try
+            {
+                return await OpenTreeAsync(options, NodeSettings.Default, opened, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                for (int i = opened.Count - 1; i >= 0; i--)
+                {
+                    Unregister(opened[i]);
+                    await opened[i].DisposeAsync().ConfigureAwait(false);
+                }
+
+                throw;
+            }
+        }
+    }
+
+    /// <summary>Closes a node tree that nothing uses (a job target that was not pivoted to).</summary>
+    public async ValueTask ReleaseAsync(BlockNode node)
+    {
+        if (node.Users.Count == 0 && !node.IsClosed)
+            await CloseNodeAsync(node).ConfigureAwait(false);
     }
 
     /// <summary>Closes a node nobody uses any more, and with it the children only it used.</summary>
     internal async ValueTask CloseNodeAsync(BlockNode node)
     {
         await node.DisposeAsync().ConfigureAwait(false);
-        foreach (var n in _nodeOrder.ToArray())
+        foreach (var n in Nodes)
         {
             if (n.IsClosed)
                 Unregister(n);
@@ -175,13 +230,13 @@ public sealed class BlockGraph : IAsyncDisposable
         {
             if (FindDevice(name) is { } dev)
             {
+                Jobs.EnsureIdle(dev);
                 await dev.EjectAsync().ConfigureAwait(false);
                 _devices.Remove(dev);
                 return;
             }
 
-            if (!_nodes.TryGetValue(name, out var node))
-                throw new BlockException(Errno.ENOENT, $"Failed to find node with node-name='{name}'");
+            var node = FindNode(name) ?? throw new BlockException(Errno.ENOENT, $"Failed to find node with node-name='{name}'");
             if (node.Users.Count > 0)
                 throw new BlockException(Errno.EBUSY, $"Node '{name}' is busy: node is used as a child or by a device");
             await CloseNodeAsync(node).ConfigureAwait(false);
@@ -193,7 +248,7 @@ public sealed class BlockGraph : IAsyncDisposable
     {
         foreach (var d in _devices.ToArray())
             await d.FlushAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var n in _nodeOrder.ToArray())
+        foreach (var n in Nodes)
         {
             if (!n.ReadOnly && !n.IsClosed)
                 await n.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -202,27 +257,32 @@ public sealed class BlockGraph : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await Jobs.CancelAllAsync().ConfigureAwait(false);
         using (await LockAsync().ConfigureAwait(false))
         {
             foreach (var d in _devices.ToArray())
                 await d.EjectAsync().ConfigureAwait(false);
             _devices.Clear();
+            var nodes = Nodes;
             // Parents first: a node's disposal closes children that only it used.
-            for (int i = _nodeOrder.Count - 1; i >= 0; i--)
+            for (int i = nodes.Count - 1; i >= 0; i--)
             {
-                var n = _nodeOrder[i];
+                var n = nodes[i];
                 if (!n.IsClosed && n.Users.Count == 0)
                     await n.DisposeAsync().ConfigureAwait(false);
             }
 
-            foreach (var n in _nodeOrder.ToArray())
+            foreach (var n in nodes)
             {
                 if (!n.IsClosed)
                     await n.DisposeAsync().ConfigureAwait(false);
             }
 
-            _nodes.Clear();
-            _nodeOrder.Clear();
+            lock (_registry)
+            {
+                _nodes.Clear();
+                _nodeOrder.Clear();
+            }
         }
 
         _lock.Dispose();

@@ -140,6 +140,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         long start = Stopwatch.GetTimestamp();
         try
         {
+            if (HasObservers)
+                await NotifyBeforeWriteAsync(offset, data.Length, cancellationToken).ConfigureAwait(false);
             if (data.Length > 0)
             {
                 if (Settings.DetectZeroes != BlockdevDetectZeroesOptions.Off && !data.Span.ContainsAnyExcept((byte)0))
@@ -159,6 +161,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         }
         finally
         {
+            if (HasObservers)
+                NotifyAfterWrite(offset, data.Length);
             Gate.Leave();
         }
     }
@@ -174,12 +178,16 @@ public abstract partial class BlockNode : IAsyncDisposable
         long start = Stopwatch.GetTimestamp();
         try
         {
+            if (HasObservers)
+                await NotifyBeforeWriteAsync(offset, length, cancellationToken).ConfigureAwait(false);
             if (length > 0)
                 await WriteZeroesCoreAsync(offset, length, flags, cancellationToken).ConfigureAwait(false);
             Stats.AccountWrite(offset, length, start);
         }
         finally
         {
+            if (HasObservers)
+                NotifyAfterWrite(offset, length);
             Gate.Leave();
         }
     }
@@ -194,10 +202,14 @@ public abstract partial class BlockNode : IAsyncDisposable
         await Gate.EnterAsync().ConfigureAwait(false);
         try
         {
+            if (HasObservers)
+                await NotifyBeforeWriteAsync(offset, length, cancellationToken).ConfigureAwait(false);
             await DiscardCoreAsync(offset, length, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
+            if (HasObservers)
+                NotifyAfterWrite(offset, length);
             Gate.Leave();
         }
     }

@@ -1,4 +1,4 @@
-using static SharpBlock.Qmp.Tests.Server.QmpServerHarness;
+using static SharpBlock.Testing.QmpServerHarness;
 
 namespace SharpBlock.Qmp.Tests.Server;
 

@@ -1,3 +1,4 @@
+using SharpBlock.Testing;
 using SharpBlock.Schema;
 
 namespace SharpBlock.Qmp.Tests.Server;

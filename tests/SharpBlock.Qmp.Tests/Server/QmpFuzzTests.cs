@@ -1,3 +1,4 @@
+using SharpBlock.Testing;
 using System.Text;
 
 namespace SharpBlock.Qmp.Tests.Server;

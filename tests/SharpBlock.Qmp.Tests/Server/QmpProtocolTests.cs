@@ -1,3 +1,4 @@
+using SharpBlock.Testing;
 using System.Text.Json;
 
 namespace SharpBlock.Qmp.Tests.Server;

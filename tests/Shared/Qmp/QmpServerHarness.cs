@@ -1,8 +1,7 @@
 using SharpBlock.Graph;
 using SharpBlock.Qmp.Server;
-using SharpBlock.Testing;
 
-namespace SharpBlock.Qmp.Tests.Server;
+namespace SharpBlock.Testing;
 
 /// <summary>A real QMP server on a real Unix socket in a scratch directory, torn down after the test.</summary>
 public sealed class QmpServerHarness : IAsyncDisposable

@@ -1,0 +1,161 @@
+using SharpBlock.Drivers;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+using SharpBlock.Jobs;
+using SharpBlock.Jobs.Backup;
+using SharpBlock.Jobs.Mirror;
+using SharpBlock.Qmp.Protocol;
+using SharpBlock.Qmp.Schema;
+using SharpBlock.Qmp.Server;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Qmp.Commands;
+
+/// <summary>Starting block jobs (drive-mirror, drive-backup) and controlling them (block-job-*).</summary>
+internal static class JobCommands
+{
+    public static void Register(QmpServer server)
+    {
+        server.Register(QmpCommandTable.DriveMirror(static async (a, ctx) =>
+        {
+            var graph = ctx.Server.Graph;
+            var dev = ActiveDevice(graph, a.Device);
+            int granularity = 64 * 1024;
+            if (a.Granularity is { } g)
+            {
+                if (g < 512 || g > 64 * 1024 * 1024)
+                    throw new QmpException("Parameter 'granularity' expects a value in range [512B, 64MB]");
+                if ((g & (g - 1)) != 0)
+                    throw new QmpException("Parameter 'granularity' expects power of 2");
+                granularity = (int)g;
+            }
+
+            if (a.BufSize is < 0)
+                throw new QmpException("Invalid parameter 'buf-size'");
+            CheckSpeed(a.Speed);
+            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, ctx.CancellationToken).ConfigureAwait(false);
+            await StartAsync(graph, target, () => new MirrorJob(dev, target, a.Sync, granularity, a.BufSize ?? 16L << 20, zeroed,
+                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report)).ConfigureAwait(false);
+        }));
+
+        server.Register(QmpCommandTable.DriveBackup(static async (a, ctx) =>
+        {
+            var graph = ctx.Server.Graph;
+            var dev = ActiveDevice(graph, a.Device);
+            CheckSpeed(a.Speed);
+            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, ctx.CancellationToken).ConfigureAwait(false);
+            await StartAsync(graph, target, () => new BackupJob(dev, target, a.Sync, zeroed,
+                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report)).ConfigureAwait(false);
+        }));
+
+        server.Register(QmpCommandTable.BlockJobSetSpeed(static (a, ctx) =>
+        {
+            var job = Job(ctx.Server.Graph, a.Device);
+            if (a.Speed < 0)
+                throw new QmpException("Invalid parameter 'speed'");
+            job.SetSpeed(a.Speed);
+            return ValueTask.CompletedTask;
+        }));
+        server.Register(QmpCommandTable.BlockJobCancel(static (a, ctx) =>
+        {
+            Job(ctx.Server.Graph, a.Device).Cancel(a.Force ?? false);
+            return ValueTask.CompletedTask;
+        }));
+        server.Register(QmpCommandTable.BlockJobPause(static (a, ctx) =>
+        {
+            Job(ctx.Server.Graph, a.Device).Pause();
+            return ValueTask.CompletedTask;
+        }));
+        server.Register(QmpCommandTable.BlockJobResume(static (a, ctx) =>
+        {
+            Job(ctx.Server.Graph, a.Device).Resume();
+            return ValueTask.CompletedTask;
+        }));
+        server.Register(QmpCommandTable.BlockJobComplete(static (a, ctx) =>
+        {
+            Job(ctx.Server.Graph, a.Device).Complete();
+            return ValueTask.CompletedTask;
+        }));
+        server.Register(QmpCommandTable.QueryBlockJobs(static ctx =>
+        {
+            var list = new List<BlockJobInfo>();
+            foreach (var j in ctx.Server.Graph.Jobs.Snapshot())
+                list.Add(j.Describe());
+            return ValueTask.FromResult<IReadOnlyList<BlockJobInfo>>(list);
+        }));
+    }
+
+    private static void CheckSpeed(long? speed)
+    {
+        if (speed is < 0)
+            throw new QmpException("Invalid parameter 'speed'");
+    }
+
+    private static BlockBackend ActiveDevice(BlockGraph graph, string id)
+    {
+        var dev = graph.FindDevice(id) ?? throw QmpException.DeviceNotFound(id);
+        if (dev.Root == null)
+            throw new QmpException($"Device '{id}' has no medium");
+        if (graph.Jobs.Find(id) != null)
+            throw new QmpException($"Device '{id}' is in use");
+        return dev;
+    }
+
+    private static BlockJob Job(BlockGraph graph, string device)
+    {
+        if (graph.FindDevice(device) == null)
+            throw QmpException.DeviceNotFound(device);
+        return graph.Jobs.Find(device) ?? throw QmpException.DeviceNotActive(device);
+    }
+
+    /// <summary>
+    /// The target of a mirror or backup: created anew (absolute-paths, the default; format defaults to the
+    /// source's) or an existing image (its format probed unless given). Returns whether it starts all zero.
+    /// </summary>
+    private static async ValueTask<(BlockNode Target, bool Zeroed)> OpenTargetAsync(BlockGraph graph, BlockBackend dev, string path,
+        string? format, NewImageMode? mode, CancellationToken ct)
+    {
+        var source = dev.Root!;
+        bool existing = mode == NewImageMode.Existing;
+        BlockdevDriver driver;
+        if (format != null)
+        {
+            if (!QapiEnums.TryParse(format, out driver))
+                throw new QmpException($"Unknown driver '{format}'");
+        }
+        else if (existing)
+        {
+            if (!File.Exists(path))
+                throw new QmpException($"Could not open '{path}': No such file or directory");
+            driver = await ImageFormats.ProbeAsync(path, ct).ConfigureAwait(false);
+        }
+        else if (!QapiEnums.TryParse(source.DriverName, out driver))
+        {
+            throw new QmpException($"Unknown driver '{source.DriverName}'");
+        }
+
+        if (!existing)
+            await ImageFormats.CreateAsync(driver, path, source.Length).ConfigureAwait(false);
+        var target = await graph.OpenImageAsync(path, driver, cancellationToken: ct).ConfigureAwait(false);
+        if (target.Length != source.Length)
+        {
+            await graph.ReleaseAsync(target).ConfigureAwait(false);
+            throw new QmpException("Source and target image have different sizes");
+        }
+
+        return (target, !existing);
+    }
+
+    private static async ValueTask StartAsync(BlockGraph graph, BlockNode target, Func<BlockJob> create)
+    {
+        try
+        {
+            graph.Jobs.Start(create());
+        }
+        catch (BlockException)
+        {
+            await graph.ReleaseAsync(target).ConfigureAwait(false);
+            throw;
+        }
+    }
+}

@@ -1,0 +1,55 @@
+using SharpBlock.Errors;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Drivers;
+
+/// <summary>Creating new images and recognising existing ones, for jobs and tools that make target images.</summary>
+public static class ImageFormats
+{
+    /// <summary>Creates an empty image of the given format and virtual size (the file is replaced if it exists).</summary>
+    public static ValueTask CreateAsync(BlockdevDriver format, string path, long size, string? backingFile = null, string? backingFormat = null)
+    {
+        switch (format)
+        {
+            case BlockdevDriver.Raw:
+                if (backingFile != null)
+                    throw new BlockException(Errno.EINVAL, "Format 'raw' does not support backing files");
+                using (var fs = new FileStream(path, FileMode.Create, FileAccess.Write))
+                    fs.SetLength(size);
+                return ValueTask.CompletedTask;
+            default:
+                throw new BlockException(Errno.EOPNOTSUPP, $"Cannot create images of format '{format.ToWire()}'");
+        }
+    }
+
+    /// <summary>Recognises an image by its magic; anything unrecognised is raw.</summary>
+    public static async ValueTask<BlockdevDriver> ProbeAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var magic = new byte[4];
+        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        int n = await fs.ReadAtLeastAsync(magic, 4, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+        if (n == 4 && magic is [(byte)'Q', (byte)'F', (byte)'I', 0xfb])
+            return BlockdevDriver.Qcow2;
+        return BlockdevDriver.Raw;
+    }
+
+    /// <summary>The blockdev options that open a format over a file, as blockdev-add would take them.</summary>
+    public static BlockdevOptions FileOptions(BlockdevDriver format, string path)
+    {
+        var file = new BlockdevRef { Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } } };
+        var o = new BlockdevOptions { Driver = format };
+        switch (format)
+        {
+            case BlockdevDriver.Raw:
+                o.Raw = new BlockdevOptionsGenericFormat { File = file };
+                break;
+            case BlockdevDriver.Qcow2:
+                o.Qcow2 = new BlockdevOptionsQcow2 { File = file };
+                break;
+            default:
+                throw new BlockException(Errno.EOPNOTSUPP, $"Driver '{format.ToWire()}' is not supported");
+        }
+
+        return o;
+    }
+}

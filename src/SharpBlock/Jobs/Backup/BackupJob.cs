@@ -1,0 +1,171 @@
+using System.Buffers;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+using SharpBlock.Io;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Jobs.Backup;
+
+/// <summary>
+/// drive-backup: a point-in-time copy of a device as it was when the job started. The job copies cluster by
+/// cluster; a write to a cluster not copied yet first copies the old contents to the target (copy before
+/// write), so the target never sees data newer than the start.
+/// </summary>
+public sealed class BackupJob : BlockJob, IWriteObserver
+{
+    private const int ClusterSize = 64 * 1024;
+    private readonly BlockNode _source;
+    private readonly BlockNode _target;
+    private readonly MirrorSyncMode _sync;
+    private readonly bool _targetIsZeroed;
+    private readonly DirtyBitmap _done;
+    private readonly SemaphoreSlim _copyLock = new(1, 1);
+
+    public BackupJob(BlockBackend device, BlockNode target, MirrorSyncMode sync, bool targetIsZeroed,
+        long speed, BlockdevOnError onSourceError, BlockdevOnError onTargetError)
+        : base(device, BlockJobType.Backup, speed, onSourceError, onTargetError)
+    {
+        _source = device.Root ?? throw new BlockException(Errno.ENOMEDIUM, $"Device '{device.Id}' has no medium");
+        _target = target;
+        _sync = sync;
+        _targetIsZeroed = targetIsZeroed;
+        // The bitmap marks clusters already copied: their old contents are safe on the target.
+        _done = new DirtyBitmap(_source.Length, ClusterSize);
+        Len = _source.Length;
+        _source.AddWriteObserver(this);
+    }
+
+    protected override async Task RunAsync()
+    {
+        if (_sync == MirrorSyncMode.None)
+        {
+            // Only copy-before-write: the job lives until it is cancelled.
+            while (true)
+            {
+                await PausePointAsync().ConfigureAwait(false);
+                await WaitForWakeAsync(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
+            }
+        }
+
+        long len = Len;
+        for (long off = 0; off < len;)
+        {
+            await PausePointAsync().ConfigureAwait(false);
+            var st = await _source.GetBlockStatusAsync(off, Math.Min(len - off, 16L << 20)).ConfigureAwait(false);
+            bool skip = _sync == MirrorSyncMode.Top ? !st.IsAllocated : st.IsZero && _targetIsZeroed;
+            long end = off + st.Length;
+            if (skip)
+            {
+                // Aligned interior clusters of a run that needs no copy are done; partial ones are copied.
+                long first = (off + ClusterSize - 1) / ClusterSize * ClusterSize;
+                long last = end / ClusterSize * ClusterSize;
+                if (end == len)
+                    last = len;
+                if (last > first)
+                    _done.Set(first, last - first);
+            }
+
+            for (long c = off / ClusterSize * ClusterSize; c < end; c += ClusterSize)
+            {
+                if (!_done.IsDirty(c))
+                {
+                    await PausePointAsync().ConfigureAwait(false);
+                    await CopyClusterAsync(c, nested: false, CancellationToken.None).ConfigureAwait(false);
+                    await RateLimitAsync(ClusterSize).ConfigureAwait(false);
+                }
+
+                Offset = Math.Min(c + ClusterSize, len);
+            }
+
+            off = end;
+        }
+
+        await _target.FlushAsync().ConfigureAwait(false);
+    }
+
+    private async ValueTask CopyClusterAsync(long cluster, bool nested, CancellationToken cancellationToken)
+    {
+        await _copyLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        byte[] buf = ArrayPool<byte>.Shared.Rent(ClusterSize);
+        try
+        {
+            if (_done.IsDirty(cluster))
+                return;
+            int n = (int)Math.Min(ClusterSize, Len - cluster);
+            while (true)
+            {
+                try
+                {
+                    if (nested)
+                        await _source.ReadNestedAsync(cluster, buf.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                    else
+                        await _source.ReadAsync(cluster, buf.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+                catch (BlockException ex) when (!nested)
+                {
+                    if (!await HandleErrorAsync(ex, onSource: true, isRead: true).ConfigureAwait(false))
+                        return;
+                }
+            }
+
+            while (true)
+            {
+                try
+                {
+                    if (!buf.AsSpan(0, n).ContainsAnyExcept((byte)0))
+                    {
+                        if (!_targetIsZeroed)
+                            await _target.WriteZeroesAsync(cluster, n, RequestFlags.MayUnmap, cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await _target.WriteAsync(cluster, buf.AsMemory(0, n), RequestFlags.None, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    break;
+                }
+                catch (BlockException ex) when (!nested)
+                {
+                    if (!await HandleErrorAsync(ex, onSource: false, isRead: false).ConfigureAwait(false))
+                        return;
+                }
+            }
+
+            _done.Set(cluster, n);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buf);
+            _copyLock.Release();
+        }
+    }
+
+    async ValueTask IWriteObserver.BeforeWriteAsync(long offset, long length, CancellationToken cancellationToken)
+    {
+        // A guest write must not overwrite data the backup still needs: copy it first. A failure here fails
+        // the guest write, since letting it through would break the point-in-time guarantee.
+        for (long c = offset / ClusterSize * ClusterSize; c < offset + length && c < Len; c += ClusterSize)
+        {
+            if (!_done.IsDirty(c))
+                await CopyClusterAsync(c, nested: true, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    void IWriteObserver.AfterWrite(long offset, long length)
+    {
+    }
+
+    protected override async ValueTask CleanupAsync(bool success)
+    {
+        _source.RemoveWriteObserver(this);
+        try
+        {
+            await _target.FlushAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await Device.Graph.ReleaseAsync(_target).ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Jobs;
+
+/// <summary>
+/// What every block job shares: the device it runs on, progress (offset of len), a speed limit, pause and
+/// resume, cancel and complete, the on-error policies with io-status, and the events QMP clients see.
+/// A job is a loop of "pick the next chunk, copy it, account it" that stops at pause points between
+/// chunks; control commands only set flags and wake it, so they never wait for I/O.
+/// </summary>
+public abstract class BlockJob
+{
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly JobRateLimiter _limiter = new();
+    private volatile bool _paused;
+    private volatile bool _errorStopped;
+    private volatile bool _cancelRequested;
+    private volatile bool _completeRequested;
+    private long _offset;
+    private long _len;
+
+    protected BlockJob(BlockBackend device, BlockJobType type, long speed, BlockdevOnError onSourceError, BlockdevOnError onTargetError)
+    {
+        Device = device;
+        Type = type;
+        _limiter.Speed = speed;
+        OnSourceError = onSourceError;
+        OnTargetError = onTargetError;
+    }
+
+    public BlockBackend Device { get; }
+    public BlockJobType Type { get; }
+    public BlockdevOnError OnSourceError { get; }
+    public BlockdevOnError OnTargetError { get; }
+    public long Speed => _limiter.Speed;
+    public long Len { get => Interlocked.Read(ref _len); protected set => Interlocked.Exchange(ref _len, value); }
+    public long Offset { get => Interlocked.Read(ref _offset); protected set => Interlocked.Exchange(ref _offset, value); }
+    public bool Busy { get; protected set; } = true;
+    public bool Paused => _paused || _errorStopped;
+    public bool Ready { get; private set; }
+    public BlockDeviceIoStatus IoStatus { get; private set; } = BlockDeviceIoStatus.Ok;
+    public bool CancelRequested => _cancelRequested;
+    protected bool CompleteRequested => _completeRequested;
+    public Task Completion { get; private set; } = Task.CompletedTask;
+
+    /// <summary>Whether this job type can be completed by block-job-complete once ready.</summary>
+    protected virtual bool SupportsComplete => false;
+
+    /// <summary>True when a cancel now ends the job as a success (a synchronised mirror).</summary>
+    protected virtual bool CancelMeansComplete => false;
+
+    private BlockEvents Events => Device.Graph.Events;
+
+    internal void Start(Action<BlockJob> onFinished)
+    {
+        Completion = Task.Run(async () =>
+        {
+            try
+            {
+                await RunWrappedAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                onFinished(this);
+            }
+        });
+    }
+
+    private async Task RunWrappedAsync()
+    {
+        string? error = null;
+        bool cancelled = false;
+        try
+        {
+            await RunAsync().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_cancelRequested)
+        {
+            cancelled = !CancelMeansComplete;
+        }
+        catch (BlockException ex)
+        {
+            error = ex.Message;
+        }
+#pragma warning disable CA1031 // A job failing for any reason must end with an event, never take the daemon down.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            error = ex.Message;
+        }
+        finally
+        {
+            Busy = false;
+            try
+            {
+                await CleanupAsync(error == null && !cancelled).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                error ??= ex.Message;
+            }
+        }
+
+        if (cancelled)
+        {
+            Events.Raise(new BlockJobCancelledEvent { Type = Type, Device = Device.Id, Len = Len, Offset = Offset, Speed = Speed });
+        }
+        else
+        {
+            Events.Raise(new BlockJobCompletedEvent { Type = Type, Device = Device.Id, Len = Len, Offset = Offset, Speed = Speed, Error = error });
+        }
+    }
+
+    /// <summary>The job's loop. Return to complete; throw a BlockException to fail.</summary>
+    protected abstract Task RunAsync();
+
+    /// <summary>Releases what the job holds; success says whether it completed normally.</summary>
+    protected virtual ValueTask CleanupAsync(bool success) => ValueTask.CompletedTask;
+
+    // ---- Control (from QMP) ----------------------------------------------------------------------
+
+    public void SetSpeed(long speed)
+    {
+        if (speed < 0)
+            throw new BlockException(Errno.EINVAL, "Invalid parameter 'speed'");
+        _limiter.Speed = speed;
+        Wake();
+    }
+
+    public void Pause()
+    {
+        _paused = true;
+        Wake();
+    }
+
+    /// <summary>Resumes a paused job; also clears an error stop and the io-status, as the schema says.</summary>
+    public void Resume()
+    {
+        _paused = false;
+        _errorStopped = false;
+        IoStatus = BlockDeviceIoStatus.Ok;
+        Wake();
+    }
+
+    public void Cancel(bool force)
+    {
+        if (_paused && !force)
+            throw new BlockException(Errno.EBUSY, $"The block job for device '{Device.Id}' is currently paused");
+        _cancelRequested = true;
+        // Cancelling a paused job resumes it so it can end.
+        _paused = false;
+        _errorStopped = false;
+        Wake();
+    }
+
+    public void Complete()
+    {
+        if (!SupportsComplete || !Ready || _paused || _cancelRequested)
+            throw new BlockException(Errno.EBUSY, $"The active block job for device '{Device.Id}' cannot be completed");
+        _completeRequested = true;
+        Wake();
+    }
+
+    protected void Wake() => _wake.Release();
+
+    /// <summary>Waits for a control change or new work, at most the given time.</summary>
+    protected async ValueTask WaitForWakeAsync(TimeSpan timeout)
+    {
+        bool wasBusy = Busy;
+        Busy = false;
+        await _wake.WaitAsync(timeout).ConfigureAwait(false);
+        Busy = wasBusy;
+    }
+
+    // ---- Helpers for job loops --------------------------------------------------------------------
+
+    /// <summary>Between chunks: stays here while paused; throws OperationCanceledException once cancelled.</summary>
+    protected async ValueTask PausePointAsync()
+    {
+        while (Paused && !_cancelRequested)
+        {
+            Busy = false;
+            await _wake.WaitAsync(TimeSpan.FromMilliseconds(200)).ConfigureAwait(false);
+        }
+
+        Busy = true;
+        if (_cancelRequested)
+            throw new OperationCanceledException();
+    }
+
+    /// <summary>Accounts copied bytes against the speed limit, sleeping (and staying cancellable) when over.</summary>
+    protected async ValueTask RateLimitAsync(long bytes)
+    {
+        var wait = _limiter.Account(bytes);
+        while (wait > TimeSpan.Zero && !_cancelRequested)
+        {
+            var step = wait < TimeSpan.FromMilliseconds(200) ? wait : TimeSpan.FromMilliseconds(200);
+            Busy = false;
+            await _wake.WaitAsync(step).ConfigureAwait(false);
+            Busy = true;
+            wait -= step;
+        }
+    }
+
+    protected void SetReady()
+    {
+        if (Ready)
+            return;
+        Ready = true;
+        Events.Raise(new BlockJobReadyEvent { Type = Type, Device = Device.Id, Len = Len, Offset = Offset, Speed = Speed });
+    }
+
+    /// <summary>
+    /// Applies on-source-error / on-target-error to a failed chunk. Returns true when the chunk should be
+    /// tried again (after a stop and resume, or to ignore and retry later); throws to fail the job.
+    /// </summary>
+    protected async ValueTask<bool> HandleErrorAsync(BlockException ex, bool onSource, bool isRead)
+    {
+        var policy = onSource ? OnSourceError : OnTargetError;
+        var op = isRead ? IoOperationType.Read : IoOperationType.Write;
+        if (policy == BlockdevOnError.Enospc)
+            policy = ex.Errno == Errno.ENOSPC ? BlockdevOnError.Stop : BlockdevOnError.Report;
+        switch (policy)
+        {
+            case BlockdevOnError.Ignore:
+                Events.Raise(new BlockJobErrorEvent { Device = Device.Id, Operation = op, Action = BlockErrorAction.Ignore });
+                return false;
+            case BlockdevOnError.Stop:
+                IoStatus = ex.Errno == Errno.ENOSPC ? BlockDeviceIoStatus.Nospace : BlockDeviceIoStatus.Failed;
+                _errorStopped = true;
+                Events.Raise(new BlockJobErrorEvent { Device = Device.Id, Operation = op, Action = BlockErrorAction.Stop });
+                await PausePointAsync().ConfigureAwait(false);
+                return true;
+            default:
+                Events.Raise(new BlockJobErrorEvent { Device = Device.Id, Operation = op, Action = BlockErrorAction.Report });
+                throw ex;
+        }
+    }
+
+    public BlockJobInfo Describe() => new()
+    {
+        Type = Type.ToWire(),
+        Device = Device.Id,
+        Len = Len,
+        Offset = Offset,
+        Busy = Busy,
+        Paused = Paused,
+        Speed = Speed,
+        IoStatus = IoStatus,
+    };
+}

@@ -1,0 +1,83 @@
+using SharpBlock.Testing;
+
+namespace SharpBlock.Interop.Tests.Jobs;
+
+/// <summary>drive-backup over QMP: the target is the device as it was at the start, whatever is written meanwhile.</summary>
+public class BackupTests
+{
+    private const int Size = 4 << 20;
+
+    private static async Task CompareAsync(string dir, byte[] expected, string image)
+    {
+        string model = Path.Combine(dir, "model-" + Guid.NewGuid().ToString("N") + ".raw");
+        await File.WriteAllBytesAsync(model, expected);
+        var r = await Tools.RunAsync("qemu-img", "compare", "-f", "raw", "-F", "raw", model, image);
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+    }
+
+    [Fact]
+    public async Task Full_backup_is_a_point_in_time_copy_while_the_guest_writes()
+    {
+        await using var h = QmpServerHarness.Start();
+        string source = h.Dir.PatternFile("source.img", Size, seed: 5);
+        byte[] atStart = File.ReadAllBytes(source);
+        byte[] now = (byte[])atStart.Clone();
+        await using var c = await h.ConnectAsync();
+        await c.ReturnAsync("blockdev-add", QmpServerHarness.RawDevice("d0", source));
+        string target = h.Dir.File("backup.img");
+        await c.ReturnAsync("drive-backup", $$$"""{"device": "d0", "target": "{{{target}}}", "sync": "full", "speed": 4194304}""");
+        var dev = h.Graph.FindDevice("d0")!;
+        var rng = new Random(9);
+        for (int i = 0; i < 30; i++)
+        {
+            int off = rng.Next(0, Size - 9000), len = rng.Next(1, 9000);
+            var data = new byte[len];
+            rng.NextBytes(data);
+            await dev.WriteAsync(off, data);
+            data.CopyTo(now, off);
+        }
+
+        await dev.WriteZeroesAsync(Size - 200_000, 100_000);
+        Array.Clear(now, Size - 200_000, 100_000);
+        var done = await c.WaitEventAsync("BLOCK_JOB_COMPLETED");
+        Assert.Equal("backup", done.GetProperty("data").GetProperty("type").GetString());
+        Assert.False(done.GetProperty("data").TryGetProperty("error", out _), done.ToString());
+        Assert.Equal(Size, done.GetProperty("data").GetProperty("len").GetInt64());
+        await dev.FlushAsync();
+        await CompareAsync(h.Dir.Path, atStart, target);
+        await CompareAsync(h.Dir.Path, now, source);
+    }
+
+    [Fact]
+    public async Task Sync_none_copies_only_what_is_about_to_be_overwritten_until_cancelled()
+    {
+        await using var h = QmpServerHarness.Start();
+        string source = h.Dir.PatternFile("source.img", Size, seed: 6);
+        byte[] atStart = File.ReadAllBytes(source);
+        await using var c = await h.ConnectAsync();
+        await c.ReturnAsync("blockdev-add", QmpServerHarness.RawDevice("d0", source));
+        string target = h.Dir.File("cbw.img");
+        await c.ReturnAsync("drive-backup", $$$"""{"device": "d0", "target": "{{{target}}}", "sync": "none"}""");
+        await h.Graph.FindDevice("d0")!.WriteAsync(65536 * 3 + 10, new byte[100]);
+        await c.ReturnAsync("block-job-cancel", """{"device": "d0"}""");
+        await c.WaitEventAsync("BLOCK_JOB_CANCELLED");
+        // Exactly the cluster that was written holds the old data; the rest of the target is empty.
+        byte[] expected = new byte[Size];
+        Array.Copy(atStart, 65536 * 3, expected, 65536 * 3, 65536);
+        await CompareAsync(h.Dir.Path, expected, target);
+    }
+
+    [Fact]
+    public async Task Backup_to_an_existing_target_of_the_wrong_size_is_refused()
+    {
+        await using var h = QmpServerHarness.Start();
+        await using var c = await h.ConnectAsync();
+        await c.ReturnAsync("blockdev-add", QmpServerHarness.RawDevice("d0", h.Dir.PatternFile("s.img", Size)));
+        string small = h.Dir.PatternFile("small.img", 4096);
+        Assert.Equal(("GenericError", "Source and target image have different sizes"),
+            await c.ErrorAsync("drive-backup", $$$"""{"device": "d0", "target": "{{{small}}}", "sync": "full", "mode": "existing"}"""));
+        Assert.Equal(0, (await c.ReturnAsync("query-block-jobs")).GetArrayLength());
+        // The refused target was closed again: it can be opened read-write.
+        await c.ReturnAsync("blockdev-add", QmpServerHarness.RawDevice("d1", small));
+    }
+}
