@@ -97,6 +97,17 @@ public static class Tools
         return Process.Start(psi)!;
     }
 
+    /// <summary>Asserts with qemu-img compare that a raw image holds exactly the expected bytes.</summary>
+    public static async Task AssertRawImageEqualsAsync(string image, byte[] expected, string scratchDir)
+    {
+        string model = Path.Combine(scratchDir, "model-" + Guid.NewGuid().ToString("N") + ".raw");
+        await File.WriteAllBytesAsync(model, expected);
+        var r = await RunAsync("qemu-img", "compare", "-f", "raw", "-F", "raw", model, image);
+        File.Delete(model);
+        if (r.ExitCode != 0)
+            throw new Xunit.Sdk.XunitException($"{image} differs from the expected bytes: {r.Stdout}{r.Stderr}");
+    }
+
     /// <summary>Waits until a Unix socket file appears (a daemon is listening).</summary>
     public static async Task WaitForFileAsync(string path, int timeoutMs = 30000)
     {

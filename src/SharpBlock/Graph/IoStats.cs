@@ -35,15 +35,7 @@ public sealed class IoStats
         Interlocked.Add(ref _wrBytes, bytes);
         Interlocked.Increment(ref _wrOps);
         Interlocked.Add(ref _wrTicks, Stopwatch.GetTimestamp() - startTimestamp);
-        long end = offset + bytes;
-        long seen = Volatile.Read(ref _wrHighest);
-        while (end > seen)
-        {
-            long prev = Interlocked.CompareExchange(ref _wrHighest, end, seen);
-            if (prev == seen)
-                break;
-            seen = prev;
-        }
+        Io.Atomic.Max(ref _wrHighest, offset + bytes);
     }
 
     public void AccountFlush(long startTimestamp)

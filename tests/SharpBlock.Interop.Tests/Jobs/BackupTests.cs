@@ -7,13 +7,6 @@ public class BackupTests
 {
     private const int Size = 4 << 20;
 
-    private static async Task CompareAsync(string dir, byte[] expected, string image)
-    {
-        string model = Path.Combine(dir, "model-" + Guid.NewGuid().ToString("N") + ".raw");
-        await File.WriteAllBytesAsync(model, expected);
-        var r = await Tools.RunAsync("qemu-img", "compare", "-f", "raw", "-F", "raw", model, image);
-        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
-    }
 
     [Fact]
     public async Task Full_backup_is_a_point_in_time_copy_while_the_guest_writes()
@@ -44,8 +37,8 @@ public class BackupTests
         Assert.False(done.GetProperty("data").TryGetProperty("error", out _), done.ToString());
         Assert.Equal(Size, done.GetProperty("data").GetProperty("len").GetInt64());
         await dev.FlushAsync();
-        await CompareAsync(h.Dir.Path, atStart, target);
-        await CompareAsync(h.Dir.Path, now, source);
+        await Tools.AssertRawImageEqualsAsync(target, atStart, h.Dir.Path);
+        await Tools.AssertRawImageEqualsAsync(source, now, h.Dir.Path);
     }
 
     [Fact]
@@ -64,7 +57,7 @@ public class BackupTests
         // Exactly the cluster that was written holds the old data; the rest of the target is empty.
         byte[] expected = new byte[Size];
         Array.Copy(atStart, 65536 * 3, expected, 65536 * 3, 65536);
-        await CompareAsync(h.Dir.Path, expected, target);
+        await Tools.AssertRawImageEqualsAsync(target, expected, h.Dir.Path);
     }
 
     [Fact]

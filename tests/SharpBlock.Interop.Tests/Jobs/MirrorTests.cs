@@ -23,13 +23,6 @@ public class MirrorTests
         data.CopyTo(model, offset);
     }
 
-    private static async Task AssertSameAsync(string image, byte[] expected, string dir)
-    {
-        string model = Path.Combine(dir, "model-" + Guid.NewGuid().ToString("N") + ".raw");
-        await File.WriteAllBytesAsync(model, expected);
-        var r = await Tools.RunAsync("qemu-img", "compare", "-f", "raw", "-F", "raw", model, image);
-        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
-    }
 
     [Fact]
     public async Task Mirror_with_concurrent_writes_completes_and_the_device_moves_to_the_target()
@@ -69,8 +62,8 @@ public class MirrorTests
         byte[] sourceAtPivot = (byte[])model.Clone();
         await GuestWriteAsync(h, model, 0, 512, 0x77);
         await h.Graph.FindDevice("d0")!.FlushAsync();
-        await AssertSameAsync(target, model, h.Dir.Path);
-        await AssertSameAsync(source, sourceAtPivot, h.Dir.Path);
+        await Tools.AssertRawImageEqualsAsync(target, model, h.Dir.Path);
+        await Tools.AssertRawImageEqualsAsync(source, sourceAtPivot, h.Dir.Path);
     }
 
     [Fact]
@@ -87,7 +80,7 @@ public class MirrorTests
         var done = await c.WaitEventAsync("BLOCK_JOB_COMPLETED");
         Assert.Equal("mirror", done.GetProperty("data").GetProperty("type").GetString());
         Assert.Equal(source, (await c.ReturnAsync("query-block"))[0].GetProperty("inserted").GetProperty("file").GetString());
-        await AssertSameAsync(target, model, h.Dir.Path);
+        await Tools.AssertRawImageEqualsAsync(target, model, h.Dir.Path);
     }
 
     [Fact]

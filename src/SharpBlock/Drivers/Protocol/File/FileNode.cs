@@ -197,17 +197,7 @@ public sealed class FileNode : BlockNode
             await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private void GrowTo(long end)
-    {
-        long cur = Volatile.Read(ref _length);
-        while (end > cur)
-        {
-            long prev = Interlocked.CompareExchange(ref _length, end, cur);
-            if (prev == cur)
-                return;
-            cur = prev;
-        }
-    }
+    private void GrowTo(long end) => Atomic.Max(ref _length, end);
 
     protected override async ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
     {
