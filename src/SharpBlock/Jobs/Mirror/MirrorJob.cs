@@ -49,6 +49,17 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
         long cursor = 0;
         while (true)
         {
+            if (Ready && (CompleteRequested || CancelRequested))
+            {
+                // Complete switches the device over; cancel after ready leaves a copy as of now. Both
+                // copy what is still dirty with the device drained, so nothing written before is missed.
+                if (CompleteRequested)
+                    await PivotAsync().ConfigureAwait(false);
+                else
+                    await SyncDrainedAsync().ConfigureAwait(false);
+                return;
+            }
+
             await PausePointAsync().ConfigureAwait(false);
             if (_dirty.TryGetNextDirty(cursor, _chunk, out long start, out long length)
                 || (cursor > 0 && _dirty.TryGetNextDirty(0, _chunk, out start, out length)))
@@ -66,17 +77,10 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
             {
                 await _target.FlushAsync().ConfigureAwait(false);
                 SetReady();
-            }
-
-            if (CompleteRequested)
-            {
-                await PivotAsync().ConfigureAwait(false);
-                return;
+                continue;
             }
 
             await WaitForWakeAsync(TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
-            if (CancelRequested && Ready)
-                return;
         }
     }
 
@@ -144,17 +148,37 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
         }
     }
 
+    private async ValueTask CopyRemainingAsync()
+    {
+        while (_dirty.TryGetNextDirty(0, _chunk, out long s, out long l))
+            await CopyAsync(s, (int)l).ConfigureAwait(false);
+        await _target.FlushAsync().ConfigureAwait(false);
+        Offset = Len;
+    }
+
     /// <summary>With the device drained, copies what is still dirty, then switches the device to the target.</summary>
     private async ValueTask PivotAsync()
     {
         await Device.SwapRootAsync(_target, async () =>
         {
-            while (_dirty.TryGetNextDirty(0, _chunk, out long s, out long l))
-                await CopyAsync(s, (int)l).ConfigureAwait(false);
-            await _target.FlushAsync().ConfigureAwait(false);
+            await CopyRemainingAsync().ConfigureAwait(false);
             _source.RemoveWriteObserver(this);
         }).ConfigureAwait(false);
         _pivoted = true;
+    }
+
+    private async ValueTask SyncDrainedAsync()
+    {
+        await Device.Gate.BeginDrainAsync().ConfigureAwait(false);
+        try
+        {
+            await CopyRemainingAsync().ConfigureAwait(false);
+            _source.RemoveWriteObserver(this);
+        }
+        finally
+        {
+            Device.Gate.EndDrain();
+        }
     }
 
     protected override async ValueTask CleanupAsync(bool success)
