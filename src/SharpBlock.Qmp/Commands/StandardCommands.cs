@@ -11,5 +11,6 @@ internal static class StandardCommands
         BlockdevCommands.Register(server);
         BlockQueryCommands.Register(server);
         DeviceCommands.Register(server);
+        NbdCommands.Register(server);
     }
 }
