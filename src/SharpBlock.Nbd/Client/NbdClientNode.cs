@@ -120,6 +120,10 @@ public sealed class NbdClientNode : BlockNode
 
     protected override async ValueTask FlushCoreAsync(CancellationToken cancellationToken)
     {
+        // Closing a node whose connection is already gone has nowhere to flush to; the requests that
+        // were lost already failed with EIO.
+        if (IsClosed && _conn.IsBroken)
+            return;
         if (_conn.Has(NbdTransmissionFlags.SendFlush) && !ReadOnly)
             await _conn.RequestAsync(NbdCommand.Flush, NbdCommandFlags.None, 0, 0).ConfigureAwait(false);
     }

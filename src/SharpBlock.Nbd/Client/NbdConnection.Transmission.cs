@@ -77,6 +77,15 @@ internal sealed partial class NbdConnection
         return pending.FirstExtent;
     }
 
+    public bool IsBroken
+    {
+        get
+        {
+            lock (_pending)
+                return _failure != null;
+        }
+    }
+
     private BlockException Lost(string why) =>
         new(Errno.EIO, $"NBD connection to '{_server}' lost: {why}");
 

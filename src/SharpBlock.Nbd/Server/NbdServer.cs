@@ -179,11 +179,26 @@ public sealed class NbdServer : IAsyncDisposable
         return task;
     }
 
+    /// <summary>Connections that ended on an error other than a protocol violation or a lost socket: bugs, which fuzzing looks for.</summary>
+    public int FaultedSessions => Volatile.Read(ref _faulted);
+
+    /// <summary>The last such error, for the test that finds it.</summary>
+    public Exception? LastFault { get; private set; }
+
+    private int _faulted;
+
     private async Task RunAsync(NbdSession session)
     {
         try
         {
             await session.RunAsync(_stopping.Token).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // One connection's failure, whatever it is, must not reach the others or the daemon.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LastFault = ex;
+            Interlocked.Increment(ref _faulted);
         }
         finally
         {
