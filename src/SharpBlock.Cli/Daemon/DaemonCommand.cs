@@ -53,6 +53,14 @@ internal static class DaemonCommand
             foreach (var spec in options.Blockdevs)
                 await graph.AddAsync(ParseBlockdev(spec)).ConfigureAwait(false);
 
+            if (options.NbdServer is { } nbdAddr)
+            {
+                await qmp.Nbd.StartAsync(nbdAddr).ConfigureAwait(false);
+                foreach (var e in options.Exports)
+                    await qmp.Nbd.AddExportAsync(e.Device, e.NodeName, e.Writable, e.Name).ConfigureAwait(false);
+                log.LogInformation("NBD server started with {Count} export(s)", options.Exports.Count);
+            }
+
             if (options.Monitors.Count == 0)
             {
                 string path = DefaultSocketPath();

@@ -21,6 +21,8 @@ internal sealed class DaemonOptions
 {
     public List<MonitorEndpoint> Monitors { get; } = [];
     public List<string> Blockdevs { get; } = [];
+    public SharpBlock.Schema.SocketAddress? NbdServer { get; set; }
+    public List<NbdExportOption> Exports { get; } = [];
     public string? PidFile { get; set; }
     public bool Verbose { get; set; }
     public bool Help { get; set; }
@@ -41,6 +43,11 @@ internal sealed class DaemonOptions
           --chardev stdio,id=ID                    a character device, used by --monitor
           --monitor [chardev=]ID[,mode=control]    QMP on that character device
           --blockdev JSON|KEY=VALUE,...            add a node or device at start (as blockdev-add)
+          --nbd-server addr.type=inet,addr.host=HOST,addr.port=PORT
+          --nbd-server addr.type=unix,addr.path=PATH
+                                                   start the NBD server
+          --export type=nbd,id=ID,device=DEV|node-name=NODE[,writable=on|off][,name=NAME]
+                                                   export a device or node over NBD
           --pidfile PATH                           write the process id to PATH
           -v, --verbose                            log debug messages to stderr
           -h, --help                               this text
@@ -89,6 +96,14 @@ internal sealed class DaemonOptions
                 case "--blockdev":
                     o.Blockdevs.Add(Value());
                     break;
+                case "--nbd-server":
+                    if (o.NbdServer != null)
+                        throw new ArgumentException("--nbd-server may be given once");
+                    o.NbdServer = NbdDaemonOptions.ParseServer(Value());
+                    break;
+                case "--export":
+                    o.Exports.Add(NbdDaemonOptions.ParseExport(Value()));
+                    break;
                 case "--pidfile":
                     o.PidFile = Value();
                     break;
@@ -97,6 +112,8 @@ internal sealed class DaemonOptions
             }
         }
 
+        if (o.Exports.Count > 0 && o.NbdServer == null)
+            throw new ArgumentException("--export type=nbd needs --nbd-server");
         return o;
     }
 

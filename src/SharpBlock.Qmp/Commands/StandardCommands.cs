@@ -12,5 +12,6 @@ internal static class StandardCommands
         BlockQueryCommands.Register(server);
         DeviceCommands.Register(server);
         JobCommands.Register(server);
+        NbdCommands.Register(server);
     }
 }

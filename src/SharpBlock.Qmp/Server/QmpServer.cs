@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharpBlock.Graph;
+using SharpBlock.Nbd.Client;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Schema;
@@ -38,12 +39,18 @@ public sealed class QmpServer : IAsyncDisposable
             Package = "sharpblock " + informational,
         };
         graph.Events.Raised += Broadcast;
+        // The nbd client driver lives outside the core library; a graph served over QMP can use it.
+        NbdClientDriver.Register(graph.Drivers);
+        Nbd = new NbdService(graph);
         Commands.StandardCommands.RegisterAll(this);
     }
 
     public BlockGraph Graph { get; }
 
     public VersionInfo Version { get; }
+
+    /// <summary>The built-in NBD server (nbd-server-start/add/stop).</summary>
+    public NbdService Nbd { get; }
 
     /// <summary>Completes when a client sent 'quit'.</summary>
     public Task QuitRequested => _quit.Task;
@@ -224,6 +231,7 @@ public sealed class QmpServer : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
+        await Nbd.DisposeAsync().ConfigureAwait(false);
         Task[] tasks;
         lock (_sessionTasks)
             tasks = [.. _sessionTasks];

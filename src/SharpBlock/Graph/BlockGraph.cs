@@ -59,6 +59,14 @@ public sealed class BlockGraph : IAsyncDisposable
         return null;
     }
 
+    /// <summary>
+    /// A device over an existing node that is not listed among the user's devices: what an export of a bare
+    /// node (qemu-storage-daemon's --export node-name=) reads and writes through, so it still has statistics
+    /// and an error policy. It counts as a user of the node, which therefore cannot be deleted under it.
+    /// </summary>
+    public BlockBackend CreateAnonymousDevice(BlockNode root, string name) =>
+        new(this, name, root, BlockdevOnError.Report, BlockdevOnError.Report);
+
     /// <summary>Holds the graph lock; for callers that change the graph in several steps.</summary>
     public async ValueTask<IDisposable> LockAsync(CancellationToken cancellationToken = default)
     {

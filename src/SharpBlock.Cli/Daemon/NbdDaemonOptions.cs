@@ -1,0 +1,90 @@
+using SharpBlock.Schema;
+
+namespace SharpBlock.Cli.Daemon;
+
+/// <summary>One --export of type nbd, as qemu-storage-daemon takes it.</summary>
+internal sealed record NbdExportOption(string? Id, string? Device, string? NodeName, bool Writable, string? Name);
+
+/// <summary>
+/// qemu-storage-daemon's NBD options in key=value form: --nbd-server addr.type=inet,addr.host=H,addr.port=P
+/// (or addr.type=unix,addr.path=P) and --export type=nbd,id=ID,node-name=N|device=D,writable=on|off,name=NAME.
+/// </summary>
+internal static class NbdDaemonOptions
+{
+    private static Dictionary<string, string> Props(string spec, string option)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var p in spec.Split(','))
+        {
+            if (p.Length == 0)
+                continue;
+            int eq = p.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+                throw new ArgumentException($"{option}: expected key=value, got '{p}'");
+            if (!d.TryAdd(p[..eq], p[(eq + 1)..]))
+                throw new ArgumentException($"{option}: '{p[..eq]}' given twice");
+        }
+
+        return d;
+    }
+
+    private static bool Bool(string value, string key, string option) => value switch
+    {
+        "on" or "yes" or "true" => true,
+        "off" or "no" or "false" => false,
+        _ => throw new ArgumentException($"{option}: parameter '{key}' expects 'on' or 'off'"),
+    };
+
+    public static SocketAddress ParseServer(string spec)
+    {
+        var p = Props(spec, "--nbd-server");
+        foreach (var k in p.Keys)
+        {
+            if (k is not ("addr.type" or "addr.host" or "addr.port" or "addr.path" or "max-connections"))
+                throw new ArgumentException($"--nbd-server: unknown parameter '{k}'");
+        }
+
+        string type = p.GetValueOrDefault("addr.type") ?? throw new ArgumentException("--nbd-server: parameter 'addr.type' is missing");
+        return type switch
+        {
+            "inet" => new SocketAddress
+            {
+                Type = SocketAddressKind.Inet,
+                Inet = new InetSocketAddress
+                {
+                    Host = p.GetValueOrDefault("addr.host") ?? throw new ArgumentException("--nbd-server: parameter 'addr.host' is missing"),
+                    Port = p.GetValueOrDefault("addr.port") ?? throw new ArgumentException("--nbd-server: parameter 'addr.port' is missing"),
+                },
+            },
+            "unix" => new SocketAddress
+            {
+                Type = SocketAddressKind.Unix,
+                Unix = new UnixSocketAddress
+                {
+                    Path = p.GetValueOrDefault("addr.path") ?? throw new ArgumentException("--nbd-server: parameter 'addr.path' is missing"),
+                },
+            },
+            _ => throw new ArgumentException($"--nbd-server: addr.type '{type}' is not supported (inet or unix)"),
+        };
+    }
+
+    public static NbdExportOption ParseExport(string spec)
+    {
+        var p = Props(spec, "--export");
+        foreach (var k in p.Keys)
+        {
+            if (k is not ("type" or "id" or "node-name" or "device" or "writable" or "name"))
+                throw new ArgumentException($"--export: unknown parameter '{k}'");
+        }
+
+        string type = p.GetValueOrDefault("type") ?? throw new ArgumentException("--export: parameter 'type' is missing");
+        if (type != "nbd")
+            throw new ArgumentException($"--export: type '{type}' is not supported (nbd)");
+        string? device = p.GetValueOrDefault("device");
+        string? node = p.GetValueOrDefault("node-name");
+        if ((device == null) == (node == null))
+            throw new ArgumentException("--export: exactly one of 'device' and 'node-name' is required");
+        bool writable = p.TryGetValue("writable", out var w) && Bool(w, "writable", "--export");
+        return new NbdExportOption(p.GetValueOrDefault("id"), device, node, writable, p.GetValueOrDefault("name"));
+    }
+}

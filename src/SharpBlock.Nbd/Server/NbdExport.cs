@@ -1,0 +1,28 @@
+using SharpBlock.Graph;
+
+namespace SharpBlock.Nbd.Server;
+
+/// <summary>
+/// A device offered under a name. All I/O goes through the device (BlockBackend), so its statistics and
+/// error state see NBD traffic like any other user's.
+/// </summary>
+public sealed class NbdExport
+{
+    public NbdExport(string name, BlockBackend device, bool writable, string? description = null)
+    {
+        if (name.Length > Protocol.NbdConstants.MaxStringLength)
+            throw new ArgumentException("Export name is too long", nameof(name));
+        Name = name;
+        Device = device;
+        Writable = writable;
+        Description = description;
+    }
+
+    public string Name { get; }
+
+    public BlockBackend Device { get; }
+
+    public bool Writable { get; }
+
+    public string? Description { get; }
+}

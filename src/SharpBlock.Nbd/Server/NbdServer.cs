@@ -1,0 +1,246 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace SharpBlock.Nbd.Server;
+
+/// <summary>
+/// The NBD server of a daemon: the exports, the listening sockets and the live connections. Transports only
+/// hand it a stream per client (TCP, Unix socket, or an in-memory pipe in tests); one broken connection
+/// never affects the others.
+/// </summary>
+public sealed class NbdServer : IAsyncDisposable
+{
+    private readonly Dictionary<string, NbdExport> _exports = new(StringComparer.Ordinal);
+    private readonly List<Socket> _listeners = [];
+    private readonly List<string> _socketFiles = [];
+    private readonly HashSet<NbdSession> _sessions = [];
+    private readonly List<Task> _tasks = [];
+    private readonly CancellationTokenSource _stopping = new();
+
+    public NbdServer(NbdServerLimits? limits = null)
+    {
+        Limits = limits ?? NbdServerLimits.Default;
+    }
+
+    public NbdServerLimits Limits { get; }
+
+    /// <summary>Where the server listens, as the user gave it ("unix:PATH" or "HOST:PORT").</summary>
+    public IReadOnlyList<string> Addresses
+    {
+        get
+        {
+            lock (_listeners)
+            {
+                var r = new List<string>();
+                foreach (var l in _listeners)
+                    r.Add(l.LocalEndPoint?.ToString() ?? "");
+                return r;
+            }
+        }
+    }
+
+    /// <summary>Number of connected clients, in negotiation or transmission.</summary>
+    public int ConnectionCount
+    {
+        get
+        {
+            lock (_sessions)
+                return _sessions.Count;
+        }
+    }
+
+    public IReadOnlyList<NbdExport> Exports
+    {
+        get
+        {
+            lock (_exports)
+                return [.. _exports.Values];
+        }
+    }
+
+    public NbdExport? FindExport(string name)
+    {
+        lock (_exports)
+            return _exports.GetValueOrDefault(name);
+    }
+
+    /// <summary>Adds an export; false when the name is taken.</summary>
+    public bool TryAddExport(NbdExport export)
+    {
+        lock (_exports)
+            return _exports.TryAdd(export.Name, export);
+    }
+
+    /// <summary>Removes an export and ends the connections that use it.</summary>
+    public async ValueTask<bool> RemoveExportAsync(string name)
+    {
+        NbdExport? removed;
+        lock (_exports)
+        {
+            if (!_exports.Remove(name, out removed))
+                return false;
+        }
+
+        List<NbdSession> users = [];
+        lock (_sessions)
+        {
+            foreach (var s in _sessions)
+            {
+                if (ReferenceEquals(s.Export, removed))
+                    users.Add(s);
+            }
+        }
+
+        foreach (var s in users)
+            await s.CloseAsync().ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Listens on TCP; returns the bound endpoint (useful with port 0).</summary>
+    public IPEndPoint ListenTcp(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.NoDelay = true;
+            socket.Bind(endpoint);
+            socket.Listen(32);
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new IOException($"Failed to listen on {endpoint}: {ex.Message}", ex);
+        }
+
+        StartAccepting(socket);
+        return (IPEndPoint)socket.LocalEndPoint!;
+    }
+
+    /// <summary>Listens on a Unix socket, replacing a stale socket file.</summary>
+    public void ListenUnix(string path)
+    {
+        if (File.Exists(path))
+            File.Delete(path);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            socket.Listen(32);
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new IOException($"Failed to bind socket to {path}: {ex.Message}", ex);
+        }
+
+        lock (_listeners)
+            _socketFiles.Add(path);
+        StartAccepting(socket);
+    }
+
+    private void StartAccepting(Socket listener)
+    {
+        lock (_listeners)
+            _listeners.Add(listener);
+        var task = Task.Run(async () =>
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                Socket client;
+                try
+                {
+                    client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
+                {
+                    return;
+                }
+
+                if (client.AddressFamily != AddressFamily.Unix)
+                    client.NoDelay = true;
+                string peer = client.RemoteEndPoint?.ToString() is { Length: > 0 } ep ? ep : "unix";
+                _ = ServeAsync(new NetworkStream(client, ownsSocket: true), peer);
+            }
+        });
+        lock (_tasks)
+            _tasks.Add(task);
+    }
+
+    /// <summary>Serves one client over a duplex stream until it disconnects or the server stops; disposes the stream.</summary>
+    public Task ServeAsync(Stream stream, string peer)
+    {
+        var session = new NbdSession(this, stream, peer);
+        lock (_sessions)
+            _sessions.Add(session);
+        var task = RunAsync(session);
+        lock (_tasks)
+            _tasks.Add(task);
+        return task;
+    }
+
+    /// <summary>Connections that ended on an error other than a protocol violation or a lost socket: bugs, which fuzzing looks for.</summary>
+    public int FaultedSessions => Volatile.Read(ref _faulted);
+
+    /// <summary>The last such error, for the test that finds it.</summary>
+    public Exception? LastFault { get; private set; }
+
+    private int _faulted;
+
+    private async Task RunAsync(NbdSession session)
+    {
+        try
+        {
+            await session.RunAsync(_stopping.Token).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // One connection's failure, whatever it is, must not reach the others or the daemon.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LastFault = ex;
+            Interlocked.Increment(ref _faulted);
+        }
+        finally
+        {
+            lock (_sessions)
+                _sessions.Remove(session);
+        }
+    }
+
+    /// <summary>Stops listening, closes every connection after its requests in flight finish, drops the exports.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        lock (_listeners)
+        {
+            foreach (var l in _listeners)
+                l.Dispose();
+            _listeners.Clear();
+            foreach (var f in _socketFiles)
+            {
+                try
+                {
+                    File.Delete(f);
+                }
+                catch (IOException)
+                {
+                }
+            }
+
+            _socketFiles.Clear();
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        NbdSession[] sessions;
+        lock (_sessions)
+            sessions = [.. _sessions];
+        foreach (var s in sessions)
+            await s.CloseAsync().ConfigureAwait(false);
+        Task[] tasks;
+        lock (_tasks)
+            tasks = [.. _tasks];
+        await Task.WhenAny(Task.WhenAll(tasks), Task.Delay(5000)).ConfigureAwait(false);
+        lock (_exports)
+            _exports.Clear();
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,142 @@
+using System.Net;
+using SharpBlock.Graph;
+using SharpBlock.Nbd.Client;
+using SharpBlock.Nbd.Server;
+using SharpBlock.Qmp.Protocol;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Qmp.Server;
+
+/// <summary>
+/// The daemon's one NBD server, as nbd-server-start/add/stop and the --nbd-server/--export options drive
+/// it. Errors carry QEMU's wording so scripts written for QEMU read them unchanged.
+/// </summary>
+public sealed class NbdService : IAsyncDisposable
+{
+    private readonly BlockGraph _graph;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private NbdServer? _server;
+
+    internal NbdService(BlockGraph graph)
+    {
+        _graph = graph;
+    }
+
+    public bool Running => _server != null;
+
+    /// <summary>The running server, for callers that want its state (tests, query commands).</summary>
+    public NbdServer? Server => _server;
+
+    /// <summary>The bound TCP endpoint when listening on inet (useful with port 0), else null.</summary>
+    public IPEndPoint? TcpEndPoint { get; private set; }
+
+    public async ValueTask StartAsync(SharpBlock.Schema.SocketAddress addr)
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_server != null)
+                throw new QmpException("NBD server already running");
+            var server = new NbdServer();
+            try
+            {
+                switch (addr.Type)
+                {
+                    case SocketAddressKind.Inet when addr.Inet is { } inet:
+                        {
+                            var where = NbdServerAddress.FromSocketAddress(addr);
+                            TcpEndPoint = server.ListenTcp((IPEndPoint)where.EndPoint);
+                            break;
+                        }
+
+                    case SocketAddressKind.Unix when addr.Unix is { } unix:
+                        server.ListenUnix(unix.Path);
+                        break;
+                    default:
+                        throw new QmpException($"Socket address type '{addr.Type.ToWire()}' is not supported by the NBD server");
+                }
+            }
+            catch (Exception ex) when (ex is IOException or Errors.BlockException)
+            {
+                await server.DisposeAsync().ConfigureAwait(false);
+                throw new QmpException(ex.Message);
+            }
+            catch
+            {
+                await server.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+
+            _server = server;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Exports a device (nbd-server-add) or, for --export node-name=, a node through a device of its own
+    /// that is not listed among the user's devices. The export name defaults to the device's name.
+    /// </summary>
+    public async ValueTask AddExportAsync(string? device, string? nodeName, bool writable, string? name = null)
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var server = _server ?? throw new QmpException("NBD server not running");
+            BlockBackend backend;
+            if (device != null)
+            {
+                backend = _graph.FindDevice(device) ?? throw QmpException.DeviceNotFound(device);
+                if (backend.Root == null)
+                    throw new QmpException($"Device '{device}' has no medium");
+                foreach (var e in server.Exports)
+                {
+                    if (ReferenceEquals(e.Device, backend))
+                        throw new QmpException($"NBD server already exporting device '{device}'");
+                }
+            }
+            else if (nodeName != null)
+            {
+                var node = _graph.FindNode(nodeName) ?? _graph.FindDevice(nodeName)?.Root
+                    ?? throw new QmpException($"Cannot find device={nodeName} nor node-name={nodeName}");
+                backend = _graph.FindDevice(nodeName) ?? _graph.CreateAnonymousDevice(node, nodeName);
+            }
+            else
+            {
+                throw new QmpException("One of 'device' and 'node-name' must be given");
+            }
+
+            if (writable && backend.Root!.ReadOnly)
+                throw new QmpException($"Device '{device ?? nodeName}' is read only");
+            string exportName = name ?? device ?? nodeName!;
+            if (!server.TryAddExport(new NbdExport(exportName, backend, writable)))
+                throw new QmpException($"NBD server already has export named '{exportName}'");
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>nbd-server-stop: closes the listener and every connection, and drops every export.</summary>
+    public async ValueTask StopAsync()
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var server = _server;
+            _server = null;
+            TcpEndPoint = null;
+            if (server != null)
+                await server.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    public ValueTask DisposeAsync() => StopAsync();
+}
