@@ -2,6 +2,7 @@ using SharpBlock.Graph;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Qmp.Server;
 using SharpBlock.Schema;
+using SharpBlock.Throttling;
 
 namespace SharpBlock.Qmp.Commands;
 
@@ -85,8 +86,31 @@ internal static class BlockQueryCommands
         if (dev.IoStatusEnabled)
             info.IoStatus = dev.IoStatus;
         if (dev.Root is { } root)
-            info.Inserted = await DescribeNodeAsync(root, ct).ConfigureAwait(false);
+        {
+            var inserted = await DescribeNodeAsync(root, ct).ConfigureAwait(false);
+            SetThrottleLimits(inserted, dev.ThrottleLimits);
+            info.Inserted = inserted;
+        }
+
         return info;
+    }
+
+    /// <summary>The device's limits as QEMU shows them: the rates always, each burst and iops_size only when set.</summary>
+    private static void SetThrottleLimits(BlockDeviceInfo info, ThrottleLimits l)
+    {
+        info.Bps = l.Bps;
+        info.BpsRd = l.BpsRead;
+        info.BpsWr = l.BpsWrite;
+        info.Iops = l.Iops;
+        info.IopsRd = l.IopsRead;
+        info.IopsWr = l.IopsWrite;
+        info.BpsMax = l.BpsMax != 0 ? l.BpsMax : null;
+        info.BpsRdMax = l.BpsReadMax != 0 ? l.BpsReadMax : null;
+        info.BpsWrMax = l.BpsWriteMax != 0 ? l.BpsWriteMax : null;
+        info.IopsMax = l.IopsMax != 0 ? l.IopsMax : null;
+        info.IopsRdMax = l.IopsReadMax != 0 ? l.IopsReadMax : null;
+        info.IopsWrMax = l.IopsWriteMax != 0 ? l.IopsWriteMax : null;
+        info.IopsSize = l.IopsSize != 0 ? l.IopsSize : null;
     }
 
     internal static async ValueTask<BlockDeviceInfo> DescribeNodeAsync(BlockNode node, CancellationToken ct)

@@ -11,5 +11,7 @@ internal static class StandardCommands
         BlockdevCommands.Register(server);
         BlockQueryCommands.Register(server);
         DeviceCommands.Register(server);
+        MediaCommands.Register(server);
+        IoPolicyCommands.Register(server);
     }
 }
