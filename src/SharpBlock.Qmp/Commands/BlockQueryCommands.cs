@@ -34,7 +34,7 @@ internal static class BlockQueryCommands
                 if (dev.Root is { } root)
                 {
                     // The device's own counters stand for its root node; below it, each node's own.
-                    if (root.File is { } f)
+                    if (FileOf(root) is { } f)
                         s.Parent = NodeStats(f);
                     if (root.Backing is { } b)
                         s.Backing = NodeStats(b);
@@ -49,10 +49,24 @@ internal static class BlockQueryCommands
             ValueTask.FromResult<IReadOnlyList<BlockJobInfo>>(Array.Empty<BlockJobInfo>())));
     }
 
+    /// <summary>The child QEMU calls bs->file: the 'file' child, or the 'image' of a blkdebug filter.</summary>
+    private static BlockNode? FileOf(BlockNode node)
+    {
+        if (node.File is { } f)
+            return f;
+        foreach (var c in node.Children)
+        {
+            if (c.Role == ChildRole.Image)
+                return c.Node;
+        }
+
+        return null;
+    }
+
     private static BlockStats NodeStats(BlockNode node)
     {
         var s = new BlockStats { Stats = ToWire(node.Stats) };
-        if (node.File is { } f)
+        if (FileOf(node) is { } f)
             s.Parent = NodeStats(f);
         if (node.Backing is { } b)
             s.Backing = NodeStats(b);

@@ -188,6 +188,21 @@ public sealed partial class BlockBackend
         Stats.AccountFlush(start);
     }
 
+    /// <summary>Flushes the medium without the device's policies (no stop, no throttle); for shutdown.</summary>
+    internal async ValueTask FlushMediumAsync(CancellationToken cancellationToken)
+    {
+        await Gate.EnterAsync().ConfigureAwait(false);
+        try
+        {
+            if (_root is { ReadOnly: false } root)
+                await root.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Gate.Leave();
+        }
+    }
+
     public async ValueTask<BlockStatus> GetBlockStatusAsync(long offset, long length, CancellationToken cancellationToken = default)
     {
         await Gate.EnterAsync().ConfigureAwait(false);

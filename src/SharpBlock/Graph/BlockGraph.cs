@@ -227,8 +227,10 @@ public sealed class BlockGraph : IAsyncDisposable
     /// <summary>Flushes every device and node; what 'quit' and a signal do before exit.</summary>
     public async ValueTask FlushAllAsync(CancellationToken cancellationToken = default)
     {
+        // Straight to the media: a device stopped by its error policy would hold a device-level flush
+        // until 'cont', and a failing flush must not stop or hang the exit.
         foreach (var d in _devices.ToArray())
-            await d.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await d.FlushMediumAsync(cancellationToken).ConfigureAwait(false);
         foreach (var n in _nodeOrder.ToArray())
         {
             if (!n.ReadOnly && !n.IsClosed)

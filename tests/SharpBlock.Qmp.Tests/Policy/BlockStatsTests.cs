@@ -37,4 +37,22 @@ public class BlockStatsTests
         Assert.Equal(2, parent.GetProperty("flush_operations").GetInt64());
         Assert.Equal(st.GetProperty("wr_highest_offset").GetInt64(), parent.GetProperty("wr_highest_offset").GetInt64());
     }
+
+    [Fact]
+    public async Task The_parent_chain_goes_through_a_filter()
+    {
+        await using var h = await QmpHarness.StartAsync();
+        string img = h.Dir.PatternFile("a.img", 1 << 20);
+        var dev = await h.AddRawAsync("d0", img, fileJson: QmpHarness.Blkdebug(img, "\"align\": 4096"));
+        await dev.WriteAsync(100, new byte[1000]);
+        var s = (await h.Client.ReturnAsync("query-blockstats"))[0];
+        var filter = s.GetProperty("parent");
+        var file = filter.GetProperty("parent");
+        Assert.Equal(1000, s.GetProperty("stats").GetProperty("wr_bytes").GetInt64());
+        Assert.Equal(1000, filter.GetProperty("stats").GetProperty("wr_bytes").GetInt64());
+        // Below the filter the write became a read-modify-write of one aligned block.
+        Assert.Equal(4096, file.GetProperty("stats").GetProperty("wr_bytes").GetInt64());
+        Assert.Equal(1, file.GetProperty("stats").GetProperty("rd_operations").GetInt64());
+        Assert.Equal(4096, file.GetProperty("stats").GetProperty("wr_highest_offset").GetInt64());
+    }
 }

@@ -53,6 +53,9 @@ public class ErrorPolicyTests
         Assert.True(dev.IsStopped);
         Assert.NotEqual(data, File.ReadAllBytes(img).AsSpan(131072, 65536).ToArray());
 
+        // Shutting down must not wait for 'cont': the exit flush goes straight to the media.
+        await h.Graph.FlushAllAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
         await h.Client.ReturnAsync("cont");
         await write.WaitAsync(TimeSpan.FromSeconds(10));
         await read.WaitAsync(TimeSpan.FromSeconds(10));

@@ -38,6 +38,8 @@ public sealed class BlkdebugNode : BlockNode
 
     public override int RequestAlignment => Math.Max(_align, _image.RequestAlignment);
 
+    protected override bool Growable => _image.IsGrowable;
+
     /// <summary>The state of the rule machine (1 when the node opens), for tests and diagnostics.</summary>
     public int State => _rules.State;
 
@@ -102,7 +104,14 @@ public sealed class BlkdebugNode : BlockNode
 
     private long AlignDown(long v) => v & ~((long)_align - 1);
 
-    private long AlignUp(long v) => Math.Min(AlignDown(v + _align - 1), Math.Max(v, _image.Length));
+    // Inside the image the last block may be partial, so rounding up stops at the end; past the end (a
+    // growable file) the image grows by whole blocks.
+    private long AlignUp(long v)
+    {
+        long up = AlignDown(v + _align - 1);
+        long length = _image.Length;
+        return v <= length ? Math.Min(up, length) : up;
+    }
 
     // A request that ends at the end of the image is aligned enough: there is no block after it to merge with.
     private bool IsAligned(long offset, long length) =>
@@ -237,6 +246,9 @@ public sealed class BlkdebugNode : BlockNode
 
     protected override ValueTask<BlockStatus> BlockStatusCoreAsync(long offset, long length, CancellationToken cancellationToken) =>
         _image.GetBlockStatusAsync(offset, length, cancellationToken);
+
+    public override ValueTask<long> GetAllocatedFileSizeAsync(CancellationToken cancellationToken = default) =>
+        _image.GetAllocatedFileSizeAsync(cancellationToken);
 
     protected override ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken) =>
         _image.TruncateAsync(size, cancellationToken);

@@ -221,6 +221,25 @@ public class BlkdebugTests
         Assert.Equal(expected, File.ReadAllBytes(f));
     }
 
+    [Fact]
+    public async Task A_filter_over_a_file_grows_like_the_file()
+    {
+        using var dir = new TempDir();
+        string f = dir.PatternFile("a.img", 4096);
+        var (g, node) = await OpenAsync(f, new BlockdevOptionsBlkdebug { Image = null!, Align = 512 });
+        await using (g)
+        {
+            // What a format over the filter does when it allocates past the end of its file.
+            await node.WriteAsync(8192 + 100, new byte[] { 1, 2, 3 });
+            Assert.Equal(8192 + 512, node.Length);
+            Assert.True(await node.GetAllocatedFileSizeAsync() > 0);
+        }
+
+        var bytes = File.ReadAllBytes(f);
+        Assert.Equal(8192 + 512, bytes.Length);
+        Assert.Equal(new byte[] { 1, 2, 3 }, bytes.AsSpan(8192 + 100, 3).ToArray());
+    }
+
     private static int CountOf(string text, string what)
     {
         int n = 0;
