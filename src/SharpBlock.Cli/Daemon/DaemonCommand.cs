@@ -90,7 +90,12 @@ internal static class DaemonCommand
             }
 
             if (options.PidFile is { } pidFile)
-                await File.WriteAllTextAsync(pidFile, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n").ConfigureAwait(false);
+            {
+                // Written aside and renamed, so a reader never sees an empty or partial pid file.
+                string tmp = pidFile + ".tmp";
+                await File.WriteAllTextAsync(tmp, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n").ConfigureAwait(false);
+                File.Move(tmp, pidFile, overwrite: true);
+            }
 
             string why = await Task.WhenAny(stop.Task, qmp.QuitRequested.ContinueWith(static _ => "quit", TaskScheduler.Default))
                 .Unwrap().ConfigureAwait(false);

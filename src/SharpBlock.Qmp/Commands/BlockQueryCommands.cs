@@ -2,6 +2,7 @@ using SharpBlock.Graph;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Qmp.Server;
 using SharpBlock.Schema;
+using SharpBlock.Throttling;
 
 namespace SharpBlock.Qmp.Commands;
 
@@ -33,7 +34,7 @@ internal static class BlockQueryCommands
                 if (dev.Root is { } root)
                 {
                     // The device's own counters stand for its root node; below it, each node's own.
-                    if (root.File is { } f)
+                    if (FileOf(root) is { } f)
                         s.Parent = NodeStats(f);
                     if (root.Backing is { } b)
                         s.Backing = NodeStats(b);
@@ -46,10 +47,24 @@ internal static class BlockQueryCommands
         }));
     }
 
+    /// <summary>The child QEMU calls bs->file: the 'file' child, or the 'image' of a blkdebug filter.</summary>
+    private static BlockNode? FileOf(BlockNode node)
+    {
+        if (node.File is { } f)
+            return f;
+        foreach (var c in node.Children)
+        {
+            if (c.Role == ChildRole.Image)
+                return c.Node;
+        }
+
+        return null;
+    }
+
     private static BlockStats NodeStats(BlockNode node)
     {
         var s = new BlockStats { Stats = ToWire(node.Stats) };
-        if (node.File is { } f)
+        if (FileOf(node) is { } f)
             s.Parent = NodeStats(f);
         if (node.Backing is { } b)
             s.Backing = NodeStats(b);
@@ -83,10 +98,34 @@ internal static class BlockQueryCommands
         if (dev.IoStatusEnabled)
             info.IoStatus = dev.IoStatus;
         if (dev.Root is { } root)
-            info.Inserted = await DescribeNodeAsync(root, ct).ConfigureAwait(false);
+        {
+            var inserted = await DescribeNodeAsync(root, ct).ConfigureAwait(false);
+            SetThrottleLimits(inserted, dev.ThrottleLimits);
+            info.Inserted = inserted;
+        }
+
         if (dev.Graph.Jobs.Find(dev.Id) is SharpBlock.Jobs.Mirror.MirrorJob mirror)
             info.DirtyBitmaps = [new BlockDirtyInfo { Count = mirror.DirtyBitmap.DirtyBytes, Granularity = mirror.DirtyBitmap.Granularity }];
+
         return info;
+    }
+
+    /// <summary>The device's limits as QEMU shows them: the rates always, each burst and iops_size only when set.</summary>
+    private static void SetThrottleLimits(BlockDeviceInfo info, ThrottleLimits l)
+    {
+        info.Bps = l.Bps;
+        info.BpsRd = l.BpsRead;
+        info.BpsWr = l.BpsWrite;
+        info.Iops = l.Iops;
+        info.IopsRd = l.IopsRead;
+        info.IopsWr = l.IopsWrite;
+        info.BpsMax = l.BpsMax != 0 ? l.BpsMax : null;
+        info.BpsRdMax = l.BpsReadMax != 0 ? l.BpsReadMax : null;
+        info.BpsWrMax = l.BpsWriteMax != 0 ? l.BpsWriteMax : null;
+        info.IopsMax = l.IopsMax != 0 ? l.IopsMax : null;
+        info.IopsRdMax = l.IopsReadMax != 0 ? l.IopsReadMax : null;
+        info.IopsWrMax = l.IopsWriteMax != 0 ? l.IopsWriteMax : null;
+        info.IopsSize = l.IopsSize != 0 ? l.IopsSize : null;
     }
 
     internal static async ValueTask<BlockDeviceInfo> DescribeNodeAsync(BlockNode node, CancellationToken ct)

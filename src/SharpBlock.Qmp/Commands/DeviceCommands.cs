@@ -6,7 +6,7 @@ using SharpBlock.Qmp.Server;
 
 namespace SharpBlock.Qmp.Commands;
 
-/// <summary>Commands on one device or node: block_resize, eject, block_passwd.</summary>
+/// <summary>Commands on one device or node: block_resize, block_passwd (eject and change are in MediaCommands).</summary>
 internal static class DeviceCommands
 {
     public static void Register(QmpServer server)
@@ -29,13 +29,6 @@ internal static class DeviceCommands
             {
                 throw new QmpException($"Device '{a.Device ?? a.NodeName}' does not support resizing");
             }
-        }));
-
-        server.Register(QmpCommandTable.Eject(static async (a, ctx) =>
-        {
-            var dev = ctx.Server.Graph.FindDevice(a.Device) ?? throw QmpException.DeviceNotFound(a.Device);
-            ctx.Server.Graph.Jobs.EnsureIdle(dev);
-            await dev.EjectAsync().ConfigureAwait(false);
         }));
 
         server.Register(QmpCommandTable.BlockPasswd(static (a, ctx) =>

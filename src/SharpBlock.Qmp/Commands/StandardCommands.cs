@@ -13,5 +13,7 @@ internal static class StandardCommands
         DeviceCommands.Register(server);
         JobCommands.Register(server);
         NbdCommands.Register(server);
+        MediaCommands.Register(server);
+        IoPolicyCommands.Register(server);
     }
 }

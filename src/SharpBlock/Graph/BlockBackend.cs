@@ -8,8 +8,15 @@ namespace SharpBlock.Graph;
 
 /// <summary>
 /// A device: the named front of a node tree that guests, exports and jobs use. It owns what belongs to the
-/// user of the disk rather than to the image: statistics, the I/O error policy and io-status, the medium.
+/// user of the disk rather than to the image: statistics, throttling, the I/O error policy and io-status,
+/// the medium and its tray.
 /// </summary>
+/// <remarks>
+/// Every request takes the same path: wait while the device is stopped, wait for the throttle, enter the
+/// drain gate, run on the root node; a failure goes to the error policy, which reports it, ignores it, or
+/// stops the device and retries the request after 'cont'. Waiting for the throttle or for 'cont' happens
+/// outside the gate, so a drain (eject, resize) never waits for a request that is itself waiting.
+/// </remarks>
 public sealed partial class BlockBackend
 {
     private BlockNode? _root;
@@ -35,23 +42,6 @@ public sealed partial class BlockBackend
 
     internal RequestGate Gate { get; } = new();
 
-    public BlockdevOnError ReadErrorPolicy { get; }
-
-    public BlockdevOnError WriteErrorPolicy { get; }
-
-    /// <summary>io-status is kept only where a policy can stop the device, as QEMU shows it.</summary>
-    public bool IoStatusEnabled => WriteErrorPolicy is BlockdevOnError.Stop or BlockdevOnError.Enospc
-        || ReadErrorPolicy is BlockdevOnError.Stop or BlockdevOnError.Enospc;
-
-    public BlockDeviceIoStatus IoStatus { get; private set; } = BlockDeviceIoStatus.Ok;
-
-    /// <summary>Devices made by blockdev-add have no guest device model, so like QEMU they count as removable.</summary>
-    public bool Removable => true;
-
-    public bool Locked => false;
-
-    public bool TrayOpen => false;
-
     public long Length => _root?.Length ?? 0;
 
     private BlockNode RootOrThrow() => _root ?? throw new BlockException(Errno.ENOMEDIUM, $"Device '{Id}' has no medium");
@@ -59,92 +49,153 @@ public sealed partial class BlockBackend
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        await Gate.EnterAsync().ConfigureAwait(false);
+        await BeforeRequestAsync(false, buffer.Length, cancellationToken).ConfigureAwait(false);
         long start = Stopwatch.GetTimestamp();
-        try
+        while (true)
         {
-            await RootOrThrow().ReadAsync(offset, buffer, cancellationToken).ConfigureAwait(false);
-            Stats.AccountRead(buffer.Length, start);
+            BlockException? failure = null;
+            await Gate.EnterAsync().ConfigureAwait(false);
+            try
+            {
+                await RootOrThrow().ReadAsync(offset, buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BlockException ex)
+            {
+                failure = ex;
+            }
+            finally
+            {
+                Gate.Leave();
+            }
+
+            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Read, cancellationToken).ConfigureAwait(false))
+                break;
         }
-        catch (BlockException ex)
-        {
-            NoteError(ex);
-            throw;
-        }
-        finally
-        {
-            Gate.Leave();
-        }
+
+        Stats.AccountRead(buffer.Length, start);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags = RequestFlags.None, CancellationToken cancellationToken = default)
     {
-        await Gate.EnterAsync().ConfigureAwait(false);
+        await BeforeRequestAsync(true, data.Length, cancellationToken).ConfigureAwait(false);
         long start = Stopwatch.GetTimestamp();
-        try
+        while (true)
         {
-            await RootOrThrow().WriteAsync(offset, data, flags, cancellationToken).ConfigureAwait(false);
-            Stats.AccountWrite(offset, data.Length, start);
+            BlockException? failure = null;
+            await Gate.EnterAsync().ConfigureAwait(false);
+            try
+            {
+                await RootOrThrow().WriteAsync(offset, data, flags, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BlockException ex)
+            {
+                failure = ex;
+            }
+            finally
+            {
+                Gate.Leave();
+            }
+
+            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Write, cancellationToken).ConfigureAwait(false))
+                break;
         }
-        catch (BlockException ex)
-        {
-            NoteError(ex);
-            throw;
-        }
-        finally
-        {
-            Gate.Leave();
-        }
+
+        Stats.AccountWrite(offset, data.Length, start);
     }
 
     public async ValueTask WriteZeroesAsync(long offset, long length, RequestFlags flags = RequestFlags.None, CancellationToken cancellationToken = default)
     {
-        await Gate.EnterAsync().ConfigureAwait(false);
+        await BeforeRequestAsync(true, length, cancellationToken).ConfigureAwait(false);
         long start = Stopwatch.GetTimestamp();
-        try
+        while (true)
         {
-            await RootOrThrow().WriteZeroesAsync(offset, length, flags, cancellationToken).ConfigureAwait(false);
-            Stats.AccountWrite(offset, length, start);
+            BlockException? failure = null;
+            await Gate.EnterAsync().ConfigureAwait(false);
+            try
+            {
+                await RootOrThrow().WriteZeroesAsync(offset, length, flags, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BlockException ex)
+            {
+                failure = ex;
+            }
+            finally
+            {
+                Gate.Leave();
+            }
+
+            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Write, cancellationToken).ConfigureAwait(false))
+                break;
         }
-        catch (BlockException ex)
-        {
-            NoteError(ex);
-            throw;
-        }
-        finally
-        {
-            Gate.Leave();
-        }
+
+        Stats.AccountWrite(offset, length, start);
     }
 
     public async ValueTask DiscardAsync(long offset, long length, CancellationToken cancellationToken = default)
     {
-        await Gate.EnterAsync().ConfigureAwait(false);
-        try
+        // Discards are not throttled (they move no data), but a stopped device holds them like the rest.
+        await BeforeRequestAsync(null, 0, cancellationToken).ConfigureAwait(false);
+        while (true)
         {
-            await RootOrThrow().DiscardAsync(offset, length, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            Gate.Leave();
+            BlockException? failure = null;
+            await Gate.EnterAsync().ConfigureAwait(false);
+            try
+            {
+                await RootOrThrow().DiscardAsync(offset, length, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BlockException ex)
+            {
+                failure = ex;
+            }
+            finally
+            {
+                Gate.Leave();
+            }
+
+            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Write, cancellationToken).ConfigureAwait(false))
+                break;
         }
     }
 
     public async ValueTask FlushAsync(CancellationToken cancellationToken = default)
     {
-        await Gate.EnterAsync().ConfigureAwait(false);
+        await BeforeRequestAsync(null, 0, cancellationToken).ConfigureAwait(false);
         long start = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            BlockException? failure = null;
+            await Gate.EnterAsync().ConfigureAwait(false);
+            try
+            {
+                if (_root != null)
+                    await _root.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (BlockException ex)
+            {
+                failure = ex;
+            }
+            finally
+            {
+                Gate.Leave();
+            }
+
+            // A failed flush means written data may not be stable: it follows the write policy.
+            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Write, cancellationToken).ConfigureAwait(false))
+                break;
+        }
+
+        Stats.AccountFlush(start);
+    }
+
+    /// <summary>Flushes the medium without the device's policies (no stop, no throttle); for shutdown.</summary>
+    internal async ValueTask FlushMediumAsync(CancellationToken cancellationToken)
+    {
+        await Gate.EnterAsync().ConfigureAwait(false);
         try
         {
-            if (_root != null)
-                await _root.FlushAsync(cancellationToken).ConfigureAwait(false);
-            Stats.AccountFlush(start);
-        }
-        catch (BlockException ex)
-        {
-            NoteError(ex);
-            throw;
+            if (_root is { ReadOnly: false } root)
+                await root.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -165,14 +216,20 @@ public sealed partial class BlockBackend
         }
     }
 
-    private void NoteError(BlockException ex)
+    /// <summary>Waits while the device is stopped, then for the throttle (null direction: not throttled).</summary>
+    private ValueTask BeforeRequestAsync(bool? isWrite, long bytes, CancellationToken cancellationToken)
     {
-        if (IoStatusEnabled && IoStatus == BlockDeviceIoStatus.Ok)
-            IoStatus = ex.Errno == Errno.ENOSPC ? BlockDeviceIoStatus.Nospace : BlockDeviceIoStatus.Failed;
+        if (Volatile.Read(ref _stopped) == null && (isWrite == null || _throttle == null))
+            return ValueTask.CompletedTask;
+        return BeforeRequestSlowAsync(isWrite, bytes, cancellationToken);
     }
 
-    /// <summary>Resets io-status to ok (what 'cont' does).</summary>
-    public void ResetIoStatus() => IoStatus = BlockDeviceIoStatus.Ok;
+    private async ValueTask BeforeRequestSlowAsync(bool? isWrite, long bytes, CancellationToken cancellationToken)
+    {
+        await WaitWhileStoppedAsync(cancellationToken).ConfigureAwait(false);
+        if (isWrite is { } w && _throttle is { } t)
+            await t.WaitAsync(w, bytes, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Changes the size of the medium, with no request in flight while it happens.</summary>
     public async ValueTask ResizeAsync(long size, CancellationToken cancellationToken = default)
@@ -182,28 +239,6 @@ public sealed partial class BlockBackend
         try
         {
             await root.TruncateAsync(size, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            Gate.EndDrain();
-        }
-    }
-
-    /// <summary>Removes the medium: drains, flushes and closes the node tree unless something else holds it.</summary>
-    public async ValueTask EjectAsync()
-    {
-        var root = _root;
-        if (root == null)
-            return;
-        await Gate.BeginDrainAsync().ConfigureAwait(false);
-        try
-        {
-            _root = null;
-            root.RemoveUser(this);
-            if (root.Users.Count == 0)
-                await Graph.CloseNodeAsync(root).ConfigureAwait(false);
-            else
-                await root.FlushAsync().ConfigureAwait(false);
         }
         finally
         {

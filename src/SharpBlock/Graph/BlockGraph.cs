@@ -128,6 +128,42 @@ public sealed class BlockGraph : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Opens a node tree that no device uses yet (the new medium of 'change'); its root gets a generated
+    /// name. The caller inserts it somewhere or closes it with <see cref="CloseUnusedAsync"/>.
+    /// </summary>
+    public async ValueTask<BlockNode> OpenDetachedAsync(BlockdevOptions options, CancellationToken cancellationToken = default)
+    {
+        using (await LockAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var opened = new List<BlockNode>();
+            try
+            {
+                return await OpenTreeAsync(options, NodeSettings.Default, opened, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                for (int i = opened.Count - 1; i >= 0; i--)
+                {
+                    Unregister(opened[i]);
+                    await opened[i].DisposeAsync().ConfigureAwait(false);
+                }
+
+                throw;
+            }
+        }
+    }
+
+    /// <summary>Closes a node tree that ended up unused (a medium that could not be inserted).</summary>
+    public async ValueTask CloseUnusedAsync(BlockNode node)
+    {
+        using (await LockAsync().ConfigureAwait(false))
+        {
+            if (node.Users.Count == 0)
+                await CloseNodeAsync(node).ConfigureAwait(false);
+        }
+    }
+
     private static void CheckName(string name, string what)
     {
         // QEMU's rule: a letter first, then letters, digits, '-', '.', '_'.
@@ -254,8 +290,10 @@ public sealed class BlockGraph : IAsyncDisposable
     /// <summary>Flushes every device and node; what 'quit' and a signal do before exit.</summary>
     public async ValueTask FlushAllAsync(CancellationToken cancellationToken = default)
     {
+        // Straight to the media: a device stopped by its error policy would hold a device-level flush
+        // until 'cont', and a failing flush must not stop or hang the exit.
         foreach (var d in _devices.ToArray())
-            await d.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await d.FlushMediumAsync(cancellationToken).ConfigureAwait(false);
         foreach (var n in Nodes)
         {
             if (!n.ReadOnly && !n.IsClosed)

@@ -31,7 +31,17 @@ public sealed class JobManager
             _jobs.Add(job);
         }
 
-        job.Start(Finished);
+        // While the job runs the medium stays: eject refuses, and a forced eject cancels the job first.
+        var blocker = job.Device.AddBlocker("block device is in use by block job: " + job.Type.ToWire(), async () =>
+        {
+            job.Cancel(force: true);
+            await job.Completion.ConfigureAwait(false);
+        });
+        job.Start(j =>
+        {
+            blocker.Dispose();
+            Finished(j);
+        });
     }
 
     public void EnsureIdle(BlockBackend device)

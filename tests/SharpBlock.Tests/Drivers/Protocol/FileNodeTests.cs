@@ -5,7 +5,7 @@ using SharpBlock.Io;
 using SharpBlock.Schema;
 using SharpBlock.Testing;
 
-namespace SharpBlock.Tests.Drivers.File;
+namespace SharpBlock.Tests.Drivers.Protocol;
 
 public class FileNodeTests
 {

@@ -1,0 +1,128 @@
+using SharpBlock.Errors;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Graph;
+
+public sealed partial class BlockBackend
+{
+    private readonly object _stateLock = new();
+    private readonly List<DeviceBlocker> _blockers = [];
+
+    /// <summary>Devices made by blockdev-add have no guest device model, so like QEMU they count as removable.</summary>
+    public bool Removable => true;
+
+    public bool Locked => false;
+
+    public bool TrayOpen { get; private set; }
+
+    /// <summary>
+    /// Registers a user that needs the medium to stay (a block job, an NBD export). Eject and change refuse
+    /// while any is registered, unless forced; a forced eject calls <paramref name="onForcedEject"/> first
+    /// so the user can let go (stop the export, cancel the job). Dispose the result to unregister.
+    /// </summary>
+    public DeviceBlocker AddBlocker(string reason, Func<ValueTask>? onForcedEject = null)
+    {
+        var b = new DeviceBlocker(this, reason, onForcedEject);
+        lock (_blockers)
+            _blockers.Add(b);
+        return b;
+    }
+
+    internal void RemoveBlocker(DeviceBlocker blocker)
+    {
+        lock (_blockers)
+            _blockers.Remove(blocker);
+    }
+
+    /// <summary>Why the medium cannot be removed now, or null when nothing holds it.</summary>
+    public string? BusyReason
+    {
+        get
+        {
+            lock (_blockers)
+                return _blockers.Count > 0 ? _blockers[0].Reason : null;
+        }
+    }
+
+    private async ValueTask CheckBlockersAsync(bool force)
+    {
+        DeviceBlocker[] blockers;
+        lock (_blockers)
+            blockers = [.. _blockers];
+        if (blockers.Length == 0)
+            return;
+        if (!force)
+            throw new BlockException(Errno.EBUSY, $"Device '{Id}' is busy: {blockers[0].Reason}");
+        foreach (var b in blockers)
+        {
+            if (b.OnForcedEject is { } release)
+                await release().ConfigureAwait(false);
+            b.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The 'eject' command: refuses while a job or export uses the device (unless forced), opens the tray
+    /// and removes the medium.
+    /// </summary>
+    public async ValueTask EjectMediumAsync(bool force)
+    {
+        await CheckBlockersAsync(force).ConfigureAwait(false);
+        MoveTray(open: true);
+        await EjectAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The 'change' command: swaps the medium for one the caller opened, moving the tray out and in.</summary>
+    public async ValueTask ChangeMediumAsync(BlockNode newRoot)
+    {
+        await CheckBlockersAsync(force: false).ConfigureAwait(false);
+        MoveTray(open: true);
+        await EjectAsync().ConfigureAwait(false);
+        await Gate.BeginDrainAsync().ConfigureAwait(false);
+        try
+        {
+            newRoot.AddUser(this);
+            _root = newRoot;
+        }
+        finally
+        {
+            Gate.EndDrain();
+        }
+
+        MoveTray(open: false);
+    }
+
+    private void MoveTray(bool open)
+    {
+        lock (_stateLock)
+        {
+            if (TrayOpen == open)
+                return;
+            TrayOpen = open;
+        }
+
+        Graph.Events.Raise(new DeviceTrayMovedEvent { Device = Id, TrayOpen = open });
+    }
+
+    /// <summary>Removes the medium: drains, flushes and closes the node tree unless something else holds it.</summary>
+    public async ValueTask EjectAsync()
+    {
+        var root = _root;
+        if (root == null)
+            return;
+        await Gate.BeginDrainAsync().ConfigureAwait(false);
+        try
+        {
+            _root = null;
+            root.RemoveUser(this);
+            if (root.Users.Count == 0)
+                await Graph.CloseNodeAsync(root).ConfigureAwait(false);
+            else
+                await root.FlushAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            Gate.EndDrain();
+        }
+    }
+}
