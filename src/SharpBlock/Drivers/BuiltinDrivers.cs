@@ -1,3 +1,4 @@
+using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
 using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
@@ -18,6 +19,7 @@ internal static class BuiltinDrivers
             var file = await ctx.OpenChildAsync(ctx.Options.Raw!.File, ct).ConfigureAwait(false);
             return new RawNode(file, ctx.Settings);
         });
+        r.Register(BlockdevDriver.Qcow2, Qcow2Driver.OpenAsync);
     }
 
     private static ValueTask<BlockNode> OpenFile(BlockOpenContext ctx, BlockdevOptionsFile? o, string driver)
