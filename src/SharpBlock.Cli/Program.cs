@@ -1,5 +1,6 @@
 using SharpBlock.Cli;
 using SharpBlock.Cli.Daemon;
+using SharpBlock.Cli.Img;
 
 // sharpblock daemon ... | sharpblock --version
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
@@ -18,5 +19,6 @@ string[] rest = args[1..];
 return args[0] switch
 {
     "daemon" => await DaemonCommand.RunAsync(rest).ConfigureAwait(false),
+    "img" => await ImgCommand.RunAsync(rest).ConfigureAwait(false),
     _ => Usage.Fail($"unknown command '{args[0]}'"),
 };

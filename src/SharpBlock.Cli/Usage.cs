@@ -9,6 +9,7 @@ internal static class Usage
 
         Commands:
           daemon   run the storage daemon (QMP over a Unix socket, TCP or stdio)
+          img      create, inspect, check, map and convert images (qemu-img syntax)
 
         Run 'sharpblock daemon --help' for the daemon's options.
 

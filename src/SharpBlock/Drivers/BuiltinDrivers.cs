@@ -1,4 +1,5 @@
 using SharpBlock.Drivers.Filter.Blkdebug;
+using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
 using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
@@ -20,6 +21,7 @@ internal static class BuiltinDrivers
             return new RawNode(file, ctx.Settings);
         });
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
+        r.Register(BlockdevDriver.Qcow2, Qcow2Driver.OpenAsync);
     }
 
     private static ValueTask<BlockNode> OpenFile(BlockOpenContext ctx, BlockdevOptionsFile? o, string driver)

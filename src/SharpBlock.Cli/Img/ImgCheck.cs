@@ -1,0 +1,125 @@
+using System.Globalization;
+using System.Text;
+using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Qmp.Schema;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>
+/// `img check [-f FMT] [-r leaks|all] [--output=human|json] FILE`. Exit codes as qemu-img: 0 clean,
+/// 1 the check itself failed, 2 corruptions remain, 3 only leaks remain, 63 format cannot be checked.
+/// </summary>
+internal static class ImgCheck
+{
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        var a = ImgArgs.Parse(argv, "fr", "qhU", ["output"], ["force-share"]);
+        if (a.Positional.Count != 1)
+            throw new ImgUsageException("Expecting one image file name");
+        bool json = a.Json();
+        var mode = a.Get("-r") switch
+        {
+            null => Qcow2CheckMode.None,
+            "leaks" => Qcow2CheckMode.Leaks,
+            "all" => Qcow2CheckMode.All,
+            var r => throw new ImgUsageException($"Invalid option for -r: '{r}'"),
+        };
+        string path = a.Positional[0];
+        var (graph, node) = await ImgImage.OpenAsync(path, a.Get("-f"), readOnly: mode == Qcow2CheckMode.None).ConfigureAwait(false);
+        await using (graph.ConfigureAwait(false))
+        {
+            if (node is not Qcow2Node q)
+            {
+                Console.Error.WriteLine($"sharpblock: This image format does not support checks");
+                return 63;
+            }
+
+            Qcow2CheckResult r;
+            try
+            {
+                r = await q.CheckAsync(mode, line => Console.Error.WriteLine(line)).ConfigureAwait(false);
+            }
+            catch (Errors.BlockException ex)
+            {
+                Console.Error.WriteLine("sharpblock: " + ex.Message);
+                return 1;
+            }
+
+            var check = new ImageCheck { Filename = path, Format = "qcow2", CheckErrors = r.CheckErrors };
+            if (r.ImageEndOffset != 0)
+                check.ImageEndOffset = r.ImageEndOffset;
+            if (r.Corruptions != 0)
+                check.Corruptions = r.Corruptions;
+            if (r.Leaks != 0)
+                check.Leaks = r.Leaks;
+            if (r.CorruptionsFixed != 0)
+                check.CorruptionsFixed = r.CorruptionsFixed;
+            if (r.LeaksFixed != 0)
+                check.LeaksFixed = r.LeaksFixed;
+            if (r.TotalClusters != 0)
+                check.TotalClusters = r.TotalClusters;
+            if (r.AllocatedClusters != 0)
+                check.AllocatedClusters = r.AllocatedClusters;
+            if (r.FragmentedClusters != 0)
+                check.FragmentedClusters = r.FragmentedClusters;
+            if (r.CompressedClusters != 0)
+                check.CompressedClusters = r.CompressedClusters;
+
+            if (json)
+            {
+                var w = ImgImage.NewWriter(out var buf);
+                QapiCodec.Write(w, check);
+                Console.Out.WriteLine(ImgImage.Pretty(buf.WrittenMemory));
+            }
+            else
+            {
+                Console.Out.Write(Human(r, a.Has("-q")));
+            }
+
+            if (r.CheckErrors != 0)
+                return 1;
+            if (r.Corruptions != 0)
+                return 2;
+            return r.Leaks != 0 ? 3 : 0;
+        }
+    }
+
+    public static string Human(Qcow2CheckResult r, bool quiet)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        if (r.LeaksFixed != 0 || r.CorruptionsFixed != 0)
+        {
+            sb.Append("The following inconsistencies were found and repaired:\n\n");
+            sb.Append(ci, $"    {r.LeaksFixed} leaked clusters\n");
+            sb.Append(ci, $"    {r.CorruptionsFixed} corruptions\n\n");
+            sb.Append("Double checking the fixed image now...\n");
+        }
+
+        if (r.Corruptions == 0 && r.Leaks == 0 && r.CheckErrors == 0)
+        {
+            if (!quiet)
+                sb.Append("No errors were found on the image.\n");
+        }
+        else
+        {
+            if (r.Corruptions != 0)
+                sb.Append(ci, $"\n{r.Corruptions} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.\n");
+            if (r.Leaks != 0)
+                sb.Append(ci, $"\n{r.Leaks} leaked clusters were found on the image.\nThis means waste of disk space, but no harm to data.\n");
+            if (r.CheckErrors != 0)
+                sb.Append(ci, $"\n{r.CheckErrors} internal errors have occurred during the check.\n");
+        }
+
+        if (r.TotalClusters != 0 && r.AllocatedClusters != 0)
+        {
+            sb.Append(ci, $"{r.AllocatedClusters}/{r.TotalClusters} = {r.AllocatedClusters * 100.0 / r.TotalClusters:0.00}% allocated, ");
+            sb.Append(ci, $"{r.FragmentedClusters * 100.0 / r.AllocatedClusters:0.00}% fragmented, {r.CompressedClusters * 100.0 / r.AllocatedClusters:0.00}% compressed clusters\n");
+        }
+
+        if (r.ImageEndOffset != 0)
+            sb.Append(ci, $"Image end offset: {r.ImageEndOffset}\n");
+        return quiet ? "" : sb.ToString();
+    }
+}

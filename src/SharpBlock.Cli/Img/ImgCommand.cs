@@ -1,0 +1,59 @@
+using SharpBlock.Errors;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>`sharpblock img SUBCOMMAND ...`: qemu-img's syntax, output and exit codes.</summary>
+internal static class ImgCommand
+{
+    public const string HelpText = """
+        usage: sharpblock img COMMAND [options]
+
+        Commands:
+          create [-f FMT] [-o OPTIONS] [-b BACKING -F BACKING_FMT] FILE [SIZE]
+          info [-f FMT] [--output=human|json] [--backing-chain] FILE
+          check [-f FMT] [-r leaks|all] [--output=human|json] FILE
+          map [-f FMT] [--output=human|json] FILE
+          convert [-p] [-c] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
+
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.Out.Write(HelpText);
+            return args.Length == 0 ? 1 : 0;
+        }
+
+        string[] rest = args[1..];
+        try
+        {
+            return args[0] switch
+            {
+                "create" => await ImgCreate.RunAsync(rest).ConfigureAwait(false),
+                "info" => await ImgInfo.RunAsync(rest).ConfigureAwait(false),
+                "check" => await ImgCheck.RunAsync(rest).ConfigureAwait(false),
+                "map" => await ImgMap.RunAsync(rest).ConfigureAwait(false),
+                "convert" => await ImgConvert.RunAsync(rest).ConfigureAwait(false),
+                _ => Fail($"Command not found: {args[0]}"),
+            };
+        }
+        catch (ImgUsageException ex)
+        {
+            return Fail(ex.Message);
+        }
+        catch (BlockException ex)
+        {
+            return Fail(ex.Message);
+        }
+    }
+
+    public static int Fail(string message)
+    {
+        Console.Error.WriteLine("sharpblock: " + message);
+        return 1;
+    }
+}
+
+/// <summary>A command line qemu-img would refuse; printed as an error with exit code 1.</summary>
+internal sealed class ImgUsageException(string message) : Exception(message);

@@ -1,0 +1,76 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+using SharpBlock.Qmp.Protocol;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>Opening images for img commands, and the output helpers they share.</summary>
+internal static class ImgImage
+{
+    /// <summary>Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph.</summary>
+    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly)
+    {
+        var graph = new BlockGraph();
+        try
+        {
+            format ??= await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
+            var node = await graph.AddAsync(Qcow2Driver.ImageOptions(path, format, readOnly, "img0")).ConfigureAwait(false);
+            return (graph, node);
+        }
+        catch (BlockException ex)
+        {
+            await graph.DisposeAsync().ConfigureAwait(false);
+            string msg = ex.Message.StartsWith("Could not open", StringComparison.Ordinal) ? ex.Message : $"Could not open '{path}': {ex.Message}";
+            throw new BlockException(ex.Errno, msg, ex);
+        }
+    }
+
+    /// <summary>qemu's size_to_str: three significant digits in binary units ("324 KiB", "1.5 MiB").</summary>
+    public static string HumanSize(long value)
+    {
+        string[] suffixes = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        // Divide by 1000/1024 first so 1000..1023 of a unit already move to the next one, as QEMU does.
+        double v = value / (1000.0 / 1024.0);
+        int i = 0;
+        if (v >= 1)
+        {
+            int exp = (int)Math.Floor(Math.Log2(v)) + 1;
+            i = (exp - 1) / 10;
+        }
+
+        i = Math.Clamp(i, 0, suffixes.Length - 1);
+        double scaled = value / Math.Pow(2, i * 10);
+        return FormatG3(scaled) + " " + suffixes[i];
+    }
+
+    /// <summary>C's "%0.3g".</summary>
+    private static string FormatG3(double d)
+    {
+        if (d == 0)
+            return "0";
+        string s = d.ToString("G3", CultureInfo.InvariantCulture);
+        if (s.Contains('E', StringComparison.Ordinal))
+            s = d.ToString("0", CultureInfo.InvariantCulture);
+        return s;
+    }
+
+    /// <summary>Re-indents compact QMP JSON the way qemu-img prints it (4 spaces, "key": value).</summary>
+    public static string Pretty(ReadOnlyMemory<byte> compact)
+    {
+        using var doc = JsonDocument.Parse(compact);
+        var buf = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buf, new JsonWriterOptions { Indented = true, IndentSize = 4, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+            doc.WriteTo(w);
+        return System.Text.Encoding.UTF8.GetString(buf.WrittenSpan);
+    }
+
+    public static QmpJsonWriter NewWriter(out ArrayBufferWriter<byte> buffer)
+    {
+        buffer = new ArrayBufferWriter<byte>();
+        return new QmpJsonWriter(buffer);
+    }
+}

@@ -1,0 +1,137 @@
+using System.Globalization;
+using System.Text;
+using SharpBlock.Graph;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>`img map [-f FMT] [--output=human|json] FILE`: the allocation map merged as qemu-img merges it.</summary>
+internal static class ImgMap
+{
+    /// <summary>One map extent: the QAPI entry plus 'present' and the file it maps into.</summary>
+    internal sealed record Extent(BlockDeviceMapEntry Entry, bool Present, string? File);
+
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        var a = ImgArgs.Parse(argv, "fl", "hU", ["output", "start-offset", "max-length"], ["force-share"]);
+        if (a.Positional.Count != 1)
+            throw new ImgUsageException("Expecting one image file name");
+        bool json = a.Json();
+        var (graph, node) = await ImgImage.OpenAsync(a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
+        await using (graph.ConfigureAwait(false))
+        {
+            var extents = await MapAsync(node).ConfigureAwait(false);
+            Console.Out.Write(json ? Json(extents) : Human(extents));
+            return 0;
+        }
+    }
+
+    public static async Task<List<Extent>> MapAsync(BlockNode top)
+    {
+        var list = new List<Extent>();
+        long size = top.Length;
+        long offset = 0;
+        while (offset < size)
+        {
+            var (e, len) = await StatusAboveAsync(top, offset, size - offset).ConfigureAwait(false);
+            offset += len;
+            if (list.Count > 0 && CanMerge(list[^1], e))
+            {
+                var last = list[^1];
+                last.Entry.Length += e.Entry.Length;
+                continue;
+            }
+
+            list.Add(e);
+        }
+
+        return list;
+    }
+
+    private static bool CanMerge(Extent a, Extent b) =>
+        a.Entry.Depth == b.Entry.Depth && a.Entry.Zero == b.Entry.Zero && a.Entry.Data == b.Entry.Data && a.Present == b.Present
+        && a.File == b.File
+        && (a.Entry.Offset == null) == (b.Entry.Offset == null)
+        && (a.Entry.Offset == null || a.Entry.Offset + a.Entry.Length == b.Entry.Offset);
+
+    /// <summary>Walks down the backing chain until a layer decides the content of the range.</summary>
+    internal static async Task<(Extent, long)> StatusAboveAsync(BlockNode top, long offset, long length)
+    {
+        int depth = 0;
+        var node = top;
+        while (true)
+        {
+            if (offset >= node.Length)
+            {
+                // Past the end of a shorter backing image: reads as zeros, decided by the layer above.
+                var z = new BlockDeviceMapEntry { Start = offset, Length = length, Depth = depth, Zero = true, Data = false };
+                return (new Extent(z, false, null), length);
+            }
+
+            var st = await node.GetBlockStatusAsync(offset, length).ConfigureAwait(false);
+            length = st.Length;
+            if (st.IsAllocated || node.Backing == null)
+            {
+                var entry = new BlockDeviceMapEntry
+                {
+                    Start = offset,
+                    Length = st.Length,
+                    Depth = depth,
+                    Zero = st.IsZero,
+                    Data = st.IsData,
+                };
+                string? file = null;
+                if ((st.Flags & Io.BlockStatusFlags.OffsetValid) != 0)
+                {
+                    entry.Offset = st.Offset;
+                    file = st.File?.Filename;
+                }
+
+                return (new Extent(entry, st.IsAllocated, file), st.Length);
+            }
+
+            node = node.Backing;
+            depth++;
+        }
+    }
+
+    public static string Json(List<Extent> extents)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder("[");
+        for (int i = 0; i < extents.Count; i++)
+        {
+            var e = extents[i].Entry;
+            if (i > 0)
+                sb.Append(",\n");
+            sb.Append(ci, $"{{ \"start\": {e.Start}, \"length\": {e.Length}, \"depth\": {e.Depth}, \"present\": {B(extents[i].Present)}, \"zero\": {B(e.Zero)}, \"data\": {B(e.Data)}");
+            if (e.Offset is { } o)
+                sb.Append(ci, $", \"offset\": {o}");
+            sb.Append('}');
+        }
+
+        sb.Append("]\n");
+        return sb.ToString();
+    }
+
+    private static string B(bool b) => b ? "true" : "false";
+
+    public static string Human(List<Extent> extents)
+    {
+        var sb = new StringBuilder();
+        sb.Append(string.Format(CultureInfo.InvariantCulture, "{0,-16}{1,-16}{2,-16}{3}\n", "Offset", "Length", "Mapped to", "File"));
+        foreach (var x in extents)
+        {
+            var e = x.Entry;
+            if (!e.Data)
+                continue;
+            if (e.Offset == null)
+                throw new Errors.BlockException(Errors.Errno.EINVAL, "File contains external, encrypted or compressed clusters.");
+            sb.Append(string.Format(CultureInfo.InvariantCulture, "{0,-16}{1,-16}{2,-16}{3}\n", Hex(e.Start), Hex(e.Length), Hex(e.Offset.Value), x.File));
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Hex(long v) => v == 0 ? "0" : "0x" + v.ToString("x", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,89 @@
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Drivers.Format.Qcow2;
+
+/// <summary>Opens a qcow2 node from blockdev options: its file, then its backing chain.</summary>
+public static class Qcow2Driver
+{
+    internal static async ValueTask<BlockNode> OpenAsync(BlockOpenContext ctx, CancellationToken ct)
+    {
+        var o = ctx.Options.Qcow2 ?? throw new BlockException(Errno.EINVAL, "Missing qcow2 options");
+        var file = await ctx.OpenChildAsync(o.File, ct).ConfigureAwait(false);
+        var node = await Qcow2Node.OpenAsync(file, ctx.Settings, ct).ConfigureAwait(false);
+        node = node.WithDiscardOptions(o.PassDiscardRequest, o.PassDiscardSnapshot, o.PassDiscardOther);
+        try
+        {
+            if (o.LazyRefcounts == true && node.Version < 3)
+                throw new BlockException(Errno.EINVAL, "Lazy refcounts require a qcow2 image with at least qemu 1.1 compatibility level");
+            if (o.LazyRefcounts is { } lazy)
+                node.LazyRefcountsOverride = lazy;
+            BlockNode? backing = null;
+            if (o.Backing is { } b)
+            {
+                if (b.Reference is not "")
+                    backing = await ctx.OpenChildAsync(b, ct).ConfigureAwait(false);
+            }
+            else if (node.BackingFileName is { } name)
+            {
+                string path = ResolveBacking(file.Filename, name);
+                string fmt = node.BackingFormat ?? await ProbeAsync(path, ct).ConfigureAwait(false);
+                backing = await ctx.OpenChildAsync(new BlockdevRef { Definition = BackingOptions(path, fmt) }, ct).ConfigureAwait(false);
+            }
+
+            if (backing != null)
+                node.AttachBacking(backing);
+            return node;
+        }
+        catch
+        {
+            await node.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>A relative backing name is relative to the directory of the image that names it.</summary>
+    public static string ResolveBacking(string imagePath, string backing)
+    {
+        if (Path.IsPathRooted(backing))
+            return backing;
+        string? dir = Path.GetDirectoryName(imagePath);
+        return string.IsNullOrEmpty(dir) ? backing : Path.Combine(dir, backing);
+    }
+
+    /// <summary>The format of an image file by its magic: qcow2 or raw.</summary>
+    public static async ValueTask<string> ProbeAsync(string path, CancellationToken ct)
+    {
+        try
+        {
+            using var h = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            byte[] magic = new byte[4];
+            int n = await RandomAccess.ReadAsync(h, magic, 0, ct).ConfigureAwait(false);
+            return n == 4 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(magic) == Qcow2Layout.Magic ? "qcow2" : "raw";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            var e = BlockException.ErrnoOf(ex);
+            throw new BlockException(e, $"Could not open '{path}': {BlockException.Describe(e)}", ex);
+        }
+    }
+
+    /// <summary>Options that open a backing image read-only with the given format over a file node.</summary>
+    public static BlockdevOptions BackingOptions(string path, string format) => ImageOptions(path, format, readOnly: true);
+
+    /// <summary>Options that open an image file with the given format (qcow2 or raw), as img commands do.</summary>
+    public static BlockdevOptions ImageOptions(string path, string format, bool readOnly, string? nodeName = null)
+    {
+        var file = new BlockdevRef
+        {
+            Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } },
+        };
+        return format switch
+        {
+            "qcow2" => new BlockdevOptions { Driver = BlockdevDriver.Qcow2, ReadOnly = readOnly, NodeName = nodeName, Qcow2 = new BlockdevOptionsQcow2 { File = file } },
+            "raw" => new BlockdevOptions { Driver = BlockdevDriver.Raw, ReadOnly = readOnly, NodeName = nodeName, Raw = new BlockdevOptionsGenericFormat { File = file } },
+            _ => throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'"),
+        };
+    }
+}

@@ -1,0 +1,526 @@
+using System.Buffers;
+using SharpBlock.Errors;
+using SharpBlock.Io;
+
+namespace SharpBlock.Drivers.Format.Qcow2;
+
+/// <summary>The guest request path: lookups under the metadata lock, data I/O outside it.</summary>
+public sealed partial class Qcow2Node
+{
+    private async ValueTask<Mapping> LookupAsync(long offset, long length, CancellationToken ct)
+    {
+        await _meta.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await LookupLockedAsync(offset, length).ConfigureAwait(false);
+        }
+        finally
+        {
+            _meta.Release();
+        }
+    }
+
+    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (buffer.Length > 0)
+        {
+            var m = await LookupAsync(offset, buffer.Length, cancellationToken).ConfigureAwait(false);
+            long inCluster = offset & (_clusterSize - 1);
+            int n = (int)Math.Min(buffer.Length, ((long)m.Clusters << _clusterBits) - inCluster);
+            var chunk = buffer[..n];
+            switch (m.Kind)
+            {
+                case Qcow2ClusterKind.Unallocated:
+                    await ReadBackingAsync(offset, chunk, cancellationToken).ConfigureAwait(false);
+                    break;
+                case Qcow2ClusterKind.ZeroPlain:
+                case Qcow2ClusterKind.ZeroAllocated:
+                    chunk.Span.Clear();
+                    break;
+                case Qcow2ClusterKind.Normal:
+                    await _file.ReadAsync(m.Entry.HostOffset + inCluster, chunk, cancellationToken).ConfigureAwait(false);
+                    break;
+                case Qcow2ClusterKind.Compressed:
+                    {
+                        byte[] cluster = ArrayPool<byte>.Shared.Rent(_clusterSize);
+                        try
+                        {
+                            await ReadCompressedAsync(m.Entry, cluster, cancellationToken).ConfigureAwait(false);
+                            cluster.AsSpan((int)inCluster, n).CopyTo(chunk.Span);
+                        }
+                        finally
+                        {
+                            ArrayPool<byte>.Shared.Return(cluster);
+                        }
+
+                        break;
+                    }
+            }
+
+            offset += n;
+            buffer = buffer[n..];
+        }
+    }
+
+    /// <summary>Reads from the backing image; past its end (or with none) the image reads as zeros.</summary>
+    private async ValueTask ReadBackingAsync(long offset, Memory<byte> chunk, CancellationToken ct)
+    {
+        var backing = Backing;
+        long avail = backing == null ? 0 : Math.Max(0, backing.Length - offset);
+        int inBacking = (int)Math.Min(avail, chunk.Length);
+        if (inBacking > 0)
+            await backing!.ReadAsync(offset, chunk[..inBacking], ct).ConfigureAwait(false);
+        chunk.Span[inBacking..].Clear();
+    }
+
+    private async ValueTask ReadCompressedAsync(Qcow2L2Entry e, byte[] cluster, CancellationToken ct)
+    {
+        long off = e.CompressedOffset(_clusterBits);
+        int len = (int)(((long)e.CompressedSectors(_clusterBits) * 512) - (off & 511));
+        if (off + len > _file.Length)
+            len = (int)Math.Max(0, _file.Length - off);
+        byte[] comp = ArrayPool<byte>.Shared.Rent(Math.Max(len, 1));
+        try
+        {
+            await _file.ReadAsync(off, comp.AsMemory(0, len), ct).ConfigureAwait(false);
+            if (!Qcow2Compression.Decompress(comp, len, cluster.AsSpan(0, _clusterSize)))
+                throw new BlockException(Errno.EIO, $"qcow2: compressed cluster at 0x{off:x} in '{FileName}' does not decompress");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(comp);
+        }
+    }
+
+    /// <summary>Fills buf with the current content of one guest cluster (for copy-on-write).</summary>
+    private async ValueTask ReadOldClusterAsync(Mapping m, long runFirst, long guestCluster, Memory<byte> buf, CancellationToken ct)
+    {
+        switch (m.Kind)
+        {
+            case Qcow2ClusterKind.Unallocated:
+                await ReadBackingAsync(guestCluster << _clusterBits, buf, ct).ConfigureAwait(false);
+                break;
+            case Qcow2ClusterKind.Normal:
+                await _file.ReadAsync(m.Entry.HostOffset + ((guestCluster - runFirst) << _clusterBits), buf, ct).ConfigureAwait(false);
+                break;
+            case Qcow2ClusterKind.Compressed:
+                {
+                    byte[] c = ArrayPool<byte>.Shared.Rent(_clusterSize);
+                    try
+                    {
+                        await ReadCompressedAsync(m.Entry, c, ct).ConfigureAwait(false);
+                        c.AsSpan(0, buf.Length).CopyTo(buf.Span);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(c);
+                    }
+
+                    break;
+                }
+
+            default:
+                buf.Span.Clear();
+                break;
+        }
+    }
+
+    private ValueTask<Qcow2RangeLock.Releaser> LockClustersAsync(long offset, long length) =>
+        _ranges.AcquireAsync(offset >> _clusterBits, (offset + length + _clusterSize - 1) >> _clusterBits);
+
+    private async ValueTask MarkDirtyForLazyRefcountsAsync(CancellationToken ct)
+    {
+        if (!UseLazyRefcounts || _headerDirtyBitSet)
+            return;
+        await _meta.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (!_headerDirtyBitSet)
+                await SetDirtyBitAsync(true, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _meta.Release();
+        }
+    }
+
+    protected override async ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
+    {
+        await MarkDirtyForLazyRefcountsAsync(cancellationToken).ConfigureAwait(false);
+        using (await LockClustersAsync(offset, data.Length).ConfigureAwait(false))
+        {
+            while (data.Length > 0)
+            {
+                var m = await LookupAsync(offset, data.Length, cancellationToken).ConfigureAwait(false);
+                long inCluster = offset & (_clusterSize - 1);
+                int n = (int)Math.Min(data.Length, ((long)m.Clusters << _clusterBits) - inCluster);
+                if (m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied)
+                    await _file.WriteAsync(m.Entry.HostOffset + inCluster, data[..n], RequestFlags.None, cancellationToken).ConfigureAwait(false);
+                else
+                    await AllocatingWriteAsync(offset, data[..n], m, cancellationToken).ConfigureAwait(false);
+                offset += n;
+                data = data[n..];
+            }
+        }
+
+        if ((flags & RequestFlags.Fua) != 0)
+            await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes into fresh clusters: allocate (under the lock), write data with the old content of partial
+    /// clusters around it (outside), then point the L2 entries at them (under the lock). Readers keep
+    /// seeing the old mapping, with complete data, until the switch.
+    /// </summary>
+    private async ValueTask AllocatingWriteAsync(long offset, ReadOnlyMemory<byte> data, Mapping m, CancellationToken ct)
+    {
+        long firstCluster = offset >> _clusterBits;
+        long lastCluster = (offset + data.Length - 1) >> _clusterBits;
+        long count = lastCluster - firstCluster + 1;
+        long host;
+        await _meta.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            host = await AllocateClustersLockedAsync(count).ConfigureAwait(false);
+        }
+        finally
+        {
+            _meta.Release();
+        }
+
+        long inCluster = offset & (_clusterSize - 1);
+        long tail = ((offset + data.Length) & (_clusterSize - 1)) == 0 ? 0 : _clusterSize - ((offset + data.Length) & (_clusterSize - 1));
+        if (inCluster == 0 && tail == 0)
+        {
+            await _file.WriteAsync(host, data, RequestFlags.None, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            int total = (int)(count << _clusterBits);
+            byte[] buf = ArrayPool<byte>.Shared.Rent(total);
+            try
+            {
+                var whole = buf.AsMemory(0, total);
+                if (inCluster != 0)
+                    await ReadOldClusterAsync(m, firstCluster, firstCluster, whole[.._clusterSize], ct).ConfigureAwait(false);
+                if (tail != 0 && (lastCluster != firstCluster || inCluster == 0))
+                    await ReadOldClusterAsync(m, firstCluster, lastCluster, whole[(total - _clusterSize)..], ct).ConfigureAwait(false);
+
+                data.CopyTo(whole[(int)inCluster..]);
+                await _file.WriteAsync(host, whole, RequestFlags.None, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buf);
+            }
+        }
+
+        await _meta.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await SetMappingLockedAsync(firstCluster, count, i => (ulong)(host + (i << _clusterBits)) | Qcow2Layout.OflagCopied, FreeReason.Other).ConfigureAwait(false);
+        }
+        finally
+        {
+            _meta.Release();
+        }
+    }
+
+    /// <summary>Points count guest clusters at new entries, releasing what the old entries owned.</summary>
+    private async ValueTask SetMappingLockedAsync(long firstCluster, long count, Func<long, ulong> entryFor, FreeReason reason)
+    {
+        long i = 0;
+        while (i < count)
+        {
+            long ci = firstCluster + i;
+            long l1i = ci >> _l2Bits;
+            if (l1i >= _l1.Length)
+                throw new BlockException(Errno.EINVAL, "qcow2: write beyond the L1 table");
+            var l2 = await GetWritableL2Async(l1i).ConfigureAwait(false);
+            int l2i = (int)(ci & (L2Entries - 1));
+            while (i < count && l2i < L2Entries)
+            {
+                var old = new Qcow2L2Entry(GetEntry(l2.Data, l2i));
+                ulong ne = entryFor(i);
+                if (old.Raw != ne)
+                {
+                    var oldKind = old.Kind(V3);
+                    bool sameHost = (oldKind is Qcow2ClusterKind.Normal or Qcow2ClusterKind.ZeroAllocated)
+                        && (ne & Qcow2Layout.OflagCompressed) == 0 && (long)(ne & Qcow2Layout.OffsetMask) == old.HostOffset;
+                    if (!sameHost)
+                        ReleaseEntry(old, reason);
+                    SetEntry(l2.Data, l2i, ne);
+                }
+
+                i++;
+                l2i++;
+            }
+
+            l2.Dirty = true;
+        }
+    }
+
+    protected override async ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
+    {
+        long end = offset + length;
+        long alignedStart = (offset + _clusterSize - 1) & ~((long)_clusterSize - 1);
+        long alignedEnd = end == _size ? ((end + _clusterSize - 1) & ~((long)_clusterSize - 1)) : end & ~((long)_clusterSize - 1);
+        if (!V3 || alignedStart >= alignedEnd)
+        {
+            if (!V3 && Backing == null && await RangeUnallocatedAsync(offset, length, cancellationToken).ConfigureAwait(false))
+                return;
+            if ((flags & RequestFlags.NoFallback) != 0 && !V3)
+                throw new BlockException(Errno.EOPNOTSUPP, "qcow2: fast zeroing needs compat=1.1");
+            await base.WriteZeroesCoreAsync(offset, length, flags & ~RequestFlags.NoFallback, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (offset < alignedStart)
+            await base.WriteZeroesCoreAsync(offset, alignedStart - offset, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+        await MarkDirtyForLazyRefcountsAsync(cancellationToken).ConfigureAwait(false);
+        using (await LockClustersAsync(alignedStart, alignedEnd - alignedStart).ConfigureAwait(false))
+        {
+            await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                bool unmap = (flags & RequestFlags.MayUnmap) != 0;
+                long first = alignedStart >> _clusterBits;
+                long count = (alignedEnd - alignedStart) >> _clusterBits;
+                for (long i = 0; i < count;)
+                {
+                    var m = await LookupLockedAsync((first + i) << _clusterBits, (count - i) << _clusterBits).ConfigureAwait(false);
+                    long run = Math.Min(m.Clusters, count - i);
+                    if (m.Kind == Qcow2ClusterKind.ZeroPlain || (m.Kind == Qcow2ClusterKind.ZeroAllocated && !unmap))
+                    {
+                        i += run;
+                        continue;
+                    }
+
+                    var keep = m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied && !unmap;
+                    long host = m.Entry.HostOffset;
+                    await SetMappingLockedAsync(first + i, run,
+                        j => keep ? (ulong)(host + ((j) << _clusterBits)) | Qcow2Layout.OflagCopied | Qcow2Layout.OflagZero : Qcow2Layout.OflagZero,
+                        FreeReason.Request).ConfigureAwait(false);
+                    i += run;
+                }
+            }
+            finally
+            {
+                _meta.Release();
+            }
+        }
+
+        if (alignedEnd < end)
+            await base.WriteZeroesCoreAsync(alignedEnd, end - alignedEnd, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+        if ((flags & RequestFlags.Fua) != 0)
+            await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<bool> RangeUnallocatedAsync(long offset, long length, CancellationToken ct)
+    {
+        long end = offset + length;
+        while (offset < end)
+        {
+            var m = await LookupAsync(offset, end - offset, ct).ConfigureAwait(false);
+            if (m.Kind != Qcow2ClusterKind.Unallocated)
+                return false;
+            offset = ((offset >> _clusterBits) + m.Clusters) << _clusterBits;
+        }
+
+        return true;
+    }
+
+    protected override async ValueTask DiscardCoreAsync(long offset, long length, CancellationToken cancellationToken)
+    {
+        long end = Math.Min(offset + length, _size);
+        long alignedStart = (offset + _clusterSize - 1) & ~((long)_clusterSize - 1);
+        long alignedEnd = end == _size ? ((end + _clusterSize - 1) & ~((long)_clusterSize - 1)) : end & ~((long)_clusterSize - 1);
+        if (alignedStart >= alignedEnd)
+            return;
+        using (await LockClustersAsync(alignedStart, alignedEnd - alignedStart).ConfigureAwait(false))
+        {
+            await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                long first = alignedStart >> _clusterBits;
+                long count = (alignedEnd - alignedStart) >> _clusterBits;
+                bool backing = Backing != null;
+                for (long i = 0; i < count;)
+                {
+                    var m = await LookupLockedAsync((first + i) << _clusterBits, (count - i) << _clusterBits).ConfigureAwait(false);
+                    long run = Math.Min(m.Clusters, count - i);
+                    if (m.Kind == Qcow2ClusterKind.Unallocated || m.Kind == Qcow2ClusterKind.ZeroPlain)
+                    {
+                        i += run;
+                        continue;
+                    }
+
+                    // A discarded cluster must not expose the backing file's data where the guest had written.
+                    ulong ne = V3 && (backing || m.Kind != Qcow2ClusterKind.Unallocated) ? Qcow2Layout.OflagZero : 0;
+                    await SetMappingLockedAsync(first + i, run, _ => ne, FreeReason.Request).ConfigureAwait(false);
+                    i += run;
+                }
+            }
+            finally
+            {
+                _meta.Release();
+            }
+        }
+    }
+
+    protected override async ValueTask<BlockStatus> BlockStatusCoreAsync(long offset, long length, CancellationToken cancellationToken)
+    {
+        var m = await LookupAsync(offset, length, cancellationToken).ConfigureAwait(false);
+        long inCluster = offset & (_clusterSize - 1);
+        long n = Math.Min(length, ((long)m.Clusters << _clusterBits) - inCluster);
+        return m.Kind switch
+        {
+            Qcow2ClusterKind.Normal => new BlockStatus(BlockStatusFlags.Data | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid,
+                n, m.Entry.HostOffset + inCluster, _file),
+            Qcow2ClusterKind.ZeroAllocated => new BlockStatus(BlockStatusFlags.Zero | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid,
+                n, m.Entry.HostOffset + inCluster, _file),
+            Qcow2ClusterKind.ZeroPlain => new BlockStatus(BlockStatusFlags.Zero | BlockStatusFlags.Allocated, n),
+            Qcow2ClusterKind.Compressed => new BlockStatus(BlockStatusFlags.Data | BlockStatusFlags.Allocated, n),
+            _ => new BlockStatus(Backing == null ? BlockStatusFlags.Zero : BlockStatusFlags.None, n),
+        };
+    }
+
+    /// <summary>
+    /// Writes one whole guest cluster compressed (what convert -c does). The cluster must be unallocated;
+    /// data that does not shrink is written as a normal cluster.
+    /// </summary>
+    public async ValueTask WriteCompressedAsync(long offset, ReadOnlyMemory<byte> cluster, CancellationToken cancellationToken = default)
+    {
+        if (ReadOnly)
+            throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
+        if ((offset & (_clusterSize - 1)) != 0 || (cluster.Length != _clusterSize && offset + cluster.Length != _size) || offset >= _size)
+            throw new BlockException(Errno.EINVAL, "qcow2: compressed writes must cover one whole cluster");
+        byte[] input = ArrayPool<byte>.Shared.Rent(_clusterSize);
+        byte[] output = ArrayPool<byte>.Shared.Rent(_clusterSize);
+        try
+        {
+            cluster.Span.CopyTo(input);
+            input.AsSpan(cluster.Length, _clusterSize - cluster.Length).Clear();
+            int clen = Qcow2Compression.Compress(input.AsSpan(0, _clusterSize), output.AsSpan(0, _clusterSize - 1));
+            if (clen < 0 || clen >= _clusterSize - 512)
+            {
+                await WriteAsync(offset, cluster, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            using (await LockClustersAsync(offset, _clusterSize).ConfigureAwait(false))
+            {
+                long host;
+                await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    var m = await LookupLockedAsync(offset, _clusterSize).ConfigureAwait(false);
+                    if (m.Kind != Qcow2ClusterKind.Unallocated && m.Kind != Qcow2ClusterKind.ZeroPlain)
+                        throw new BlockException(Errno.EINVAL, "qcow2: compressed writes need an unallocated cluster");
+                    host = await AllocateBytesLockedAsync(clen).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _meta.Release();
+                }
+
+                await _file.WriteAsync(host, output.AsMemory(0, clen), RequestFlags.None, cancellationToken).ConfigureAwait(false);
+                await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    ulong e = Qcow2L2Entry.MakeCompressed(host, clen, _clusterBits).Raw;
+                    await SetMappingLockedAsync(offset >> _clusterBits, 1, _ => e, FreeReason.Other).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _meta.Release();
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(input);
+            ArrayPool<byte>.Shared.Return(output);
+        }
+    }
+
+    /// <summary>
+    /// Packs compressed data into host clusters: the next piece goes after the previous one when it fits in
+    /// the same cluster (one more reference to it), else into fresh clusters. Each host cluster holds one
+    /// reference per compressed cluster touching it, which is what a check recounts.
+    /// </summary>
+    private async ValueTask<long> AllocateBytesLockedAsync(int length)
+    {
+        long cur = _compressedCursor;
+        if (cur != 0 && Qcow2Refcount.MaxValue(_refOrder) > 1)
+        {
+            long room = _clusterSize - (cur & (_clusterSize - 1));
+            if ((cur & (_clusterSize - 1)) != 0 && length <= room
+                && await GetRefcountLockedAsync(cur >> _clusterBits).ConfigureAwait(false) < Qcow2Refcount.MaxValue(_refOrder))
+            {
+                await UpdateRefcountLockedAsync(cur >> _clusterBits, 1).ConfigureAwait(false);
+                _compressedCursor = cur + length;
+                return cur;
+            }
+        }
+
+        long clusters = (length + _clusterSize - 1) >> _clusterBits;
+        long host = await AllocateClustersLockedAsync(clusters).ConfigureAwait(false);
+        _compressedCursor = host + length;
+        return host;
+    }
+
+    protected override async ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken)
+    {
+        if (size < _size)
+            throw new BlockException(Errno.EOPNOTSUPP, "qcow2 doesn't support shrinking images yet");
+        await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            long needed = L1EntriesFor(size);
+            if (needed > _l1.Length)
+                await GrowL1LockedAsync(needed, cancellationToken).ConfigureAwait(false);
+            await WriteHeaderFieldAsync(Qcow2Header.SizeOffset, (ulong)size, cancellationToken).ConfigureAwait(false);
+            await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            _header = _header with { Size64 = (ulong)size };
+            Volatile.Write(ref _size, size);
+        }
+        finally
+        {
+            _meta.Release();
+        }
+    }
+
+    /// <summary>
+    /// Moves the L1 table to a bigger copy: written and flushed in full before the header switches to it,
+    /// the old table freed after, so a crash leaves one valid table either way.
+    /// </summary>
+    private async ValueTask GrowL1LockedAsync(long needed, CancellationToken ct)
+    {
+        if (needed * 8 > Qcow2Layout.MaxL1Bytes)
+            throw new BlockException(Errno.EFBIG, "qcow2: the L1 table would exceed its size limit");
+        await FlushTablesLockedAsync(ct).ConfigureAwait(false);
+        long clusters = ((needed * 8) + _clusterSize - 1) >> _clusterBits;
+        long newOffset = await AllocateClustersLockedAsync(clusters).ConfigureAwait(false);
+        var newL1 = new ulong[needed];
+        Array.Copy(_l1, newL1, _l1.Length);
+        byte[] buf = new byte[clusters << _clusterBits];
+        for (long i = 0; i < needed; i++)
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan((int)(i * 8)), newL1[i]);
+        await _file.WriteAsync(newOffset, buf, RequestFlags.None, ct).ConfigureAwait(false);
+        await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
+        await _file.FlushAsync(ct).ConfigureAwait(false);
+        byte[] hdr = new byte[12];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(hdr, (uint)needed);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(hdr.AsSpan(4), (ulong)newOffset);
+        await _file.WriteAsync(Qcow2Header.L1SizeOffset, hdr, RequestFlags.None, ct).ConfigureAwait(false);
+        await _file.FlushAsync(ct).ConfigureAwait(false);
+        long oldOffset = _l1Offset;
+        long oldClusters = ((_l1.Length * 8L) + _clusterSize - 1) >> _clusterBits;
+        _l1 = newL1;
+        _l1Offset = newOffset;
+        _header = _header with { L1Size = (uint)needed, L1TableOffset = (ulong)newOffset };
+        if (oldOffset != 0 && oldClusters > 0)
+            QueueFree(oldOffset, oldClusters, FreeReason.Other);
+    }
+}

@@ -1,0 +1,32 @@
+using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Errors;
+using SharpBlock.Platform;
+
+namespace SharpBlock.Drivers.Format.Raw;
+
+/// <summary>Creates raw images: a file of the given size, sparse unless preallocated.</summary>
+public static class RawCreator
+{
+    public static async ValueTask CreateAsync(string path, long size, Preallocation preallocation = Preallocation.Off, CancellationToken cancellationToken = default)
+    {
+        if (size < 0)
+            throw new BlockException(Errno.EINVAL, "Image size must be non-negative");
+        if (preallocation == Preallocation.Metadata)
+            throw new BlockException(Errno.EINVAL, "Unsupported preallocation mode 'metadata'");
+        using var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
+        fs.SetLength(size);
+        if (size > 0 && preallocation == Preallocation.Falloc)
+        {
+            if (LibC.FAllocate(fs.SafeFileHandle.DangerousGetHandle(), 0, 0, size) != 0)
+                throw new BlockException((Errno)LibC.LastErrno, $"Could not preallocate '{path}'");
+        }
+        else if (size > 0 && preallocation == Preallocation.Full)
+        {
+            byte[] zeros = new byte[1 << 20];
+            for (long o = 0; o < size; o += zeros.Length)
+                await RandomAccess.WriteAsync(fs.SafeFileHandle, zeros.AsMemory(0, (int)Math.Min(zeros.Length, size - o)), o, cancellationToken).ConfigureAwait(false);
+        }
+
+        await fs.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+}
