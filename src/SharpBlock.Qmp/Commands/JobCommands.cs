@@ -139,7 +139,7 @@ internal static class JobCommands
         var target = await graph.OpenImageAsync(path, driver, cancellationToken: ct).ConfigureAwait(false);
         if (target.Length != source.Length)
         {
-            await graph.ReleaseAsync(target).ConfigureAwait(false);
+            await graph.CloseUnusedAsync(target).ConfigureAwait(false);
             throw new QmpException("Source and target image have different sizes");
         }
 
@@ -154,7 +154,7 @@ internal static class JobCommands
         }
         catch (BlockException)
         {
-            await graph.ReleaseAsync(target).ConfigureAwait(false);
+            await graph.CloseUnusedAsync(target).ConfigureAwait(false);
             throw;
         }
     }

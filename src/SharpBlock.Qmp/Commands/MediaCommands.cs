@@ -1,4 +1,3 @@
-using SharpBlock.Errors;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Qmp.Server;
@@ -29,30 +28,13 @@ internal static class MediaCommands
             }
             else
             {
-                format = Probe(a.Target);
+                format = await SharpBlock.Drivers.ImageFormats.ProbeAsync(a.Target, ctx.CancellationToken).ConfigureAwait(false);
             }
 
             // Refuse before opening anything, so a busy device leaves the new file untouched.
             if (dev.BusyReason is { } reason)
                 throw new QmpException($"Device '{a.Device}' is busy: {reason}");
-            var options = new BlockdevOptions { Driver = format };
-            var file = new BlockdevRef
-            {
-                Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = a.Target } },
-            };
-            switch (format)
-            {
-                case BlockdevDriver.Raw:
-                    options.Raw = new BlockdevOptionsGenericFormat { File = file };
-                    break;
-                case BlockdevDriver.Qcow2:
-                    options.Qcow2 = new BlockdevOptionsQcow2 { File = file };
-                    break;
-                default:
-                    throw new QmpException($"Invalid block format '{format.ToWire()}'");
-            }
-
-            var node = await graph.OpenDetachedAsync(options, ctx.CancellationToken).ConfigureAwait(false);
+            var node = await graph.OpenImageAsync(a.Target, format, cancellationToken: ctx.CancellationToken).ConfigureAwait(false);
             try
             {
                 await dev.ChangeMediumAsync(node).ConfigureAwait(false);
@@ -63,24 +45,5 @@ internal static class MediaCommands
                 throw;
             }
         }));
-    }
-
-    /// <summary>Guesses the format of a new medium from its first bytes: qcow2 by its magic, else raw.</summary>
-    private static BlockdevDriver Probe(string path)
-    {
-        Span<byte> magic = stackalloc byte[4];
-        int n;
-        try
-        {
-            using var f = File.OpenHandle(path);
-            n = RandomAccess.Read(f, magic, 0);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            var errno = BlockException.ErrnoOf(ex);
-            throw new QmpException($"Could not open '{path}': {BlockException.Describe(errno)}");
-        }
-
-        return n == 4 && magic.SequenceEqual("QFI\xfb"u8) ? BlockdevDriver.Qcow2 : BlockdevDriver.Raw;
     }
 }

@@ -12,6 +12,7 @@ internal static class StandardCommands
         BlockQueryCommands.Register(server);
         DeviceCommands.Register(server);
         JobCommands.Register(server);
+        ChainCommands.Register(server);
         NbdCommands.Register(server);
         MediaCommands.Register(server);
         IoPolicyCommands.Register(server);

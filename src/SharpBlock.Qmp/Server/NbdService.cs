@@ -17,6 +17,9 @@ public sealed class NbdService : IAsyncDisposable
     private readonly SemaphoreSlim _lock = new(1, 1);
     private NbdServer? _server;
 
+    // Each export keeps its device's medium in place; a forced eject drops the export first.
+    private readonly Dictionary<string, DeviceBlocker> _blockers = new(StringComparer.Ordinal);
+
     internal NbdService(BlockGraph graph)
     {
         _graph = graph;
@@ -113,6 +116,14 @@ public sealed class NbdService : IAsyncDisposable
             string exportName = name ?? device ?? nodeName!;
             if (!server.TryAddExport(new NbdExport(exportName, backend, writable)))
                 throw new QmpException($"NBD server already has export named '{exportName}'");
+            var blocker = backend.AddBlocker("block device is in use by an NBD export", async () =>
+            {
+                await server.RemoveExportAsync(exportName).ConfigureAwait(false);
+                lock (_blockers)
+                    _blockers.Remove(exportName);
+            });
+            lock (_blockers)
+                _blockers[exportName] = blocker;
         }
         finally
         {
@@ -129,6 +140,12 @@ public sealed class NbdService : IAsyncDisposable
             var server = _server;
             _server = null;
             TcpEndPoint = null;
+            lock (_blockers)
+            {
+                foreach (var b in _blockers.Values)
+                    b.Dispose();
+                _blockers.Clear();
+            }
             if (server != null)
                 await server.DisposeAsync().ConfigureAwait(false);
         }

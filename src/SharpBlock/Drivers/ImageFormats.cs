@@ -7,7 +7,7 @@ namespace SharpBlock.Drivers;
 public static class ImageFormats
 {
     /// <summary>Creates an empty image of the given format and virtual size (the file is replaced if it exists).</summary>
-    public static ValueTask CreateAsync(BlockdevDriver format, string path, long size, string? backingFile = null, string? backingFormat = null)
+    public static async ValueTask CreateAsync(BlockdevDriver format, string path, long size, string? backingFile = null, string? backingFormat = null)
     {
         switch (format)
         {
@@ -16,7 +16,15 @@ public static class ImageFormats
                     throw new BlockException(Errno.EINVAL, "Format 'raw' does not support backing files");
                 using (var fs = new FileStream(path, FileMode.Create, FileAccess.Write))
                     fs.SetLength(size);
-                return ValueTask.CompletedTask;
+                return;
+            case BlockdevDriver.Qcow2:
+                await Format.Qcow2.Qcow2Creator.CreateAsync(path, new Format.Qcow2.Qcow2CreateOptions
+                {
+                    Size = size,
+                    BackingFile = backingFile,
+                    BackingFormat = backingFile != null ? backingFormat : null,
+                }).ConfigureAwait(false);
+                return;
             default:
                 throw new BlockException(Errno.EOPNOTSUPP, $"Cannot create images of format '{format.ToWire()}'");
         }
@@ -26,8 +34,18 @@ public static class ImageFormats
     public static async ValueTask<BlockdevDriver> ProbeAsync(string path, CancellationToken cancellationToken = default)
     {
         var magic = new byte[4];
-        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        int n = await fs.ReadAtLeastAsync(magic, 4, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+        int n;
+        try
+        {
+            using var h = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            n = await RandomAccess.ReadAsync(h, magic, 0, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            var e = BlockException.ErrnoOf(ex);
+            throw new BlockException(e, $"Could not open '{path}': {BlockException.Describe(e)}", ex);
+        }
+
         if (n == 4 && magic is [(byte)'Q', (byte)'F', (byte)'I', 0xfb])
             return BlockdevDriver.Qcow2;
         return BlockdevDriver.Raw;

@@ -224,36 +224,12 @@ public sealed class BlockGraph : IAsyncDisposable
         }
     }
 
-    /// <summary>Opens an image file as an unnamed node tree (a job's target); close it with the graph when done.</summary>
-    public async ValueTask<BlockNode> OpenImageAsync(string path, BlockdevDriver format, bool readOnly = false, CancellationToken cancellationToken = default)
+    /// <summary>Opens an image file as an unnamed node tree (a job's target); close it with <see cref="CloseUnusedAsync"/>.</summary>
+    public ValueTask<BlockNode> OpenImageAsync(string path, BlockdevDriver format, bool readOnly = false, CancellationToken cancellationToken = default)
     {
         var options = SharpBlock.Drivers.ImageFormats.FileOptions(format, path);
         options.ReadOnly = readOnly;
-        using (await LockAsync(cancellationToken).ConfigureAwait(false))
-        {
-            var opened = new List<BlockNode>();
-            try
-            {
-                return await OpenTreeAsync(options, NodeSettings.Default, opened, cancellationToken).ConfigureAwait(false);
-            }
-            catch
-            {
-                for (int i = opened.Count - 1; i >= 0; i--)
-                {
-                    Unregister(opened[i]);
-                    await opened[i].DisposeAsync().ConfigureAwait(false);
-                }
-
-                throw;
-            }
-        }
-    }
-
-    /// <summary>Closes a node tree that nothing uses (a job target that was not pivoted to).</summary>
-    public async ValueTask ReleaseAsync(BlockNode node)
-    {
-        if (node.Users.Count == 0 && !node.IsClosed)
-            await CloseNodeAsync(node).ConfigureAwait(false);
+        return OpenDetachedAsync(options, cancellationToken);
     }
 
     /// <summary>Closes a node nobody uses any more, and with it the children only it used.</summary>

@@ -165,7 +165,7 @@ public sealed class BackupJob : BlockJob, IWriteObserver
         }
         finally
         {
-            await Device.Graph.ReleaseAsync(_target).ConfigureAwait(false);
+            await Device.Graph.CloseUnusedAsync(_target).ConfigureAwait(false);
         }
     }
 }

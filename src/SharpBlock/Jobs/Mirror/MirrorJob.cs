@@ -19,12 +19,19 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
     private readonly bool _targetIsZeroed;
     private readonly int _chunk;
     private readonly DirtyBitmap _dirty;
+    private readonly bool _activeCommit;
     private bool _pivoted;
 
+    /// <summary>
+    /// A mirror to target. With activeCommitBase the job is block-commit of the active image: the target is
+    /// that base (in the device's own chain), the first pass copies what lies above it, and completion makes
+    /// it the device's image.
+    /// </summary>
     public MirrorJob(BlockBackend device, BlockNode target, MirrorSyncMode sync, int granularity, long bufSize, bool targetIsZeroed,
-        long speed, BlockdevOnError onSourceError, BlockdevOnError onTargetError)
-        : base(device, BlockJobType.Mirror, speed, onSourceError, onTargetError)
+        long speed, BlockdevOnError onSourceError, BlockdevOnError onTargetError, bool activeCommit = false)
+        : base(device, activeCommit ? BlockJobType.Commit : BlockJobType.Mirror, speed, onSourceError, onTargetError)
     {
+        _activeCommit = activeCommit;
         _source = device.Root ?? throw new BlockException(Errno.ENOMEDIUM, $"Device '{device.Id}' has no medium");
         _target = target;
         _sync = sync;
@@ -88,6 +95,23 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
     private async ValueTask MarkInitialAsync()
     {
         long len = Len;
+        if (_activeCommit)
+        {
+            if (_target.ReadOnly)
+                await _target.ReopenAsync(readOnly: false).ConfigureAwait(false);
+            if (_target.Length < len)
+                await _target.TruncateAsync(len).ConfigureAwait(false);
+            for (long off = 0; off < len;)
+            {
+                var (copy, n) = await BackingChain.AllocatedAboveAsync(_source, _target, off, len - off).ConfigureAwait(false);
+                if (copy)
+                    _dirty.Set(off, n);
+                off += n;
+            }
+
+            return;
+        }
+
         for (long off = 0; off < len;)
         {
             var st = await _source.GetBlockStatusAsync(off, len - off).ConfigureAwait(false);
@@ -184,6 +208,14 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
     protected override async ValueTask CleanupAsync(bool success)
     {
         _source.RemoveWriteObserver(this);
+        if (_activeCommit)
+        {
+            // The base stays in the chain: back to read-only unless it became the device's image.
+            if (!_pivoted && !_target.IsClosed && !_target.ReadOnly)
+                await _target.ReopenAsync(readOnly: true).ConfigureAwait(false);
+            return;
+        }
+
         if (!_pivoted)
         {
             try
@@ -192,7 +224,7 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
             }
             finally
             {
-                await Device.Graph.ReleaseAsync(_target).ConfigureAwait(false);
+                await Device.Graph.CloseUnusedAsync(_target).ConfigureAwait(false);
             }
         }
     }

@@ -13,7 +13,7 @@ namespace SharpBlock.Drivers.Protocol.File;
 /// </summary>
 public sealed class FileNode : BlockNode
 {
-    private readonly SafeFileHandle _handle;
+    private SafeFileHandle _handle;
     private SafeFileHandle? _buffered;
     private readonly bool _isBlockDevice;
     private readonly string _driverName;
@@ -65,16 +65,7 @@ public sealed class FileNode : BlockNode
                 throw new BlockException(Errno.EINVAL, $"'{path}' is not a file");
             long length = isBlock ? LibC.LSeek(fd, 0, LibC.SEEK_END) : st.Size;
 
-            // As QEMU 7: a reader shares everything; a writer refuses other writers and resizers.
-            var perms = FileLocks.Perm.ConsistentRead;
-            var shared = FileLocks.Perm.All;
-            if (!settings.ReadOnly)
-            {
-                perms |= FileLocks.Perm.Write | FileLocks.Perm.Resize;
-                shared &= ~(FileLocks.Perm.Write | FileLocks.Perm.Resize);
-            }
-
-            FileLocks.Acquire(fd, perms, shared);
+            Lock(fd, settings.ReadOnly);
             return new FileNode(path, driverName, handle, isBlock, length, settings);
         }
         catch
@@ -82,6 +73,52 @@ public sealed class FileNode : BlockNode
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>As QEMU 7: a reader shares everything; a writer refuses other writers and resizers.</summary>
+    private static void Lock(nint fd, bool readOnly)
+    {
+        var perms = FileLocks.Perm.ConsistentRead;
+        var shared = FileLocks.Perm.All;
+        if (!readOnly)
+        {
+            perms |= FileLocks.Perm.Write | FileLocks.Perm.Resize;
+            shared &= ~(FileLocks.Perm.Write | FileLocks.Perm.Resize);
+        }
+
+        FileLocks.Acquire(fd, perms, shared);
+    }
+
+    /// <summary>A new descriptor with the new access mode and locks; the old one is closed only once that worked.</summary>
+    protected override ValueTask ReopenCoreAsync(bool readOnly, CancellationToken cancellationToken)
+    {
+        int flags = (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC | (Settings.Direct ? LibC.O_DIRECT : 0);
+        int fd = LibC.Open(Path, flags, 0);
+        if (fd < 0)
+        {
+            var errno = (Errno)LibC.LastErrno;
+            throw new BlockException(errno, $"Could not reopen '{Path}': {BlockException.Describe(errno)}");
+        }
+
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        try
+        {
+            // The old descriptor's locks never conflict with the new ones (read-only holds no write bytes),
+            // so the new locks are taken while the old descriptor is still open, and a failure changes nothing.
+            Lock(fd, readOnly);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
+        var old = _handle;
+        _handle = handle;
+        old.Dispose();
+        _buffered?.Dispose();
+        _buffered = null;
+        return ValueTask.CompletedTask;
     }
 
     private static bool IsAligned(long offset, int length) =>

@@ -1,0 +1,120 @@
+using SharpBlock.Drivers;
+using SharpBlock.Graph;
+using SharpBlock.Jobs;
+using SharpBlock.Jobs.Commit;
+using SharpBlock.Jobs.Mirror;
+using SharpBlock.Jobs.Stream;
+using SharpBlock.Qmp.Protocol;
+using SharpBlock.Qmp.Schema;
+using SharpBlock.Qmp.Server;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Qmp.Commands;
+
+/// <summary>Commands that change a device's backing chain: external snapshots, block-stream, block-commit.</summary>
+internal static class ChainCommands
+{
+    public static void Register(QmpServer server)
+    {
+        server.Register(QmpCommandTable.BlockdevSnapshotSync(static async (a, ctx) =>
+        {
+            var graph = ctx.Server.Graph;
+            var (dev, root) = DeviceCommands.Lookup(graph, a.Device, a.NodeName);
+            if (dev == null)
+                throw new QmpException($"Node '{a.NodeName}' is not the image of a device; give the device instead");
+            if (graph.Jobs.Find(dev.Id) != null)
+                throw new QmpException($"Device '{dev.Id}' is in use");
+            string formatName = a.Format ?? "qcow2";
+            if (!QapiEnums.TryParse(formatName, out BlockdevDriver format) || !graph.Drivers.IsSupported(format))
+                throw new QmpException($"Unknown driver '{formatName}'");
+            if (a.SnapshotNodeName is { } sn && graph.FindNode(sn) != null)
+                throw new QmpException($"Duplicate nodes with node-name='{sn}'");
+            string path = a.SnapshotFile;
+            if (a.Mode == NewImageMode.Existing)
+            {
+                if (!File.Exists(path))
+                    throw new QmpException($"Could not open '{path}': No such file or directory");
+            }
+            else
+            {
+                // absolute-paths: the overlay names its backing file by absolute path.
+                await ImageFormats.CreateAsync(format, path, root.Length, Path.GetFullPath(root.Filename), root.DriverName).ConfigureAwait(false);
+            }
+
+            var options = ImageFormats.FileOptions(format, path);
+            options.NodeName = a.SnapshotNodeName;
+            if (options.Qcow2 is { } q)
+                q.Backing = new BlockdevRef { Reference = root.NodeName };
+            var overlay = await graph.OpenDetachedAsync(options, ctx.CancellationToken).ConfigureAwait(false);
+            if (overlay.Backing != root)
+            {
+                await graph.CloseUnusedAsync(overlay).ConfigureAwait(false);
+                throw new QmpException($"Format '{formatName}' cannot take a backing file");
+            }
+
+            await dev.SwapRootAsync(overlay).ConfigureAwait(false);
+            // The old image is now a backing file: nothing writes it any more.
+            await root.ReopenAsync(readOnly: true, ctx.CancellationToken).ConfigureAwait(false);
+        }));
+
+        server.Register(QmpCommandTable.BlockStream(static (a, ctx) =>
+        {
+            var graph = ctx.Server.Graph;
+            var dev = JobDevice(graph, a.Device);
+            var top = dev.Root!;
+            BlockNode? baseNode = null;
+            if (a.Base is { } b)
+            {
+                baseNode = (top.Backing is { } below ? BackingChain.FindByFilename(below, b) : null)
+                    ?? throw new QmpException($"Base '{b}' not found");
+            }
+
+            if (a.Speed is < 0)
+                throw new QmpException("Invalid parameter 'speed'");
+            graph.Jobs.Start(new StreamJob(dev, baseNode, a.Speed ?? 0, a.OnError ?? BlockdevOnError.Report));
+            return ValueTask.CompletedTask;
+        }));
+
+        server.Register(QmpCommandTable.BlockCommit(static (a, ctx) =>
+        {
+            var graph = ctx.Server.Graph;
+            var dev = JobDevice(graph, a.Device);
+            var active = dev.Root!;
+            var top = BackingChain.FindByFilename(active, a.Top) ?? throw new QmpException($"Top image file {a.Top} not found");
+            BlockNode? baseNode;
+            if (a.Base is { } b)
+            {
+                baseNode = BackingChain.FindByFilename(active, b) ?? throw new QmpException($"Base '{b}' not found");
+            }
+            else
+            {
+                baseNode = top;
+                while (baseNode.Backing != null)
+                    baseNode = baseNode.Backing;
+            }
+
+            if (baseNode == top)
+                throw new QmpException("Invalid files for merge: top and base are the same");
+            if (top.Backing == null || !BackingChain.Contains(top.Backing, baseNode))
+                throw new QmpException($"Base '{baseNode.Filename}' is not below top '{top.Filename}'");
+            if (a.Speed is < 0)
+                throw new QmpException("Invalid parameter 'speed'");
+            BlockJob job = top == active
+                ? new MirrorJob(dev, baseNode, MirrorSyncMode.Full, 64 * 1024, 1 << 20, targetIsZeroed: false,
+                    a.Speed ?? 0, BlockdevOnError.Report, BlockdevOnError.Report, activeCommit: true)
+                : new CommitJob(dev, top, baseNode, a.Speed ?? 0);
+            graph.Jobs.Start(job);
+            return ValueTask.CompletedTask;
+        }));
+    }
+
+    private static BlockBackend JobDevice(BlockGraph graph, string id)
+    {
+        var dev = graph.FindDevice(id) ?? throw QmpException.DeviceNotFound(id);
+        if (dev.Root == null)
+            throw new QmpException($"Device '{id}' has no medium");
+        if (graph.Jobs.Find(id) != null)
+            throw new QmpException($"Device '{id}' is in use");
+        return dev;
+    }
+}
