@@ -103,6 +103,10 @@ public sealed class BlockGraph : IAsyncDisposable
                     throw new BlockException(Errno.EEXIST, $"Device name '{id}' conflicts with an existing node name");
             }
 
+            // Running out of space is something only a write can do.
+            if (options.Rerror == BlockdevOnError.Enospc)
+                throw new BlockException(Errno.EINVAL, "'enospc' invalid read error action");
+
             var opened = new List<BlockNode>();
             try
             {

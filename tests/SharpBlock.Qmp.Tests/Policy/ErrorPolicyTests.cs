@@ -154,4 +154,15 @@ public class ErrorPolicyTests
         await flush.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(1, dev.Stats.FlushOperations);
     }
+
+    [Fact]
+    public async Task Enospc_is_not_a_read_error_action()
+    {
+        await using var h = await QmpHarness.StartAsync();
+        string img = h.Dir.PatternFile("a.img", 4096);
+        var (cls, desc) = await h.Client.ErrorAsync("blockdev-add",
+            $"{{\"driver\": \"raw\", \"id\": \"d0\", \"rerror\": \"enospc\", \"file\": {{\"driver\": \"file\", \"filename\": {JsonSerializer.Serialize(img)}}}}}");
+        Assert.Equal(("GenericError", "'enospc' invalid read error action"), (cls, desc));
+        Assert.Empty((await h.Client.ReturnAsync("query-block")).EnumerateArray());
+    }
 }

@@ -107,4 +107,18 @@ public class MediaTests
         // Failed changes left the medium in place.
         Assert.Equal(a, (await h.QueryDeviceAsync("d0")).GetProperty("inserted").GetProperty("file").GetString());
     }
+
+    [Fact]
+    public async Task Block_resize_grows_a_device_through_a_filter()
+    {
+        await using var h = await QmpHarness.StartAsync();
+        string img = h.Dir.PatternFile("a.img", 1 << 20);
+        var dev = await h.AddRawAsync("d0", img, fileJson: QmpHarness.Blkdebug(img, "\"align\": 512"));
+        await h.Client.ReturnAsync("block_resize", "{\"device\": \"d0\", \"size\": 3145728}");
+        Assert.Equal(3 << 20, new FileInfo(img).Length);
+        Assert.Equal(3 << 20, dev.Length);
+        Assert.Equal(3 << 20, (await h.QueryDeviceAsync("d0")).GetProperty("inserted").GetProperty("image").GetProperty("virtual-size").GetInt64());
+        await dev.WriteAsync((3 << 20) - 512, new byte[512]);
+        await Assert.ThrowsAsync<BlockException>(async () => await dev.WriteAsync(3 << 20, new byte[512]));
+    }
 }
