@@ -19,9 +19,9 @@ public sealed class QmpServerHarness : IAsyncDisposable
     public QmpServer Server { get; }
     public string SocketPath { get; }
 
-    public static QmpServerHarness Start()
+    public static QmpServerHarness Start(TempDir? dir = null)
     {
-        var dir = new TempDir();
+        dir ??= new TempDir();
         var graph = new BlockGraph();
         var server = new QmpServer(graph);
         string socket = dir.File("qmp.sock");

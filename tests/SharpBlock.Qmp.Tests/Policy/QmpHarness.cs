@@ -11,28 +11,23 @@ namespace SharpBlock.Qmp.Tests.Policy;
 /// </summary>
 internal sealed class QmpHarness : IAsyncDisposable
 {
-    private QmpHarness(TempDir dir, BlockGraph graph, QmpServer server, QmpTestClient client)
+    private readonly QmpServerHarness _server;
+
+    private QmpHarness(QmpServerHarness server, QmpTestClient client)
     {
-        Dir = dir;
-        Graph = graph;
-        Server = server;
+        _server = server;
         Client = client;
     }
 
-    public TempDir Dir { get; }
-    public BlockGraph Graph { get; }
-    public QmpServer Server { get; }
+    public TempDir Dir => _server.Dir;
+    public BlockGraph Graph => _server.Graph;
+    public QmpServer Server => _server.Server;
     public QmpTestClient Client { get; }
 
     public static async Task<QmpHarness> StartAsync(TempDir? dir = null)
     {
-        dir ??= new TempDir();
-        var graph = new BlockGraph();
-        var server = new QmpServer(graph);
-        string sock = dir.File("qmp.sock");
-        server.ListenUnix(sock);
-        var client = await QmpTestClient.ConnectUnixAsync(sock);
-        return new QmpHarness(dir, graph, server, client);
+        var server = QmpServerHarness.Start(dir);
+        return new QmpHarness(server, await server.ConnectAsync());
     }
 
     public BlockBackend Device(string id) => Graph.FindDevice(id) ?? throw new InvalidOperationException("no device " + id);
@@ -64,8 +59,6 @@ internal sealed class QmpHarness : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Client.DisposeAsync();
-        await Server.DisposeAsync();
-        await Graph.DisposeAsync();
-        Dir.Dispose();
+        await _server.DisposeAsync();
     }
 }
