@@ -152,6 +152,11 @@ public class NbdServerInteropTests
         e = await d.Client.ErrorAsync("nbd-server-start", InProcessDaemon.UnixAddr(d.Dir.File("other.sock")));
         Assert.Equal(("GenericError", "NBD server already running"), e);
 
+        await d.Client.ReturnAsync("nbd-server-stop");
+        e = await d.Client.ErrorAsync("nbd-server-start", """{"addr":{"type":"fd","data":{"str":"fd3"}}}""");
+        Assert.Equal(("GenericError", "Socket address type 'fd' is not supported by the NBD server"), e);
+        await d.StartNbdAsync();
+
         e = await d.Client.ErrorAsync("nbd-server-add", """{"device":"nope"}""");
         Assert.Equal(("DeviceNotFound", "Device 'nope' not found"), e);
 
