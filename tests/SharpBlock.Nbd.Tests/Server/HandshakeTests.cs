@@ -170,4 +170,39 @@ public class HandshakeTests
         await c.SendOptionAsync(NbdOption.SetMetaContext, [0, 0, 0, 200]);
         Assert.Equal(NbdOptionReplyType.ErrInvalid, (await c.ReadOptionReplyAsync()).Header.Type);
     }
+
+    [Fact]
+    public async Task A_session_sent_one_byte_per_write_is_understood()
+    {
+        await using var s = await ServerWithDiskAsync();
+        await using var c = await RawNbdClient.ConnectAsync(s.Socket);
+        await c.ReadGreetingAsync();
+        var msg = new List<byte> { 0, 0, 0, 3 };
+        void Opt(NbdOption o, byte[] d)
+        {
+            var b = new byte[OptionHeader.Size + d.Length];
+            new OptionHeader(NbdConstants.IHaveOpt, o, (uint)d.Length).Write(b);
+            d.CopyTo(b, OptionHeader.Size);
+            msg.AddRange(b);
+        }
+
+        Opt(NbdOption.StructuredReply, []);
+        Opt(NbdOption.Go, RawNbdClient.InfoRequest("disk0"));
+        var req = new byte[RequestHeader.Size + 3];
+        new RequestHeader(NbdConstants.RequestMagic, NbdCommandFlags.None, NbdCommand.Write, 77, 10, 3).Write(req);
+        req[^3] = 1;
+        req[^2] = 2;
+        req[^1] = 3;
+        msg.AddRange(req);
+        foreach (byte b in msg)
+            await c.SendAsync([b]);
+
+        Assert.Equal(NbdOptionReplyType.Ack, (await c.ReadOptionReplyAsync()).Header.Type);
+        while ((await c.ReadOptionReplyAsync()).Header.Type != NbdOptionReplyType.Ack)
+        {
+        }
+
+        Assert.Equal(new Reply(77, 0, null, []), await c.ReadReplyAsync());
+        Assert.Equal(new byte[] { 1, 2, 3 }, File.ReadAllBytes(s.Dir.File("disk0.raw"))[10..13]);
+    }
 }
