@@ -79,7 +79,7 @@ public sealed class NbdService : IAsyncDisposable
     /// Exports a device (nbd-server-add) or, for --export node-name=, a node through a device of its own
     /// that is not listed among the user's devices. The export name defaults to the device's name.
     /// </summary>
-    public async ValueTask AddExportAsync(string? device, string? nodeName, bool writable, string? name = null)
+    public async ValueTask AddExportAsync(string? device, string? nodeName, bool writable, string? name = null, string? description = null)
     {
         await _lock.WaitAsync().ConfigureAwait(false);
         try
@@ -111,7 +111,7 @@ public sealed class NbdService : IAsyncDisposable
             if (writable && backend.Root!.ReadOnly)
                 throw new QmpException($"Device '{device ?? nodeName}' is read only");
             string exportName = name ?? device ?? nodeName!;
-            if (!server.TryAddExport(new NbdExport(exportName, backend, writable)))
+            if (!server.TryAddExport(new NbdExport(exportName, backend, writable, description)))
                 throw new QmpException($"NBD server already has export named '{exportName}'");
         }
         finally

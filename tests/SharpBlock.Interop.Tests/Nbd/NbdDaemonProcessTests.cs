@@ -15,11 +15,14 @@ public class NbdDaemonProcessTests
         using var p = Tools.StartSharpBlock("daemon", "--qmp", "unix:" + qmp,
             "--blockdev", $"driver=file,node-name=f0,filename={path}",
             "--nbd-server", $"addr.type=unix,addr.path={nbd}",
-            "--export", "type=nbd,id=e0,node-name=f0,writable=on,name=exp");
+            "--export", "type=nbd,id=e0,node-name=f0,writable=on,name=exp,description=scratch disk");
         try
         {
             await Tools.WaitForFileAsync(qmp);
             Assert.Equal("2097152", (await Tools.RunAsync("nbdinfo", "--size", $"nbd+unix:///exp?socket={nbd}")).Ok().Stdout.Trim());
+            var list = (await Tools.RunAsync("nbdinfo", "--list", $"nbd+unix:///?socket={nbd}")).Ok().Stdout;
+            Assert.Contains("export=\"exp\"", list, StringComparison.Ordinal);
+            Assert.Contains("description: scratch disk", list, StringComparison.Ordinal);
             (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 0x3c 4k 4k", $"nbd+unix:///exp?socket={nbd}")).Ok();
             await using (var c = await QmpTestClient.ConnectUnixAsync(qmp))
                 await c.ExecuteAsync("quit");
