@@ -164,8 +164,11 @@ public class NbdServerInteropTests
         e = await d.Client.ErrorAsync("nbd-server-add", """{"device":"disk0"}""");
         Assert.Equal(("GenericError", "NBD server already exporting device 'disk0'"), e);
 
-        // Stop drops the listener and the exports; a new server starts clean.
+        // Stop drops the listener, the connections and the exports; a new server starts clean.
+        var (connected, _) = await SharpBlock.Nbd.Tests.RawNbdClient.OpenAsync(d.NbdSocket, "disk0");
+        await using var _c = connected;
         await d.Client.ReturnAsync("nbd-server-stop");
+        Assert.True(await connected.IsClosedAsync());
         var r = await Tools.RunAsync("nbdinfo", "--size", d.Url("disk0"));
         Assert.NotEqual(0, r.ExitCode);
         await d.StartNbdAsync();
