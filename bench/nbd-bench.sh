@@ -38,11 +38,12 @@ head -c "$((size_mib << 20))" /dev/urandom >"$work/src.raw"
 pids+=($!)
 qemu-nbd -k "$work/qemu.sock" -f raw -t -x disk0 --shared=16 --cache=writeback "$work/qemu.raw" >"$work/qemu-nbd.log" 2>&1 &
 pids+=($!)
-for s in ours qemu; do
-  for _ in $(seq 100); do [ -S "$work/$s.sock" ] && break; sleep 0.1; done
-done
-
 url() { echo "nbd+unix:///disk0?socket=$work/$1.sock"; }
+
+# The socket file appears before the server listens; wait until a client is really served.
+for s in ours qemu; do
+  for _ in $(seq 300); do nbdinfo --size "$(url "$s")" >/dev/null 2>&1 && break; sleep 0.1; done
+done
 
 # Best of $runs wall-clock seconds for a command.
 best() {

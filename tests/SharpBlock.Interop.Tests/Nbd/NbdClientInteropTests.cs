@@ -36,7 +36,7 @@ public class NbdClientInteropTests
             foreach (var a in new[] { "-k", socket, "-f", "raw", "-t", "-x", export, "--shared=8", "--discard=unmap", file })
                 psi.ArgumentList.Add(a);
             var p = Process.Start(psi)!;
-            await Tools.WaitForFileAsync(socket);
+            await SocketWait.ForListenerAsync(socket);
             return new QemuNbd(p, socket);
         }
 

@@ -18,7 +18,7 @@ public class NbdDaemonProcessTests
             "--export", "type=nbd,id=e0,node-name=f0,writable=on,name=exp,description=scratch disk");
         try
         {
-            await Tools.WaitForFileAsync(qmp);
+            await SocketWait.ForListenerAsync(qmp);
             Assert.Equal("2097152", (await Tools.RunAsync("nbdinfo", "--size", $"nbd+unix:///exp?socket={nbd}")).Ok().Stdout.Trim());
             var list = (await Tools.RunAsync("nbdinfo", "--list", $"nbd+unix:///?socket={nbd}")).Ok().Stdout;
             Assert.Contains("export=\"exp\"", list, StringComparison.Ordinal);

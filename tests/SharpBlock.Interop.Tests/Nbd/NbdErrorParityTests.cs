@@ -92,14 +92,14 @@ public class NbdErrorParityTests
         string path = dir.PatternFile("q.raw", Size);
         string sock = dir.File("q.sock");
         var psi = new ProcessStartInfo(Tools.Require("qemu-nbd")) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { "-k", sock, "-f", "raw", "-x", "d", path })
+        foreach (var a in new[] { "-k", sock, "-f", "raw", "-t", "--shared=4", "-x", "d", path })
             psi.ArgumentList.Add(a);
         if (readOnly)
             psi.ArgumentList.Add("-r");
         using var p = Process.Start(psi)!;
         try
         {
-            await Tools.WaitForFileAsync(sock);
+            await SocketWait.ForListenerAsync(sock);
             return await RunAsync(sock, "d");
         }
         finally
