@@ -205,4 +205,23 @@ public class HandshakeTests
         Assert.Equal(new Reply(77, 0, null, []), await c.ReadReplyAsync());
         Assert.Equal(new byte[] { 1, 2, 3 }, File.ReadAllBytes(s.Dir.File("disk0.raw"))[10..13]);
     }
+
+    [Fact]
+    public async Task A_client_that_never_finishes_negotiating_is_dropped()
+    {
+        var limits = new SharpBlock.Nbd.Server.NbdServerLimits { HandshakeTimeout = TimeSpan.FromMilliseconds(300) };
+        await using var s = await NbdTestServer.StartAsync(limits: limits);
+        await s.ExportFileAsync("disk0", s.Dir.PatternFile("disk0.raw", 4096), writable: false);
+        await using var idle = await RawNbdClient.ConnectAsync(s.Socket);
+        await idle.ReadGreetingAsync();
+        await idle.SendClientFlagsAsync(NbdClientFlags.FixedNewstyle);
+        Assert.True(await idle.IsClosedAsync(timeoutMs: 5000));
+
+        // The timeout covers negotiation only: a client in transmission may stay idle.
+        var (c, _) = await RawNbdClient.OpenAsync(s.Socket, "disk0");
+        await using var _c = c;
+        await Task.Delay(600);
+        await c.SendRequestAsync(NbdCommand.Read, 1, 0, 16);
+        Assert.Equal(16, (await c.ReadStructuredReadAsync(1, 0, 16)).Data.Length);
+    }
 }
