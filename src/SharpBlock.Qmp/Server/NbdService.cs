@@ -111,8 +111,11 @@ public sealed class NbdService : IAsyncDisposable
             if (writable && backend.Root!.ReadOnly)
                 throw new QmpException($"Device '{device ?? nodeName}' is read only");
             string exportName = name ?? device ?? nodeName!;
-            if (!server.TryAddExport(new NbdExport(exportName, backend, writable, description)))
+            var export = new NbdExport(exportName, backend, writable, description);
+            if (!server.TryAddExport(export))
                 throw new QmpException($"NBD server already has export named '{exportName}'");
+            // As in QEMU, an export ends with its medium: eject or blockdev-del drops it and its clients.
+            backend.MediumRemoved += dev => server.RemoveExportAsync(export).AsTask();
         }
         finally
         {

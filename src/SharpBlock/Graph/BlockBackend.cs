@@ -189,6 +189,12 @@ public sealed partial class BlockBackend
         }
     }
 
+    /// <summary>
+    /// Raised after the medium was removed (eject, blockdev-del). Users that outlive a medium, such as NBD
+    /// exports, end themselves here as QEMU's close notifiers do.
+    /// </summary>
+    public event Action<BlockBackend>? MediumRemoved;
+
     /// <summary>Removes the medium: drains, flushes and closes the node tree unless something else holds it.</summary>
     public async ValueTask EjectAsync()
     {
@@ -209,6 +215,8 @@ public sealed partial class BlockBackend
         {
             Gate.EndDrain();
         }
+
+        MediumRemoved?.Invoke(this);
     }
 
     /// <summary>A seekable Stream over the device, for any .NET code that wants one.</summary>

@@ -179,6 +179,26 @@ public class NbdServerInteropTests
     }
 
     [Fact]
+    public async Task Ejecting_or_deleting_an_exported_device_ends_the_export()
+    {
+        await using var d = await ExportedAsync();
+        var (connected, _) = await SharpBlock.Nbd.Tests.RawNbdClient.OpenAsync(d.NbdSocket, "disk0");
+        await using var _c = connected;
+        await d.Client.ReturnAsync("eject", """{"device":"disk0"}""");
+        Assert.True(await connected.IsClosedAsync());
+        var list = (await Tools.RunAsync("nbdinfo", "--list", $"nbd+unix:///?socket={d.NbdSocket}")).Stdout;
+        Assert.DoesNotContain("disk0", list, StringComparison.Ordinal);
+
+        string other = d.Dir.PatternFile("other.raw", MiB);
+        await d.AddRawAsync("disk1", other);
+        await d.ExportAsync("disk1", writable: false);
+        await d.Client.ReturnAsync("blockdev-del", """{"node-name":"disk1"}""");
+        for (int i = 0; i < 100 && d.Qmp.Nbd.Server!.FindExport("disk1") != null; i++)
+            await Task.Delay(20);
+        Assert.Null(d.Qmp.Nbd.Server!.FindExport("disk1"));
+    }
+
+    [Fact]
     public async Task Tcp_listener_with_the_seed_union_address()
     {
         await using var d = await InProcessDaemon.StartAsync();
