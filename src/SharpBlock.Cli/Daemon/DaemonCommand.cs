@@ -57,7 +57,7 @@ internal static class DaemonCommand
             {
                 await qmp.Nbd.StartAsync(nbdAddr).ConfigureAwait(false);
                 foreach (var e in options.Exports)
-                    await qmp.Nbd.AddExportAsync(e.Device, e.NodeName, e.Writable, e.Name).ConfigureAwait(false);
+                    await qmp.Nbd.AddExportAsync(e.Device, e.NodeName, e.Writable, e.Name, e.Description).ConfigureAwait(false);
                 log.LogInformation("NBD server started with {Count} export(s)", options.Exports.Count);
             }
 

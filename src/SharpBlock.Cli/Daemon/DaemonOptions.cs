@@ -46,7 +46,7 @@ internal sealed class DaemonOptions
           --nbd-server addr.type=inet,addr.host=HOST,addr.port=PORT
           --nbd-server addr.type=unix,addr.path=PATH
                                                    start the NBD server
-          --export type=nbd,id=ID,device=DEV|node-name=NODE[,writable=on|off][,name=NAME]
+          --export type=nbd,id=ID,device=DEV|node-name=NODE[,writable=on|off][,name=NAME][,description=TEXT]
                                                    export a device or node over NBD
           --pidfile PATH                           write the process id to PATH
           -v, --verbose                            log debug messages to stderr

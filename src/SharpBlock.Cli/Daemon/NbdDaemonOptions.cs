@@ -3,11 +3,12 @@ using SharpBlock.Schema;
 namespace SharpBlock.Cli.Daemon;
 
 /// <summary>One --export of type nbd, as qemu-storage-daemon takes it.</summary>
-internal sealed record NbdExportOption(string? Id, string? Device, string? NodeName, bool Writable, string? Name);
+internal sealed record NbdExportOption(string? Id, string? Device, string? NodeName, bool Writable, string? Name, string? Description = null);
 
 /// <summary>
 /// qemu-storage-daemon's NBD options in key=value form: --nbd-server addr.type=inet,addr.host=H,addr.port=P
-/// (or addr.type=unix,addr.path=P) and --export type=nbd,id=ID,node-name=N|device=D,writable=on|off,name=NAME.
+/// (or addr.type=unix,addr.path=P) and --export type=nbd,id=ID,node-name=N|device=D,writable=on|off,name=NAME,
+/// description=TEXT.
 /// </summary>
 internal static class NbdDaemonOptions
 {
@@ -40,7 +41,7 @@ internal static class NbdDaemonOptions
         var p = Props(spec, "--nbd-server");
         foreach (var k in p.Keys)
         {
-            if (k is not ("addr.type" or "addr.host" or "addr.port" or "addr.path" or "max-connections"))
+            if (k is not ("addr.type" or "addr.host" or "addr.port" or "addr.path"))
                 throw new ArgumentException($"--nbd-server: unknown parameter '{k}'");
         }
 
@@ -73,7 +74,7 @@ internal static class NbdDaemonOptions
         var p = Props(spec, "--export");
         foreach (var k in p.Keys)
         {
-            if (k is not ("type" or "id" or "node-name" or "device" or "writable" or "name"))
+            if (k is not ("type" or "id" or "node-name" or "device" or "writable" or "name" or "description"))
                 throw new ArgumentException($"--export: unknown parameter '{k}'");
         }
 
@@ -85,6 +86,6 @@ internal static class NbdDaemonOptions
         if ((device == null) == (node == null))
             throw new ArgumentException("--export: exactly one of 'device' and 'node-name' is required");
         bool writable = p.TryGetValue("writable", out var w) && Bool(w, "writable", "--export");
-        return new NbdExportOption(p.GetValueOrDefault("id"), device, node, writable, p.GetValueOrDefault("name"));
+        return new NbdExportOption(p.GetValueOrDefault("id"), device, node, writable, p.GetValueOrDefault("name"), p.GetValueOrDefault("description"));
     }
 }

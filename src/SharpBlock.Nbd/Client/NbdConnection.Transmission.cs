@@ -122,7 +122,9 @@ internal sealed partial class NbdConnection
                 }
             }
         }
-        catch (Exception ex) when (ex is IOException or NbdProtocolException or ObjectDisposedException or InvalidOperationException)
+#pragma warning disable CA1031 // Whatever ends the loop, every waiting request must learn of it instead of hanging.
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
             Fail(Lost(ex.Message));
         }

@@ -81,6 +81,27 @@ public sealed class NbdServer : IAsyncDisposable
                 return false;
         }
 
+        await CloseUsersAsync(removed).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>Removes this very export, if it is still there (a newer export may have taken its name).</summary>
+    public async ValueTask<bool> RemoveExportAsync(NbdExport export)
+    {
+        lock (_exports)
+        {
+            if (!_exports.TryGetValue(export.Name, out var current) || !ReferenceEquals(current, export))
+                return false;
+            _exports.Remove(export.Name);
+        }
+
+        await CloseUsersAsync(export).ConfigureAwait(false);
+        return true;
+    }
+
+    private async ValueTask CloseUsersAsync(NbdExport removed)
+    {
+
         List<NbdSession> users = [];
         lock (_sessions)
         {
@@ -93,7 +114,6 @@ public sealed class NbdServer : IAsyncDisposable
 
         foreach (var s in users)
             await s.CloseAsync().ConfigureAwait(false);
-        return true;
     }
 
     /// <summary>Listens on TCP; returns the bound endpoint (useful with port 0).</summary>

@@ -203,7 +203,16 @@ internal sealed partial class NbdSession
                 return;
             }
 
-            if (len == 0 || (h.Flags & NbdCommandFlags.Df) != 0)
+            if (len == 0)
+            {
+                // An OFFSET_DATA chunk must carry at least one byte; an empty read is answered with NONE.
+                var none = new byte[StructuredReplyHeader.Size];
+                new StructuredReplyHeader(NbdConstants.StructuredReplyMagic, NbdChunkFlags.Done, NbdChunkType.None, h.Cookie, 0).Write(none);
+                await SendAsync(none).ConfigureAwait(false);
+                return;
+            }
+
+            if ((h.Flags & NbdCommandFlags.Df) != 0)
             {
                 await DataChunkAsync(h.Cookie, buf, 0, len, offset, last: true).ConfigureAwait(false);
                 return;
@@ -234,7 +243,7 @@ internal sealed partial class NbdSession
             if (dataStart < len)
                 await DataChunkAsync(h.Cookie, buf, dataStart, len - dataStart, offset + dataStart, last: true).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException and not IOException or BlockException)
+        catch (Exception ex) when (ex is BlockException || ex is not (OperationCanceledException or IOException))
         {
             var errno = BlockException.ErrnoOf(ex);
             await ErrorReplyAsync(h, NbdError.FromErrno(errno), ex.Message).ConfigureAwait(false);

@@ -82,9 +82,10 @@ internal sealed partial class NbdSession
         {
         }
 
-        // Cancelling a pending socket read is not guaranteed on every stream; closing the stream is.
         _reader.CancelPendingRead();
-        return ValueTask.CompletedTask;
+        // Closing the stream also frees a reply write that a client which stopped reading has blocked;
+        // such a client must not be able to hold nbd-server-stop or the daemon's exit.
+        return _stream.DisposeAsync();
     }
 
     /// <summary>Writes one whole message under the write lock; a failed write only ends this connection.</summary>

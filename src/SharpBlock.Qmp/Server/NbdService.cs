@@ -82,7 +82,7 @@ public sealed class NbdService : IAsyncDisposable
     /// Exports a device (nbd-server-add) or, for --export node-name=, a node through a device of its own
     /// that is not listed among the user's devices. The export name defaults to the device's name.
     /// </summary>
-    public async ValueTask AddExportAsync(string? device, string? nodeName, bool writable, string? name = null)
+    public async ValueTask AddExportAsync(string? device, string? nodeName, bool writable, string? name = null, string? description = null)
     {
         await _lock.WaitAsync().ConfigureAwait(false);
         try
@@ -114,16 +114,21 @@ public sealed class NbdService : IAsyncDisposable
             if (writable && backend.Root!.ReadOnly)
                 throw new QmpException($"Device '{device ?? nodeName}' is read only");
             string exportName = name ?? device ?? nodeName!;
-            if (!server.TryAddExport(new NbdExport(exportName, backend, writable)))
+            var export = new NbdExport(exportName, backend, writable, description);
+            if (!server.TryAddExport(export))
                 throw new QmpException($"NBD server already has export named '{exportName}'");
+            // A running export keeps the medium: eject refuses unless forced, and a forced eject drops it.
             var blocker = backend.AddBlocker("block device is in use by an NBD export", async () =>
             {
-                await server.RemoveExportAsync(exportName).ConfigureAwait(false);
+                await server.RemoveExportAsync(export).ConfigureAwait(false);
                 lock (_blockers)
                     _blockers.Remove(exportName);
             });
             lock (_blockers)
                 _blockers[exportName] = blocker;
+
+            // As in QEMU, an export ends with its medium: blockdev-del of the device drops it and its clients.
+            backend.MediumRemoved += dev => server.RemoveExportAsync(export).AsTask();
         }
         finally
         {

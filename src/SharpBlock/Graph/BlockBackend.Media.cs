@@ -104,6 +104,12 @@ public sealed partial class BlockBackend
         Graph.Events.Raise(new DeviceTrayMovedEvent { Device = Id, TrayOpen = open });
     }
 
+    /// <summary>
+    /// Raised after the medium was removed (eject, blockdev-del). Users that outlive a medium, such as NBD
+    /// exports, end themselves here as QEMU's close notifiers do.
+    /// </summary>
+    public event Action<BlockBackend>? MediumRemoved;
+
     /// <summary>Removes the medium: drains, flushes and closes the node tree unless something else holds it.</summary>
     public async ValueTask EjectAsync()
     {
@@ -124,5 +130,7 @@ public sealed partial class BlockBackend
         {
             Gate.EndDrain();
         }
+
+        MediumRemoved?.Invoke(this);
     }
 }

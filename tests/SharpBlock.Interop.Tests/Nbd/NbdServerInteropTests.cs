@@ -152,6 +152,11 @@ public class NbdServerInteropTests
         e = await d.Client.ErrorAsync("nbd-server-start", InProcessDaemon.UnixAddr(d.Dir.File("other.sock")));
         Assert.Equal(("GenericError", "NBD server already running"), e);
 
+        await d.Client.ReturnAsync("nbd-server-stop");
+        e = await d.Client.ErrorAsync("nbd-server-start", """{"addr":{"type":"fd","data":{"str":"fd3"}}}""");
+        Assert.Equal(("GenericError", "Socket address type 'fd' is not supported by the NBD server"), e);
+        await d.StartNbdAsync();
+
         e = await d.Client.ErrorAsync("nbd-server-add", """{"device":"nope"}""");
         Assert.Equal(("DeviceNotFound", "Device 'nope' not found"), e);
 
@@ -159,8 +164,11 @@ public class NbdServerInteropTests
         e = await d.Client.ErrorAsync("nbd-server-add", """{"device":"disk0"}""");
         Assert.Equal(("GenericError", "NBD server already exporting device 'disk0'"), e);
 
-        // Stop drops the listener and the exports; a new server starts clean.
+        // Stop drops the listener, the connections and the exports; a new server starts clean.
+        var (connected, _) = await SharpBlock.Nbd.Tests.RawNbdClient.OpenAsync(d.NbdSocket, "disk0");
+        await using var _c = connected;
         await d.Client.ReturnAsync("nbd-server-stop");
+        Assert.True(await connected.IsClosedAsync());
         var r = await Tools.RunAsync("nbdinfo", "--size", d.Url("disk0"));
         Assert.NotEqual(0, r.ExitCode);
         await d.StartNbdAsync();
@@ -168,6 +176,26 @@ public class NbdServerInteropTests
         Assert.NotEqual(0, r.ExitCode);
         await d.ExportAsync("disk0", writable: false);
         Assert.Equal("8388608", (await Tools.RunAsync("nbdinfo", "--size", d.Url("disk0"))).Ok().Stdout.Trim());
+    }
+
+    [Fact]
+    public async Task Ejecting_or_deleting_an_exported_device_ends_the_export()
+    {
+        await using var d = await ExportedAsync();
+        var (connected, _) = await SharpBlock.Nbd.Tests.RawNbdClient.OpenAsync(d.NbdSocket, "disk0");
+        await using var _c = connected;
+        await d.Client.ReturnAsync("eject", """{"device":"disk0"}""");
+        Assert.True(await connected.IsClosedAsync());
+        var list = (await Tools.RunAsync("nbdinfo", "--list", $"nbd+unix:///?socket={d.NbdSocket}")).Stdout;
+        Assert.DoesNotContain("disk0", list, StringComparison.Ordinal);
+
+        string other = d.Dir.PatternFile("other.raw", MiB);
+        await d.AddRawAsync("disk1", other);
+        await d.ExportAsync("disk1", writable: false);
+        await d.Client.ReturnAsync("blockdev-del", """{"node-name":"disk1"}""");
+        for (int i = 0; i < 100 && d.Qmp.Nbd.Server!.FindExport("disk1") != null; i++)
+            await Task.Delay(20);
+        Assert.Null(d.Qmp.Nbd.Server!.FindExport("disk1"));
     }
 
     [Fact]

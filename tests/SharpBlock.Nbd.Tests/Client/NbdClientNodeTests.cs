@@ -103,4 +103,22 @@ public class NbdClientNodeTests
         await s.Graph.DisposeAsync();
         s.Dir.Dispose();
     }
+
+    [Fact]
+    public async Task Connects_over_tcp_with_an_inet_address()
+    {
+        await using var s = await NbdTestServer.StartAsync();
+        string path = s.Dir.PatternFile("d.raw", 65536);
+        await s.ExportFileAsync("d", path, writable: true);
+        var ep = s.Server.ListenTcp(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        await using var graph = ClientGraph();
+        string json = "{\"driver\":\"nbd\",\"id\":\"t0\",\"server\":{\"type\":\"inet\",\"data\":{\"host\":\"localhost\",\"port\":\""
+            + ep.Port + "\"}},\"export\":\"d\"}";
+        using var doc = JsonDocument.Parse(json);
+        var node = await graph.AddAsync(QapiCodec.ReadBlockdevOptions(doc.RootElement, "", false));
+        Assert.Equal($"nbd://localhost:{ep.Port}/d", node.Filename);
+        var buf = new byte[1000];
+        await graph.FindDevice("t0")!.ReadAsync(5000, buf);
+        Assert.Equal(File.ReadAllBytes(path)[5000..6000], buf);
+    }
 }

@@ -170,4 +170,58 @@ public class HandshakeTests
         await c.SendOptionAsync(NbdOption.SetMetaContext, [0, 0, 0, 200]);
         Assert.Equal(NbdOptionReplyType.ErrInvalid, (await c.ReadOptionReplyAsync()).Header.Type);
     }
+
+    [Fact]
+    public async Task A_session_sent_one_byte_per_write_is_understood()
+    {
+        await using var s = await ServerWithDiskAsync();
+        await using var c = await RawNbdClient.ConnectAsync(s.Socket);
+        await c.ReadGreetingAsync();
+        var msg = new List<byte> { 0, 0, 0, 3 };
+        void Opt(NbdOption o, byte[] d)
+        {
+            var b = new byte[OptionHeader.Size + d.Length];
+            new OptionHeader(NbdConstants.IHaveOpt, o, (uint)d.Length).Write(b);
+            d.CopyTo(b, OptionHeader.Size);
+            msg.AddRange(b);
+        }
+
+        Opt(NbdOption.StructuredReply, []);
+        Opt(NbdOption.Go, RawNbdClient.InfoRequest("disk0"));
+        var req = new byte[RequestHeader.Size + 3];
+        new RequestHeader(NbdConstants.RequestMagic, NbdCommandFlags.None, NbdCommand.Write, 77, 10, 3).Write(req);
+        req[^3] = 1;
+        req[^2] = 2;
+        req[^1] = 3;
+        msg.AddRange(req);
+        foreach (byte b in msg)
+            await c.SendAsync([b]);
+
+        Assert.Equal(NbdOptionReplyType.Ack, (await c.ReadOptionReplyAsync()).Header.Type);
+        while ((await c.ReadOptionReplyAsync()).Header.Type != NbdOptionReplyType.Ack)
+        {
+        }
+
+        Assert.Equal(new Reply(77, 0, null, []), await c.ReadReplyAsync());
+        Assert.Equal(new byte[] { 1, 2, 3 }, File.ReadAllBytes(s.Dir.File("disk0.raw"))[10..13]);
+    }
+
+    [Fact]
+    public async Task A_client_that_never_finishes_negotiating_is_dropped()
+    {
+        var limits = new SharpBlock.Nbd.Server.NbdServerLimits { HandshakeTimeout = TimeSpan.FromMilliseconds(300) };
+        await using var s = await NbdTestServer.StartAsync(limits: limits);
+        await s.ExportFileAsync("disk0", s.Dir.PatternFile("disk0.raw", 4096), writable: false);
+        await using var idle = await RawNbdClient.ConnectAsync(s.Socket);
+        await idle.ReadGreetingAsync();
+        await idle.SendClientFlagsAsync(NbdClientFlags.FixedNewstyle);
+        Assert.True(await idle.IsClosedAsync(timeoutMs: 5000));
+
+        // The timeout covers negotiation only: a client in transmission may stay idle.
+        var (c, _) = await RawNbdClient.OpenAsync(s.Socket, "disk0");
+        await using var _c = c;
+        await Task.Delay(600);
+        await c.SendRequestAsync(NbdCommand.Read, 1, 0, 16);
+        Assert.Equal(16, (await c.ReadStructuredReadAsync(1, 0, 16)).Data.Length);
+    }
 }
