@@ -3,6 +3,7 @@ using SharpBlock.Testing;
 namespace SharpBlock.Interop.Tests.Jobs;
 
 /// <summary>drive-mirror over QMP on real files, with writes going on during the copy, checked by qemu-img.</summary>
+[Collection(TimingCollection.Name)]
 public class MirrorTests
 {
     private const int Size = 4 << 20;

@@ -184,7 +184,10 @@ public class NbdServerInteropTests
         await using var d = await ExportedAsync();
         var (connected, _) = await SharpBlock.Nbd.Tests.RawNbdClient.OpenAsync(d.NbdSocket, "disk0");
         await using var _c = connected;
-        await d.Client.ReturnAsync("eject", """{"device":"disk0"}""");
+        // While exported the medium stays (QEMU refuses too); a forced eject ends the export and its clients.
+        Assert.Equal(("GenericError", "Device 'disk0' is busy: block device is in use by an NBD export"),
+            await d.Client.ErrorAsync("eject", """{"device":"disk0"}"""));
+        await d.Client.ReturnAsync("eject", """{"device":"disk0","force":true}""");
         Assert.True(await connected.IsClosedAsync());
         var list = (await Tools.RunAsync("nbdinfo", "--list", $"nbd+unix:///?socket={d.NbdSocket}")).Stdout;
         Assert.DoesNotContain("disk0", list, StringComparison.Ordinal);

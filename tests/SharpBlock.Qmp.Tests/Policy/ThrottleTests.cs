@@ -10,6 +10,7 @@ namespace SharpBlock.Qmp.Tests.Policy;
 /// measured figure and the tolerance. Rates are measured in the steady state (after the initial burst) from
 /// completion times, so the figure does not depend on where the run starts or stops.
 /// </summary>
+[Collection(SharpBlock.Testing.TimingCollection.Name)]
 public class ThrottleTests(ITestOutputHelper output)
 {
     private const double Tolerance = 0.05;
