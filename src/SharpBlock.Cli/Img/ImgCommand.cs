@@ -14,6 +14,11 @@ internal static class ImgCommand
           check [-f FMT] [-r leaks|all] [--output=human|json] FILE
           map [-f FMT] [--output=human|json] FILE
           convert [-p] [-c] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
+          compare [-f FMT] [-F FMT] [-s] [-p] [-q] FILE1 FILE2
+          commit [-f FMT] [-b BASE] [-d] [-p] [-q] [-r RATE] FILE
+          rebase [-f FMT] [-F BACKING_FMT] [-u] [-p] [-q] -b BACKING FILE
+          resize [--shrink] [-f FMT] [-q] FILE [+|-]SIZE
+          dd [-f FMT] [-O OUTPUT_FMT] if=INPUT of=OUTPUT [bs=N] [count=N] [skip=N]
 
         """;
 
@@ -35,6 +40,11 @@ internal static class ImgCommand
                 "check" => await ImgCheck.RunAsync(rest).ConfigureAwait(false),
                 "map" => await ImgMap.RunAsync(rest).ConfigureAwait(false),
                 "convert" => await ImgConvert.RunAsync(rest).ConfigureAwait(false),
+                "compare" => await ImgCompare.RunAsync(rest).ConfigureAwait(false),
+                "commit" => await ImgCommit.RunAsync(rest).ConfigureAwait(false),
+                "rebase" => await ImgRebase.RunAsync(rest).ConfigureAwait(false),
+                "resize" => await ImgResize.RunAsync(rest).ConfigureAwait(false),
+                "dd" => await ImgDd.RunAsync(rest).ConfigureAwait(false),
                 _ => Fail($"Command not found: {args[0]}"),
             };
         }

@@ -14,8 +14,7 @@ public static class ImageFormats
             case BlockdevDriver.Raw:
                 if (backingFile != null)
                     throw new BlockException(Errno.EINVAL, "Format 'raw' does not support backing files");
-                using (var fs = new FileStream(path, FileMode.Create, FileAccess.Write))
-                    fs.SetLength(size);
+                await Format.Raw.RawCreator.CreateAsync(path, size).ConfigureAwait(false);
                 return;
             case BlockdevDriver.Qcow2:
                 await Format.Qcow2.Qcow2Creator.CreateAsync(path, new Format.Qcow2.Qcow2CreateOptions

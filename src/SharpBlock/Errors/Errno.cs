@@ -26,6 +26,7 @@ public enum Errno
     ESPIPE = 29,
     EROFS = 30,
     ERANGE = 34,
+    ELOOP = 40,
     ENOSYS = 38,
     ENOTEMPTY = 39,
     ENODATA = 61,

@@ -179,8 +179,17 @@ public sealed class BlockGraph : IAsyncDisposable
     }
 
     internal async ValueTask<BlockNode> OpenTreeAsync(BlockdevOptions options, NodeSettings inherited, List<BlockNode> opened,
-        CancellationToken cancellationToken, bool topLevel = false)
+        CancellationToken cancellationToken, bool topLevel = false, System.Collections.Immutable.ImmutableHashSet<string>? images = null)
     {
+        images ??= System.Collections.Immutable.ImmutableHashSet<string>.Empty;
+        if (BlockOpenContext.ImageFileOf(options) is { } image)
+        {
+            // A chain that names an image already being opened above would open forever.
+            if (images.Contains(image))
+                throw new BlockException(Errno.ELOOP, $"Backing file '{image}' creates an infinite loop");
+            images = images.Add(image);
+        }
+
         if (!topLevel && options.Id != null)
             throw new BlockException(Errno.EINVAL, "'id' is only allowed on the top level of blockdev-add");
         if (options.NodeName is { } nn)
@@ -195,7 +204,7 @@ public sealed class BlockGraph : IAsyncDisposable
         if (!Drivers.TryGet(options.Driver, out var opener))
             throw new BlockException(Errno.EOPNOTSUPP, $"Driver '{options.Driver.ToWire()}' is not supported");
         var settings = inherited.Apply(options);
-        var ctx = new BlockOpenContext(this, options, settings, opened);
+        var ctx = new BlockOpenContext(this, options, settings, opened, images);
         var node = await opener(ctx, cancellationToken).ConfigureAwait(false);
         if (options.NodeName is { } given)
         {

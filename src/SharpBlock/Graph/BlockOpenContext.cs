@@ -6,13 +6,18 @@ namespace SharpBlock.Graph;
 /// <summary>What a driver sees while it opens: its options, the settings passed down, and a way to open children.</summary>
 public sealed class BlockOpenContext
 {
-    internal BlockOpenContext(BlockGraph graph, BlockdevOptions options, NodeSettings settings, List<BlockNode> opened)
+    internal BlockOpenContext(BlockGraph graph, BlockdevOptions options, NodeSettings settings, List<BlockNode> opened,
+        System.Collections.Immutable.ImmutableHashSet<string> images)
     {
         Graph = graph;
         Options = options;
         Settings = settings;
         Opened = opened;
+        Images = images;
     }
+
+    /// <summary>The image files being opened above this node; a backing chain that names one again loops.</summary>
+    internal System.Collections.Immutable.ImmutableHashSet<string> Images { get; }
 
     public BlockGraph Graph { get; }
     public BlockdevOptions Options { get; }
@@ -25,6 +30,12 @@ public sealed class BlockOpenContext
     /// Opens (or looks up) a child. A reference names an existing node or device; a definition is opened
     /// with this node's settings as defaults, as QEMU passes cache and read-only down to children.
     /// </summary>
+    /// <summary>The file a format node reads its image from, when it is given inline; null for protocol nodes.</summary>
+    internal static string? ImageFileOf(BlockdevOptions o) =>
+        o.Branch is BlockdevOptionsGenericFormat { File.Definition: { Driver: BlockdevDriver.File or BlockdevDriver.HostDevice } f }
+            ? Path.GetFullPath((f.File ?? f.HostDevice)!.Filename)
+            : null;
+
     public async ValueTask<BlockNode> OpenChildAsync(BlockdevRef reference, CancellationToken cancellationToken)
     {
         if (reference.Reference is { } name)
@@ -33,6 +44,6 @@ public sealed class BlockOpenContext
                 ?? throw new BlockException(Errno.ENOENT, $"Cannot find device='{name}' nor node-name='{name}'");
         }
 
-        return await Graph.OpenTreeAsync(reference.Definition!, Settings, Opened, cancellationToken).ConfigureAwait(false);
+        return await Graph.OpenTreeAsync(reference.Definition!, Settings, Opened, cancellationToken, images: Images).ConfigureAwait(false);
     }
 }

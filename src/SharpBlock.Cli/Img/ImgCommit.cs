@@ -1,0 +1,96 @@
+using System.Buffers;
+using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+using SharpBlock.Jobs;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>
+/// `img commit [-f FMT] [-b BASE] [-d] [-p] [-q] [-r RATE] FILE`: writes what FILE (and the images between it
+/// and BASE) hold into BASE, by default FILE's own backing file. FILE is emptied afterwards unless -d (or -b,
+/// which implies -d), so the chain reads the same before and after.
+/// </summary>
+internal static class ImgCommit
+{
+    private const int Chunk = 1 << 20;
+
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        var a = ImgArgs.Parse(argv, "fbtr", "dpqU", ["object"], ["force-share", "image-opts"]);
+        if (a.Positional.Count != 1)
+            throw new ImgUsageException("Expecting one image file name");
+        string path = a.Positional[0];
+        long rate = a.Get("-r") is { } r ? ImgCreate.ParseSize(r) : 0;
+        bool drop = !a.Has("-d") && a.Get("-b") == null;
+
+        string format = a.Get("-f") ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
+        var options = Qcow2Driver.ImageOptions(path, format, readOnly: false, "img0");
+        await using var graph = new BlockGraph();
+        BlockNode top;
+        try
+        {
+            top = await graph.AddAsync(options).ConfigureAwait(false);
+        }
+        catch (BlockException ex)
+        {
+            throw new BlockException(ex.Errno, ex.Message.StartsWith("Could not open", StringComparison.Ordinal) ? ex.Message : $"Could not open '{path}': {ex.Message}", ex);
+        }
+
+        if (top.Backing == null)
+            throw new BlockException(Errno.EINVAL, "Image does not have a backing file");
+        var baseNode = top.Backing;
+        if (a.Get("-b") is { } b)
+        {
+            baseNode = BackingChain.FindByFilename(top.Backing, Qcow2Driver.ResolveBacking(path, b)) ?? BackingChain.FindByFilename(top.Backing, b)
+                ?? throw new BlockException(Errno.ENOENT, $"Did not find '{b}' in the backing chain of '{path}'");
+        }
+
+        await baseNode.ReopenAsync(readOnly: false).ConfigureAwait(false);
+        if (baseNode.Length < top.Length)
+            await baseNode.TruncateAsync(top.Length).ConfigureAwait(false);
+
+        var progress = new ImgProgress(a.Has("-p") && !a.Has("-q"));
+        var limiter = new JobRateLimiter { Speed = rate };
+        byte[] buf = ArrayPool<byte>.Shared.Rent(Chunk);
+        try
+        {
+            long len = top.Length;
+            for (long off = 0; off < len;)
+            {
+                var (copy, n) = await BackingChain.AllocatedAboveAsync(top, baseNode, off, Math.Min(Chunk, len - off)).ConfigureAwait(false);
+                if (copy)
+                {
+                    var mem = buf.AsMemory(0, (int)n);
+                    await top.ReadAsync(off, mem).ConfigureAwait(false);
+                    if (mem.Span.ContainsAnyExcept((byte)0))
+                        await baseNode.WriteAsync(off, mem).ConfigureAwait(false);
+                    else
+                        await baseNode.WriteZeroesAsync(off, n).ConfigureAwait(false);
+                    if (limiter.Account(n) is { } wait && wait > TimeSpan.Zero)
+                        await Task.Delay(wait).ConfigureAwait(false);
+                }
+
+                off += n;
+                progress.Report(off, len);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buf);
+        }
+
+        await baseNode.FlushAsync().ConfigureAwait(false);
+        if (drop)
+        {
+            if (top is not Qcow2Node q)
+                throw new BlockException(Errno.EOPNOTSUPP, $"Format '{top.DriverName}' cannot be emptied; use -d");
+            await q.MakeEmptyAsync().ConfigureAwait(false);
+        }
+
+        progress.Done();
+        if (!a.Has("-q"))
+            Console.Out.WriteLine("Image committed.");
+        return 0;
+    }
+}

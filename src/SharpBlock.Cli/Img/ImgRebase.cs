@@ -1,0 +1,97 @@
+using System.Buffers;
+using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+using SharpBlock.Schema;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>
+/// `img rebase [-f FMT] [-F BACKING_FMT] [-u] [-p] [-q] -b BACKING FILE`. Safe mode (the default) first copies
+/// into FILE every range it does not hold itself where the old and the new backing chain differ, so what the
+/// guest sees never changes; -u only rewrites the name in the header. `-b ""` detaches FILE from any backing.
+/// </summary>
+internal static class ImgRebase
+{
+    private const int Chunk = 1 << 20;
+
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        var a = ImgArgs.Parse(argv, "fFbtT", "upqU", ["object"], ["force-share", "image-opts"]);
+        if (a.Positional.Count != 1)
+            throw new ImgUsageException("Expecting one image file name");
+        string path = a.Positional[0];
+        string newBacking = a.Get("-b") ?? throw new ImgUsageException("Must specify backing file (-b) or use unsafe mode (-u)");
+        bool unsafeMode = a.Has("-u");
+        string format = a.Get("-f") ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
+
+        await using var graph = new BlockGraph();
+        var options = Qcow2Driver.ImageOptions(path, format, readOnly: false, "img0");
+        if (unsafeMode && options.Qcow2 is { } q0)
+            q0.Backing = new BlockdevRef { Reference = "" };
+        var top = await graph.AddAsync(options).ConfigureAwait(false);
+        if (top is not IBackingFileFormat backingFormat)
+            throw new BlockException(Errno.EOPNOTSUPP, $"Format '{top.DriverName}' has no backing file to change");
+
+        string? newFormat = null;
+        BlockNode? newNode = null;
+        if (newBacking.Length > 0)
+        {
+            string resolved = Qcow2Driver.ResolveBacking(path, newBacking);
+            newFormat = a.Get("-F");
+            // Unsafe mode only writes the name, so the new backing file need not exist yet.
+            if (newFormat == null && (!unsafeMode || File.Exists(resolved)))
+                newFormat = await Qcow2Driver.ProbeAsync(resolved, CancellationToken.None).ConfigureAwait(false);
+            if (!unsafeMode)
+                newNode = await graph.AddAsync(Qcow2Driver.ImageOptions(resolved, newFormat!, readOnly: true, "new-backing")).ConfigureAwait(false);
+        }
+
+        if (!unsafeMode)
+        {
+            var progress = new ImgProgress(a.Has("-p") && !a.Has("-q"));
+            await CopyDifferencesAsync(top, newNode, progress).ConfigureAwait(false);
+            progress.Done();
+        }
+
+        await backingFormat.ChangeBackingFileAsync(newBacking.Length > 0 ? newBacking : null, newFormat).ConfigureAwait(false);
+        return 0;
+    }
+
+    /// <summary>Where FILE falls through to its backing file, makes it hold the old content itself if the new backing differs.</summary>
+    private static async Task CopyDifferencesAsync(BlockNode top, BlockNode? newBacking, ImgProgress progress)
+    {
+        byte[] oldBuf = ArrayPool<byte>.Shared.Rent(Chunk), newBuf = ArrayPool<byte>.Shared.Rent(Chunk);
+        try
+        {
+            long len = top.Length;
+            for (long off = 0; off < len;)
+            {
+                long n = Math.Min(Chunk, len - off);
+                var st = await top.GetBlockStatusAsync(off, n).ConfigureAwait(false);
+                n = st.Length;
+                if (!st.IsAllocated)
+                {
+                    var oldMem = oldBuf.AsMemory(0, (int)n);
+                    var newMem = newBuf.AsMemory(0, (int)n);
+                    // Reading the top where it holds nothing reads the old backing chain.
+                    await top.ReadAsync(off, oldMem).ConfigureAwait(false);
+                    newMem.Span.Clear();
+                    if (newBacking != null && off < newBacking.Length)
+                        await newBacking.ReadAsync(off, newMem[..(int)Math.Min(n, newBacking.Length - off)]).ConfigureAwait(false);
+                    if (!oldMem.Span.SequenceEqual(newMem.Span))
+                        await top.WriteAsync(off, oldMem).ConfigureAwait(false);
+                }
+
+                off += n;
+                progress.Report(off, len);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(oldBuf);
+            ArrayPool<byte>.Shared.Return(newBuf);
+        }
+
+        await top.FlushAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,57 @@
+using SharpBlock.Errors;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>`img resize [--shrink] [-f FMT] [-q] FILE [+|-]SIZE`: grows any image; shrinks only with --shrink.</summary>
+internal static class ImgResize
+{
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        // A leading '-' of a relative size is not an option: take it out before option parsing.
+        var args = argv.ToList();
+        string? sizeArg = null;
+        if (args.Count > 0 && args[^1].StartsWith('-') && args[^1].Length > 1 && char.IsDigit(args[^1][1]))
+        {
+            sizeArg = args[^1];
+            args.RemoveAt(args.Count - 1);
+        }
+
+        var a = ImgArgs.Parse([.. args], "fo", "qU", ["preallocation", "object"], ["shrink", "force-share", "image-opts"]);
+        if (sizeArg != null)
+            a.Positional.Add(sizeArg);
+        if (a.Positional.Count != 2)
+            throw new ImgUsageException("Expecting image file name and size");
+        string text = a.Positional[1];
+        int sign = text[0] == '+' ? 1 : text[0] == '-' ? -1 : 0;
+        long amount = ImgCreate.ParseSize(sign != 0 ? text[1..] : text);
+
+        var (graph, node) = await ImgImage.OpenAsync(a.Positional[0], a.Get("-f"), readOnly: false).ConfigureAwait(false);
+        await using (graph.ConfigureAwait(false))
+        {
+            long size = sign == 0 ? amount : node.Length + (sign * amount);
+            if (size < 0)
+                throw new ImgUsageException("New image size must be positive");
+            if (size < node.Length && !a.Has("--shrink"))
+            {
+                Console.Error.WriteLine("sharpblock: Use the --shrink option to perform a shrink operation.");
+                Console.Error.WriteLine("sharpblock: warning: Shrinking an image will delete all data beyond the shrunken image's end. Before performing such an operation, make sure there is no important data there.");
+                return 1;
+            }
+
+            try
+            {
+                await node.TruncateAsync(size).ConfigureAwait(false);
+                await node.FlushAsync().ConfigureAwait(false);
+            }
+            catch (BlockException ex)
+            {
+                Console.Error.WriteLine("sharpblock: " + ex.Message);
+                return 1;
+            }
+        }
+
+        if (!a.Has("-q"))
+            Console.Out.WriteLine("Image resized.");
+        return 0;
+    }
+}

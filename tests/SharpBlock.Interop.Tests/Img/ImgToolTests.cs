@@ -1,0 +1,172 @@
+using System.Text.Json;
+using SharpBlock.Testing;
+
+namespace SharpBlock.Interop.Tests.Img;
+
+/// <summary>
+/// `sharpblock img` compare, resize, commit, rebase and dd against real qemu-img: the same verdicts and exit
+/// codes on the same files, and images that qemu-img check and compare accept afterwards.
+/// </summary>
+public class ImgToolTests
+{
+    private static Task<Tools.Result> Ours(params string[] args) => Tools.RunAsync("sharpblock", ["img", .. args]);
+
+    private static Task<Tools.Result> Qemu(params string[] args) => Tools.RunAsync("qemu-img", args);
+
+    private static async Task<long> VirtualSizeAsync(string image)
+    {
+        var r = (await Qemu("info", "--output=json", image)).Ok();
+        return JsonDocument.Parse(r.Stdout).RootElement.GetProperty("virtual-size").GetInt64();
+    }
+
+    private static async Task<string?> BackingAsync(string image)
+    {
+        var r = (await Qemu("info", "--output=json", image)).Ok();
+        return JsonDocument.Parse(r.Stdout).RootElement.TryGetProperty("backing-filename", out var b) ? b.GetString() : null;
+    }
+
+    [Fact]
+    public async Task Compare_gives_the_same_verdicts_and_exit_codes_as_qemu_img()
+    {
+        using var dir = new TempDir();
+        string a = dir.File("a.raw"), b = dir.File("b.qcow2"), big = dir.File("big.raw"), dirty = dir.File("dirty.raw");
+        (await Qemu("create", "-q", "-f", "raw", a, "1M")).Ok();
+        (await Qemu("create", "-q", "-f", "qcow2", b, "1M")).Ok();
+        (await Qemu("create", "-q", "-f", "raw", big, "2M")).Ok();
+        (await Qemu("create", "-q", "-f", "raw", dirty, "2M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 7 1536k 512", dirty)).Ok();
+        string[][] cases =
+        [
+            [a, b],
+            [a, big],
+            ["-s", a, big],
+            [a, dirty],
+            [a, dir.File("missing.raw")],
+        ];
+        foreach (var c in cases)
+        {
+            var q = await Qemu(["compare", .. c]);
+            var o = await Ours(["compare", .. c]);
+            Assert.Equal(q.ExitCode, o.ExitCode);
+            Assert.Equal(q.Stdout, o.Stdout);
+        }
+
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 9 70000 3", b)).Ok();
+        var diff = await Ours("compare", a, b);
+        Assert.Equal(1, diff.ExitCode);
+        Assert.Equal("Content mismatch at offset 70000!\n", diff.Stdout);
+    }
+
+    [Fact]
+    public async Task Resize_grows_raw_and_qcow2_and_shrinks_only_when_asked()
+    {
+        using var dir = new TempDir();
+        string raw = dir.PatternFile("a.raw", 1 << 20), q = dir.File("b.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", q, "1M")).Ok();
+        Assert.Equal("Image resized.\n", (await Ours("resize", raw, "+1M")).Ok().Stdout);
+        Assert.Equal(2 << 20, await VirtualSizeAsync(raw));
+        (await Ours("resize", q, "64M")).Ok();
+        Assert.Equal(64 << 20, await VirtualSizeAsync(q));
+        (await Qemu("check", q)).Ok();
+
+        var refused = await Ours("resize", raw, "1M");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("Use the --shrink option to perform a shrink operation.", refused.Stderr, StringComparison.Ordinal);
+        (await Ours("resize", "--shrink", raw, "-1536K")).Ok();
+        Assert.Equal(512 << 10, await VirtualSizeAsync(raw));
+        var qcow2Shrink = await Ours("resize", "--shrink", q, "1M");
+        Assert.Equal(1, qcow2Shrink.ExitCode);
+        Assert.Contains("shrinking", qcow2Shrink.Stderr, StringComparison.Ordinal);
+        Assert.Equal(64 << 20, await VirtualSizeAsync(q));
+        Assert.Equal(1, (await Ours("resize", raw, "lots")).ExitCode);
+    }
+
+    private static async Task<(string Base, string Top, string Reference)> ChainAsync(TempDir dir)
+    {
+        string b = dir.File("base.qcow2"), t = dir.File("top.qcow2"), r = dir.File("ref.raw");
+        (await Qemu("create", "-q", "-f", "qcow2", b, "2M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 1 0 1M", b)).Ok();
+        (await Qemu("create", "-q", "-f", "qcow2", "-b", b, "-F", "qcow2", t)).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 2 512k 64k", "-c", "write -z 128k 64k", "-c", "write -P 3 1536k 4k", t)).Ok();
+        (await Qemu("convert", "-f", "qcow2", "-O", "raw", t, r)).Ok();
+        return (b, t, r);
+    }
+
+    [Fact]
+    public async Task Commit_writes_the_top_into_its_base_and_empties_it()
+    {
+        using var dir = new TempDir();
+        var (b, t, reference) = await ChainAsync(dir);
+        Assert.Equal("Image committed.\n", (await Ours("commit", t)).Ok().Stdout);
+        (await Qemu("check", b)).Ok();
+        (await Qemu("check", t)).Ok();
+        (await Qemu("compare", "-F", "raw", b, reference)).Ok();
+        (await Qemu("compare", "-F", "raw", t, reference)).Ok();
+        // Emptied: every range of the top now reads from the base.
+        var map = JsonDocument.Parse((await Qemu("map", "--output=json", t)).Ok().Stdout).RootElement;
+        Assert.All(map.EnumerateArray(), e => Assert.True(e.GetProperty("depth").GetInt32() > 0 || !e.GetProperty("data").GetBoolean()));
+        var again = await Ours("commit", b);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("Image does not have a backing file", again.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Commit_with_d_keeps_the_top()
+    {
+        using var dir = new TempDir();
+        var (b, t, reference) = await ChainAsync(dir);
+        (await Ours("commit", "-d", t)).Ok();
+        (await Qemu("compare", "-F", "raw", b, reference)).Ok();
+        var map = JsonDocument.Parse((await Qemu("map", "--output=json", t)).Ok().Stdout).RootElement;
+        Assert.Contains(map.EnumerateArray(), e => e.GetProperty("depth").GetInt32() == 0 && e.GetProperty("data").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Safe_rebase_keeps_what_the_guest_sees_and_unsafe_only_renames()
+    {
+        using var dir = new TempDir();
+        var (_, t, reference) = await ChainAsync(dir);
+        string other = dir.File("other.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", other, "2M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 5 256k 256k", other)).Ok();
+        (await Ours("rebase", "-b", other, "-F", "qcow2", t)).Ok();
+        Assert.Equal(other, await BackingAsync(t));
+        (await Qemu("check", t)).Ok();
+        (await Qemu("compare", "-F", "raw", t, reference)).Ok();
+
+        (await Ours("rebase", "-b", "", t)).Ok();
+        Assert.Null(await BackingAsync(t));
+        (await Qemu("compare", "-F", "raw", t, reference)).Ok();
+
+        (await Ours("rebase", "-u", "-b", "renamed.qcow2", "-F", "qcow2", t)).Ok();
+        Assert.Equal("renamed.qcow2", await BackingAsync(t));
+    }
+
+    [Theory]
+    [InlineData("bs=4k", "count=3", "skip=0")]
+    [InlineData("bs=4k", "count=2", "skip=1")]
+    [InlineData("bs=512", "skip=3", "count=100000")]
+    [InlineData("bs=1k", "count=10", "skip=4")]
+    public async Task Dd_copies_what_qemu_img_dd_copies(string bs, string count, string skip)
+    {
+        using var dir = new TempDir();
+        string input = dir.PatternFile("in.raw", 1 << 20);
+        string theirs = dir.File("theirs.raw"), ours = dir.File("ours.raw");
+        (await Qemu("dd", "-f", "raw", "-O", "raw", $"if={input}", $"of={theirs}", bs, count, skip)).Ok();
+        (await Ours("dd", "-f", "raw", "-O", "raw", $"if={input}", $"of={ours}", bs, count, skip)).Ok();
+        Assert.Equal(File.ReadAllBytes(theirs), File.ReadAllBytes(ours));
+    }
+
+    [Fact]
+    public async Task A_backing_chain_that_loops_is_refused_not_followed_forever()
+    {
+        using var dir = new TempDir();
+        string a = dir.File("a.qcow2"), b = dir.File("b.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", a, "1M")).Ok();
+        (await Qemu("create", "-q", "-f", "qcow2", "-b", a, "-F", "qcow2", b)).Ok();
+        (await Qemu("rebase", "-u", "-b", b, "-F", "qcow2", a)).Ok();
+        var r = await Ours("info", b);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("creates an infinite loop", r.Stderr, StringComparison.Ordinal);
+    }
+}
