@@ -121,7 +121,8 @@ public class ImgCommandTests
 
         string back = dir.File("back.raw");
         (await Tools.RunAsync("sharpblock", "img", "convert", "-O", "raw", dst, back)).Ok();
-        Assert.True(data.AsSpan().SequenceEqual(await File.ReadAllBytesAsync(back)));
+        byte[] backBytes = await File.ReadAllBytesAsync(back);
+        Assert.True(data.AsSpan().SequenceEqual(backBytes));
     }
 
     [Fact]
