@@ -14,6 +14,7 @@ internal static class ImgCommand
           check [-f FMT] [-r leaks|all] [--output=human|json] FILE
           map [-f FMT] [--output=human|json] FILE
           convert [-p] [-c] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
+          snapshot [-l | -c NAME | -d NAME | -a NAME] [-f FMT] FILE
 
         """;
 
@@ -35,6 +36,7 @@ internal static class ImgCommand
                 "check" => await ImgCheck.RunAsync(rest).ConfigureAwait(false),
                 "map" => await ImgMap.RunAsync(rest).ConfigureAwait(false),
                 "convert" => await ImgConvert.RunAsync(rest).ConfigureAwait(false),
+                "snapshot" => await ImgSnapshot.RunAsync(rest).ConfigureAwait(false),
                 _ => Fail($"Command not found: {args[0]}"),
             };
         }
