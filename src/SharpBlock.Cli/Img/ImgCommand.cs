@@ -15,6 +15,7 @@ internal static class ImgCommand
           map [-f FMT] [--output=human|json] FILE
           convert [-p] [-c] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
           snapshot [-l | -c NAME | -d NAME | -a NAME] [-f FMT] FILE
+          bench [-c COUNT] [-d DEPTH] [-s SIZE] [-S STEP] [-o OFFSET] [-t CACHE] [-w] [--pattern=N] [-f FMT] FILE
 
         """;
 
@@ -37,6 +38,7 @@ internal static class ImgCommand
                 "map" => await ImgMap.RunAsync(rest).ConfigureAwait(false),
                 "convert" => await ImgConvert.RunAsync(rest).ConfigureAwait(false),
                 "snapshot" => await ImgSnapshot.RunAsync(rest).ConfigureAwait(false),
+                "bench" => await ImgBench.RunAsync(rest).ConfigureAwait(false),
                 _ => Fail($"Command not found: {args[0]}"),
             };
         }
