@@ -89,15 +89,7 @@ internal static class ImgInfo
         if (node is Qcow2Node q && q.Snapshots.Count > 0)
         {
             sb.Append("Snapshot list:\n");
-            sb.Append(SnapshotLine("ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"));
-            foreach (var s in q.Snapshots)
-            {
-                var date = DateTimeOffset.FromUnixTimeSeconds(s.DateSec).ToLocalTime();
-                long ms = s.VmClockNsec / 1_000_000;
-                string clock = string.Format(ci, "{0:00}:{1:00}:{2:00}.{3:000}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-                sb.Append(SnapshotLine(s.Id, s.Name, ImgImage.HumanSize(s.VmStateSize), date.ToString("yyyy-MM-dd HH:mm:ss", ci), clock,
-                    s.Icount >= 0 ? s.Icount.ToString(ci) : ""));
-            }
+            AppendSnapshots(sb, q);
         }
 
         if (node is Qcow2Node qn)
@@ -113,6 +105,20 @@ internal static class ImgInfo
                 sb.Append("    corrupt: ").Append(qn.IsCorrupt ? "true" : "false").Append('\n');
                 sb.Append("    extended l2: false\n");
             }
+        }
+    }
+
+    public static void AppendSnapshots(StringBuilder sb, Qcow2Node q)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        sb.Append(SnapshotLine("ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"));
+        foreach (var s in q.Snapshots)
+        {
+            var date = DateTimeOffset.FromUnixTimeSeconds(s.DateSec).ToLocalTime();
+            long ms = s.VmClockNsec / 1_000_000;
+            string clock = string.Format(ci, "{0:00}:{1:00}:{2:00}.{3:000}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+            sb.Append(SnapshotLine(s.Id, s.Name, ImgImage.HumanSize(s.VmStateSize), date.ToString("yyyy-MM-dd HH:mm:ss", ci), clock,
+                s.Icount >= 0 ? s.Icount.ToString(ci) : ""));
         }
     }
 

@@ -64,7 +64,7 @@ internal static class ImgMap
             if (offset >= node.Length)
             {
                 // Past the end of a shorter backing image: reads as zeros, decided by the layer above.
-                var z = new BlockDeviceMapEntry { Start = offset, Length = length, Depth = depth, Zero = true, Data = false };
+                var z = new BlockDeviceMapEntry { Start = offset, Length = length, Depth = Math.Max(0, depth - 1), Zero = true, Data = false };
                 return (new Extent(z, false, null), length);
             }
 

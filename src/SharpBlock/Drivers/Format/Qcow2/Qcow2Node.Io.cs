@@ -125,6 +125,18 @@ public sealed partial class Qcow2Node
         }
     }
 
+    /// <summary>
+    /// Guest data landing on the header, the L1 table or the refcount table means an L2 entry lies; writing
+    /// would destroy the image, so the write fails and the image is marked corrupt instead.
+    /// </summary>
+    private bool OverlapsMetadata(long offset, long length)
+    {
+        static bool Hit(long a, long alen, long b, long blen) => blen > 0 && a < b + blen && b < a + alen;
+        return Hit(offset, length, 0, _clusterSize)
+            || Hit(offset, length, _l1Offset, _l1.Length * 8L)
+            || Hit(offset, length, _refTableOffset, _refTable.Length * 8L);
+    }
+
     private ValueTask<Qcow2RangeLock.Releaser> LockClustersAsync(long offset, long length) =>
         _ranges.AcquireAsync(offset >> _clusterBits, (offset + length + _clusterSize - 1) >> _clusterBits);
 
@@ -155,9 +167,15 @@ public sealed partial class Qcow2Node
                 long inCluster = offset & (_clusterSize - 1);
                 int n = (int)Math.Min(data.Length, ((long)m.Clusters << _clusterBits) - inCluster);
                 if (m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied)
+                {
+                    if (OverlapsMetadata(m.Entry.HostOffset, (long)m.Clusters << _clusterBits))
+                        throw await MarkCorruptAsync("data write would overwrite metadata", m.Entry.HostOffset).ConfigureAwait(false);
                     await _file.WriteAsync(m.Entry.HostOffset + inCluster, data[..n], RequestFlags.None, cancellationToken).ConfigureAwait(false);
+                }
                 else
+                {
                     await AllocatingWriteAsync(offset, data[..n], m, cancellationToken).ConfigureAwait(false);
+                }
                 offset += n;
                 data = data[n..];
             }

@@ -1,0 +1,55 @@
+using System.Text;
+using SharpBlock.Drivers.Format.Qcow2;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>`img snapshot [-l | -c NAME | -d NAME | -a NAME] [-f FMT] FILE`.</summary>
+internal static class ImgSnapshot
+{
+    public static async Task<int> RunAsync(string[] argv)
+    {
+        var a = ImgArgs.Parse(argv, "fcda", "lqhU", [], ["force-share"]);
+        if (a.Positional.Count != 1)
+            throw new ImgUsageException("Expecting one image file name");
+        string? create = a.Get("-c");
+        string? delete = a.Get("-d");
+        string? apply = a.Get("-a");
+        bool list = a.Has("-l") || (create == null && delete == null && apply == null);
+        string path = a.Positional[0];
+        var (graph, node) = await ImgImage.OpenAsync(path, a.Get("-f"), readOnly: list).ConfigureAwait(false);
+        await using (graph.ConfigureAwait(false))
+        {
+            if (node is not Qcow2Node q)
+                throw new ImgUsageException("This image format does not support snapshots");
+            if (list)
+            {
+                if (q.Snapshots.Count > 0)
+                {
+                    var sb = new StringBuilder("Snapshot list:\n");
+                    ImgInfo.AppendSnapshots(sb, q);
+                    Console.Out.Write(sb.ToString());
+                }
+
+                return 0;
+            }
+
+            try
+            {
+                if (create != null)
+                    await q.CreateSnapshotAsync(create).ConfigureAwait(false);
+                else if (delete != null)
+                    await q.DeleteSnapshotAsync(delete).ConfigureAwait(false);
+                else if (apply != null)
+                    await q.RevertToSnapshotAsync(apply).ConfigureAwait(false);
+            }
+            catch (Errors.BlockException ex)
+            {
+                string verb = create != null ? "create" : delete != null ? "delete" : "apply";
+                string what = create ?? delete ?? apply!;
+                return ImgCommand.Fail($"Could not {verb} snapshot '{what}': {ex.Message}");
+            }
+        }
+
+        return 0;
+    }
+}

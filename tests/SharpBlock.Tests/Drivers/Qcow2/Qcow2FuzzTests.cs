@@ -1,0 +1,145 @@
+using System.Buffers.Binary;
+using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Errors;
+using SharpBlock.Testing;
+
+namespace SharpBlock.Tests.Drivers.Qcow2;
+
+/// <summary>
+/// Mutates the header, L1, L2 and refcount bytes of a real image and drives it (open, read everything, map,
+/// write, check). Anything but a BlockException (ImageCorruptException included) is a bug, as is a hang.
+/// A failing seed is printed so it can become a named regression test.
+/// </summary>
+public class Qcow2FuzzTests
+{
+    private static async Task<byte[]> SeedImageAsync(TempDir dir)
+    {
+        string p = dir.File("seed.qcow2");
+        await Qcow2TestImage.CreateAsync(p, 1 << 20, 4096);
+        await using (var img = await Qcow2TestImage.OpenAsync(p))
+        {
+            var rnd = new Random(1);
+            byte[] d = new byte[6000];
+            for (int i = 0; i < 12; i++)
+            {
+                rnd.NextBytes(d);
+                await img.Node.WriteAsync(rnd.Next((1 << 20) - d.Length), d);
+            }
+
+            byte[] c = new byte[4096];
+            Array.Fill(c, (byte)'q');
+            await img.Qcow2.WriteCompressedAsync(900 * 1024, c);
+            await img.Node.WriteZeroesAsync(512 * 1024, 8192);
+        }
+
+        return await File.ReadAllBytesAsync(p);
+    }
+
+    [Fact]
+    public async Task Mutated_images_never_crash_or_hang()
+    {
+        using var dir = new TempDir();
+        byte[] seed = await SeedImageAsync(dir);
+        var h = Qcow2Header.Read(seed);
+        long l1 = (long)h.L1TableOffset;
+        long rt = (long)h.RefcountTableOffset;
+        long l2 = (long)(BinaryPrimitives.ReadUInt64BigEndian(seed.AsSpan((int)l1)) & Qcow2Layout.OffsetMask);
+        long rb = (long)(BinaryPrimitives.ReadUInt64BigEndian(seed.AsSpan((int)rt)) & Qcow2Layout.OffsetMask);
+        (long Start, int Length)[] regions = [(0, 112), (0, 4096), (l1, 16), (rt, 16), (l2, 4096), (rb, 4096)];
+        string p = dir.File("fuzz.qcow2");
+        var deadline = DateTime.UtcNow.AddSeconds(40);
+        for (int iteration = 0; iteration < 300 && DateTime.UtcNow < deadline; iteration++)
+        {
+            var rnd = new Random(iteration);
+            byte[] img = (byte[])seed.Clone();
+            int mutations = rnd.Next(1, 6);
+            for (int m = 0; m < mutations; m++)
+            {
+                var (start, len) = regions[rnd.Next(regions.Length)];
+                int at = (int)Math.Min(img.Length - 1, start + rnd.Next(len));
+                switch (rnd.Next(3))
+                {
+                    case 0:
+                        img[at] ^= (byte)(1 << rnd.Next(8));
+                        break;
+                    case 1:
+                        img[at] = (byte)rnd.Next(256);
+                        break;
+                    default:
+                        img[at] = 0xFF;
+                        break;
+                }
+            }
+
+            await File.WriteAllBytesAsync(p, img);
+            var run = DriveAsync(p, rnd);
+            var done = await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(20)));
+            Assert.True(done == run, $"iteration {iteration} hung");
+            var ex = run.Exception?.InnerException;
+            if (ex != null && ex is not BlockException)
+                Assert.Fail($"iteration {iteration}: {ex.GetType().Name}: {ex}");
+        }
+    }
+
+    private static async Task DriveAsync(string path, Random rnd)
+    {
+        Qcow2TestImage img;
+        try
+        {
+            img = await Qcow2TestImage.OpenAsync(path);
+        }
+        catch (BlockException)
+        {
+            return;
+        }
+
+        await using (img)
+        {
+            long len = Math.Min(img.Node.Length, 4 << 20);
+            byte[] buf = new byte[64 * 1024];
+            for (long off = 0; off < len; off += buf.Length)
+            {
+                try
+                {
+                    await img.Node.ReadAsync(off, buf.AsMemory(0, (int)Math.Min(buf.Length, len - off)));
+                }
+                catch (BlockException)
+                {
+                }
+            }
+
+            for (long off = 0; off < len;)
+            {
+                try
+                {
+                    var st = await img.Node.GetBlockStatusAsync(off, len - off);
+                    off += st.Length;
+                }
+                catch (BlockException)
+                {
+                    break;
+                }
+            }
+
+            try
+            {
+                byte[] d = new byte[5000];
+                rnd.NextBytes(d);
+                if (len > d.Length)
+                    await img.Node.WriteAsync(rnd.NextInt64(len - d.Length), d);
+                await img.Node.FlushAsync();
+            }
+            catch (BlockException)
+            {
+            }
+
+            try
+            {
+                await img.Qcow2.CheckAsync(Qcow2CheckMode.None, null);
+            }
+            catch (BlockException)
+            {
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+using System.Buffers.Binary;
+using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Errors;
+using SharpBlock.Testing;
+
+namespace SharpBlock.Tests.Drivers.Qcow2;
+
+/// <summary>Every limit checked at open, each refused with the field named.</summary>
+public class Qcow2HostileImageTests
+{
+    private static async Task<string> MakeAsync(TempDir dir, string name = "h.qcow2")
+    {
+        string p = dir.File(name);
+        await Qcow2TestImage.CreateAsync(p, 4 << 20);
+        await using (var img = await Qcow2TestImage.OpenAsync(p))
+            await img.Node.WriteAsync(0, new byte[65536].Select(_ => (byte)0x5A).ToArray());
+        return p;
+    }
+
+    private static void Poke32(string path, long offset, uint value)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        byte[] b = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(b, value);
+        fs.Position = offset;
+        fs.Write(b);
+    }
+
+    private static void Poke64(string path, long offset, ulong value)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        byte[] b = new byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(b, value);
+        fs.Position = offset;
+        fs.Write(b);
+    }
+
+    [Theory]
+    [InlineData(Qcow2Header.ClusterBitsOffset, 8u, "cluster_bits")]
+    [InlineData(Qcow2Header.ClusterBitsOffset, 22u, "cluster_bits")]
+    [InlineData(Qcow2Header.L1SizeOffset, (32u << 20) / 8 + 1, "l1_size")]
+    [InlineData(Qcow2Header.L1SizeOffset, 0u, "l1_size")]
+    [InlineData(Qcow2Header.RefcountTableClustersOffset, (8u << 20) / 65536 + 1, "refcount_table_clusters")]
+    [InlineData(Qcow2Header.RefcountTableClustersOffset, 100u, "refcount_table_offset")]
+    [InlineData(Qcow2Header.NbSnapshotsOffset, 65537u, "nb_snapshots")]
+    [InlineData(Qcow2Header.HeaderLengthOffset, 65537u, "header_length")]
+    [InlineData(Qcow2Header.HeaderLengthOffset, 100u, "header_length")]
+    [InlineData(Qcow2Header.RefcountOrderOffset, 7u, "refcount_order")]
+    [InlineData(Qcow2Header.BackingFileSizeOffset, 1024u, "backing_file_size")]
+    public async Task Hostile_header_values_are_refused_naming_the_field(int offset, uint value, string field)
+    {
+        using var dir = new TempDir();
+        string p = await MakeAsync(dir);
+        if (field == "backing_file_size")
+            Poke64(p, Qcow2Header.BackingFileOffsetOffset, 512);
+        Poke32(p, offset, value);
+        var ex = await Assert.ThrowsAnyAsync<BlockException>(() => Qcow2TestImage.OpenAsync(p, readOnly: true));
+        var corrupt = Assert.IsType<ImageCorruptException>(ex);
+        Assert.Equal(field, corrupt.Field);
+        Assert.Contains(field, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(Qcow2Header.L1TableOffsetOffset, 0x30001UL, "l1_table_offset")]
+    [InlineData(Qcow2Header.L1TableOffsetOffset, 1UL << 40, "l1_table_offset")]
+    [InlineData(Qcow2Header.RefcountTableOffsetOffset, 0x10200UL, "refcount_table_offset")]
+    [InlineData(Qcow2Header.RefcountTableOffsetOffset, 1UL << 40, "refcount_table_offset")]
+    [InlineData(Qcow2Header.SnapshotsOffsetOffset, 0x123UL, "snapshots_offset")]
+    public async Task Offsets_outside_the_file_or_unaligned_are_refused(int offset, ulong value, string field)
+    {
+        using var dir = new TempDir();
+        string p = await MakeAsync(dir);
+        if (field == "snapshots_offset")
+            Poke32(p, Qcow2Header.NbSnapshotsOffset, 1);
+        Poke64(p, offset, value);
+        var ex = await Assert.ThrowsAsync<ImageCorruptException>(() => Qcow2TestImage.OpenAsync(p, readOnly: true));
+        Assert.Equal(field, ex.Field);
+    }
+
+    [Fact]
+    public async Task Unknown_incompatible_features_are_refused_by_name()
+    {
+        using var dir = new TempDir();
+        string p = await MakeAsync(dir);
+        Poke64(p, Qcow2Header.IncompatibleFeaturesOffset, (1UL << 4) | (1UL << 20));
+        var ex = await Assert.ThrowsAnyAsync<BlockException>(() => Qcow2TestImage.OpenAsync(p, readOnly: true));
+        Assert.Contains("Unsupported qcow2 feature(s): extended L2 entries, Unknown incompatible feature: 100000", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Unknown_autoclear_bits_are_cleared_on_read_write_open()
+    {
+        using var dir = new TempDir();
+        string p = await MakeAsync(dir);
+        Poke64(p, Qcow2Header.AutoclearFeaturesOffset, 0x8001);
+        await using (var ro = await Qcow2TestImage.OpenAsync(p, readOnly: true))
+        {
+        }
+
+        Assert.Equal(0x8001UL, ReadHeader(p).AutoclearFeatures);
+        await using (var rw = await Qcow2TestImage.OpenAsync(p))
+        {
+        }
+
+        Assert.Equal(0UL, ReadHeader(p).AutoclearFeatures);
+    }
+
+    [Fact]
+    public async Task Corrupt_bit_refuses_read_write_but_allows_read_only()
+    {
+        using var dir = new TempDir();
+        string p = await MakeAsync(dir);
+        Poke64(p, Qcow2Header.IncompatibleFeaturesOffset, Qcow2Layout.IncompatCorrupt);
+        var ex = await Assert.ThrowsAnyAsync<BlockException>(() => Qcow2TestImage.OpenAsync(p));
+        Assert.Contains("corrupt", ex.Message, StringComparison.Ordinal);
+        await using var ro = await Qcow2TestImage.OpenAsync(p, readOnly: true);
+        byte[] b = new byte[16];
+        await ro.Node.ReadAsync(0, b);
+        Assert.All(b, x => Assert.Equal(0x5A, x));
+    }
+
+    [Fact]
+    public async Task L1_entry_with_reserved_bits_is_refused()
+    {
+        using var dir = new TempDir();
+        string p = await MakeAsync(dir);
+        var h = ReadHeader(p);
+        Poke64(p, (long)h.L1TableOffset, 0x40000UL | 1);
+        var ex = await Assert.ThrowsAsync<ImageCorruptException>(() => Qcow2TestImage.OpenAsync(p, readOnly: true));
+        Assert.Equal("L1 entry", ex.Field);
+    }
+
+    [Fact]
+    public async Task Misaligned_L2_entry_fails_the_read_with_a_corruption_error()
+    {
+        using var dir = new TempDir();
+        string p = await MakeAsync(dir);
+        var h = ReadHeader(p);
+        byte[] l1 = new byte[8];
+        using (var fs = File.OpenRead(p))
+        {
+            fs.Position = (long)h.L1TableOffset;
+            fs.ReadExactly(l1);
+        }
+
+        long l2 = (long)(BinaryPrimitives.ReadUInt64BigEndian(l1) & Qcow2Layout.OffsetMask);
+        Poke64(p, l2, Qcow2Layout.OflagCopied | 0x50200);
+        await using var img = await Qcow2TestImage.OpenAsync(p, readOnly: true);
+        var ex = await Assert.ThrowsAsync<ImageCorruptException>(async () => await img.Node.ReadAsync(0, new byte[512]));
+        Assert.Equal("L2 entry", ex.Field);
+    }
+
+    internal static Qcow2Header ReadHeader(string p)
+    {
+        byte[] b = new byte[112];
+        using var fs = File.OpenRead(p);
+        fs.ReadExactly(b);
+        return Qcow2Header.Read(b);
+    }
+}
