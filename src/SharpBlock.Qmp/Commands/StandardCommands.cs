@@ -13,6 +13,7 @@ internal static class StandardCommands
         DeviceCommands.Register(server);
         JobCommands.Register(server);
         ChainCommands.Register(server);
+        InternalSnapshotCommands.Register(server);
         NbdCommands.Register(server);
         MediaCommands.Register(server);
         IoPolicyCommands.Register(server);

@@ -213,18 +213,44 @@ public sealed partial class Qcow2Node
                 return;
         }
 
-        long cluster = ti << _refBlockBits;
+        // Prefer a free cluster that an existing refcount block already describes: a block placed at the start
+        // of its own range sits inside any run that spans that range, and an allocation as large as one
+        // block's range would then chase new blocks forever. Only when no described cluster is free does the
+        // new block go to the start of its own range and count itself.
+        long cluster = await FindDescribedFreeClusterLockedAsync().ConfigureAwait(false);
+        bool selfDescribing = cluster < 0;
+        if (selfDescribing)
+            cluster = ti << _refBlockBits;
         long offset = cluster << _clusterBits;
         byte[] data = new byte[_clusterSize];
-        Qcow2Refcount.Set(data, _refOrder, 0, 1);
+        if (selfDescribing)
+            Qcow2Refcount.Set(data, _refOrder, 0, 1);
+        else
+            await UpdateRefcountLockedAsync(cluster, 1).ConfigureAwait(false);
         await _file.WriteAsync(offset, data).ConfigureAwait(false);
-        // The block must be on disk before the table entry that makes it live.
+        // The count of the block's own cluster (when another block describes it) and the block itself must
+        // be on disk before the table entry that makes it live.
+        if (!selfDescribing)
+            await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
         await _file.FlushAsync().ConfigureAwait(false);
         await _refCache.AddAsync(offset, data, dirty: false).ConfigureAwait(false);
         _refTable[ti] = (ulong)offset;
         byte[] e = new byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(e, (ulong)offset);
         await _file.WriteAsync(_refTableOffset + (ti * 8), e).ConfigureAwait(false);
+    }
+
+    /// <summary>The lowest free cluster from the hint on that an existing refcount block describes, or -1.</summary>
+    private async ValueTask<long> FindDescribedFreeClusterLockedAsync()
+    {
+        for (long c = _freeHint; ; c++)
+        {
+            long ti = c >> _refBlockBits;
+            if (ti >= _refTable.Length || (_refTable[ti] & Qcow2Layout.OffsetMask) == 0)
+                return -1;
+            if (c << _clusterBits >= _clusterSize && await GetRefcountLockedAsync(c).ConfigureAwait(false) == 0 && !_pendingFrees.ContainsKey(c << _clusterBits))
+                return c;
+        }
     }
 
     /// <summary>
