@@ -21,8 +21,18 @@ internal static class ImgMap
         await using (graph.ConfigureAwait(false))
         {
             var extents = await MapAsync(node).ConfigureAwait(false);
-            Console.Out.Write(json ? Json(extents) : Human(extents));
-            return 0;
+            if (json)
+            {
+                Console.Out.Write(Json(extents));
+                return 0;
+            }
+
+            // Like qemu-img, the rows before a compressed extent are printed, then the error.
+            string text = Human(extents, out string? error);
+            Console.Out.Write(text);
+            if (error == null)
+                return 0;
+            return ImgCommand.Fail(error);
         }
     }
 
@@ -116,17 +126,22 @@ internal static class ImgMap
 
     private static string B(bool b) => b ? "true" : "false";
 
-    public static string Human(List<Extent> extents)
+    public static string Human(List<Extent> extents, out string? error)
     {
+        error = null;
         var sb = new StringBuilder();
         sb.Append(string.Format(CultureInfo.InvariantCulture, "{0,-16}{1,-16}{2,-16}{3}\n", "Offset", "Length", "Mapped to", "File"));
         foreach (var x in extents)
         {
             var e = x.Entry;
-            if (!e.Data)
+            if (!e.Data || e.Zero)
                 continue;
             if (e.Offset == null)
-                throw new Errors.BlockException(Errors.Errno.EINVAL, "File contains external, encrypted or compressed clusters.");
+            {
+                error = "File contains external, encrypted or compressed clusters.";
+                break;
+            }
+
             sb.Append(string.Format(CultureInfo.InvariantCulture, "{0,-16}{1,-16}{2,-16}{3}\n", Hex(e.Start), Hex(e.Length), Hex(e.Offset.Value), x.File));
         }
 

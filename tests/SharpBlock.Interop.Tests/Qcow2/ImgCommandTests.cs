@@ -78,12 +78,16 @@ public class ImgCommandTests
         using (var fs = new FileStream(raw, FileMode.Open))
             fs.SetLength(4 << 20);
         (await Tools.RunAsync("qemu-img", "convert", "-O", "qcow2", raw, dir.File("c.qcow2"))).Ok();
-        foreach (var f in new[] { raw, dir.File("c.qcow2") })
+        (await Tools.RunAsync("qemu-img", "convert", "-c", "-O", "qcow2", raw, dir.File("z.qcow2"))).Ok();
+        (await Tools.RunAsync("qemu-img", "create", "-f", "qcow2", "-o", "preallocation=metadata", dir.File("p.qcow2"), "2M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-c", "write -P 9 64k 4k", dir.File("p.qcow2"))).Ok();
+        foreach (var f in new[] { raw, dir.File("c.qcow2"), dir.File("z.qcow2"), dir.File("p.qcow2") })
         {
             foreach (var output in new[] { "--output=json", "--output=human" })
             {
-                var theirs = (await Tools.RunAsync("qemu-img", "map", output, f)).Ok();
-                var ours = (await Tools.RunAsync("sharpblock", "img", "map", output, f)).Ok();
+                var theirs = await Tools.RunAsync("qemu-img", "map", output, f);
+                var ours = await Tools.RunAsync("sharpblock", "img", "map", output, f);
+                Assert.Equal(theirs.ExitCode, ours.ExitCode);
                 Assert.Equal(theirs.Stdout, ours.Stdout);
             }
         }

@@ -158,3 +158,39 @@ public class Qcow2HostileImageTests
         return Qcow2Header.Read(b);
     }
 }
+
+public class Qcow2CorruptBitTests
+{
+    [Fact]
+    public async Task Data_write_onto_metadata_fails_and_marks_the_image_corrupt()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("m.qcow2");
+        await Qcow2TestImage.CreateAsync(p, 4 << 20);
+        await using (var img = await Qcow2TestImage.OpenAsync(p))
+            await img.Node.WriteAsync(0, new byte[] { 1 });
+        var h = Qcow2HostileImageTests.ReadHeader(p);
+        byte[] l1 = new byte[8];
+        using (var fs = new FileStream(p, FileMode.Open, FileAccess.ReadWrite))
+        {
+            fs.Position = (long)h.L1TableOffset;
+            fs.ReadExactly(l1);
+            long l2 = (long)(BinaryPrimitives.ReadUInt64BigEndian(l1) & Qcow2Layout.OffsetMask);
+            byte[] e = new byte[8];
+            // Guest cluster 1 claims to live in the refcount table.
+            BinaryPrimitives.WriteUInt64BigEndian(e, Qcow2Layout.OflagCopied | h.RefcountTableOffset);
+            fs.Position = l2 + 8;
+            fs.Write(e);
+        }
+
+        await using (var img = await Qcow2TestImage.OpenAsync(p))
+        {
+            var ex = await Assert.ThrowsAnyAsync<BlockException>(async () => await img.Node.WriteAsync(65536, new byte[512]));
+            Assert.Equal(Errno.EIO, ex.Errno);
+            Assert.True(img.Qcow2.IsCorrupt);
+        }
+
+        Assert.NotEqual(0UL, Qcow2HostileImageTests.ReadHeader(p).IncompatibleFeatures & Qcow2Layout.IncompatCorrupt);
+        await Assert.ThrowsAnyAsync<BlockException>(() => Qcow2TestImage.OpenAsync(p));
+    }
+}

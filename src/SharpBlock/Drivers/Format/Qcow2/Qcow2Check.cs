@@ -21,4 +21,11 @@ public sealed class Qcow2CheckResult
     public long AllocatedClusters { get; set; }
     public long FragmentedClusters { get; set; }
     public long CompressedClusters { get; set; }
+
+    /// <summary>
+    /// Of the corruptions, those that lose data on the next write: a refcount below the references (the
+    /// cluster can be handed out twice) or a copied flag on a cluster that really is shared. The others
+    /// (a stale copied flag on a cluster that is not shared) are the harmless windows a crash can leave.
+    /// </summary>
+    public long UnsafeCorruptions { get; set; }
 }

@@ -177,6 +177,7 @@ public sealed partial class Qcow2Node
             {
                 report?.Invoke($"ERROR cluster {c} refcount={refcount} reference={refs}");
                 res.Corruptions++;
+                res.UnsafeCorruptions++;
             }
             else if (refcount > refs)
             {
@@ -197,6 +198,8 @@ public sealed partial class Qcow2Node
             {
                 report?.Invoke($"ERROR OFLAG_COPIED L2 cluster: l1_index={i} l1_entry={_l1[i]:x} refcount={r}");
                 res.Corruptions++;
+                if (copied && rc.Refs[l2 >> _clusterBits] > 1)
+                    res.UnsafeCorruptions++;
             }
 
             var table = await LoadL2Async(l2, "L1 entry", _l1Offset + (i * 8L)).ConfigureAwait(false);
@@ -213,6 +216,8 @@ public sealed partial class Qcow2Node
                 {
                     report?.Invoke($"ERROR OFLAG_COPIED data cluster: l2_entry={e.Raw:x} refcount={dr}");
                     res.Corruptions++;
+                    if (e.IsCopied && rc.Refs[e.HostOffset >> _clusterBits] > 1)
+                        res.UnsafeCorruptions++;
                 }
             }
         }

@@ -391,10 +391,28 @@ public sealed partial class Qcow2Node
         var m = await LookupAsync(offset, length, cancellationToken).ConfigureAwait(false);
         long inCluster = offset & (_clusterSize - 1);
         long n = Math.Min(length, ((long)m.Clusters << _clusterBits) - inCluster);
+        if (m.Kind == Qcow2ClusterKind.Normal)
+        {
+            // Like QEMU, ask the file too: a preallocated cluster that is still a hole there reads as zeros.
+            long host = m.Entry.HostOffset + inCluster;
+            var flags = BlockStatusFlags.Data | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid;
+            if (host >= _file.Length)
+            {
+                flags |= BlockStatusFlags.Zero;
+            }
+            else
+            {
+                var fst = await _file.GetBlockStatusAsync(host, Math.Min(n, _file.Length - host), cancellationToken).ConfigureAwait(false);
+                if (fst.IsZero)
+                    flags |= BlockStatusFlags.Zero;
+                n = Math.Min(n, fst.Length);
+            }
+
+            return new BlockStatus(flags, n, host, _file);
+        }
+
         return m.Kind switch
         {
-            Qcow2ClusterKind.Normal => new BlockStatus(BlockStatusFlags.Data | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid,
-                n, m.Entry.HostOffset + inCluster, _file),
             Qcow2ClusterKind.ZeroAllocated => new BlockStatus(BlockStatusFlags.Zero | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid,
                 n, m.Entry.HostOffset + inCluster, _file),
             Qcow2ClusterKind.ZeroPlain => new BlockStatus(BlockStatusFlags.Zero | BlockStatusFlags.Allocated, n),

@@ -196,8 +196,14 @@ public sealed partial class Qcow2Node
 
         Qcow2Refcount.Set(block.Data, _refOrder, idx, next);
         block.Dirty = true;
-        if (next == 0 && cluster < _freeHint)
-            _freeHint = cluster;
+        if (next == 0)
+        {
+            if (cluster < _freeHint)
+                _freeHint = cluster;
+            // The packing cursor must not point into a cluster that can now be handed to someone else.
+            if (_compressedCursor != 0 && (_compressedCursor >> _clusterBits) == cluster)
+                _compressedCursor = 0;
+        }
     }
 
     /// <summary>
