@@ -33,7 +33,7 @@ internal static class JobCommands
             if (a.BufSize is < 0)
                 throw new QmpException("Invalid parameter 'buf-size'");
             CheckSpeed(a.Speed);
-            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, ctx.CancellationToken).ConfigureAwait(false);
+            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, a.Sync, ctx.CancellationToken).ConfigureAwait(false);
             await StartAsync(graph, target, () => new MirrorJob(dev, target, a.Sync, granularity, a.BufSize ?? 16L << 20, zeroed,
                 a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report)).ConfigureAwait(false);
         }));
@@ -43,7 +43,7 @@ internal static class JobCommands
             var graph = ctx.Server.Graph;
             var dev = ActiveDevice(graph, a.Device);
             CheckSpeed(a.Speed);
-            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, ctx.CancellationToken).ConfigureAwait(false);
+            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, a.Sync, ctx.CancellationToken).ConfigureAwait(false);
             await StartAsync(graph, target, () => new BackupJob(dev, target, a.Sync, zeroed,
                 a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report)).ConfigureAwait(false);
         }));
@@ -113,7 +113,7 @@ internal static class JobCommands
     /// source's) or an existing image (its format probed unless given). Returns whether it starts all zero.
     /// </summary>
     private static async ValueTask<(BlockNode Target, bool Zeroed)> OpenTargetAsync(BlockGraph graph, BlockBackend dev, string path,
-        string? format, NewImageMode? mode, CancellationToken ct)
+        string? format, NewImageMode? mode, MirrorSyncMode sync, CancellationToken ct)
     {
         var source = dev.Root!;
         bool existing = mode == NewImageMode.Existing;
@@ -135,7 +135,12 @@ internal static class JobCommands
         }
 
         if (!existing)
-            await ImageFormats.CreateAsync(driver, path, source.Length).ConfigureAwait(false);
+        {
+            // sync=top copies only the top image, so the new target shares the source's backing file.
+            var backing = sync == MirrorSyncMode.Top ? source.Backing : null;
+            await ImageFormats.CreateAsync(driver, path, source.Length, backing is null ? null : Path.GetFullPath(backing.Filename), backing?.DriverName).ConfigureAwait(false);
+        }
+
         var target = await graph.OpenImageAsync(path, driver, cancellationToken: ct).ConfigureAwait(false);
         if (target.Length != source.Length)
         {

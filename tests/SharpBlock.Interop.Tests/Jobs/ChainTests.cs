@@ -168,4 +168,23 @@ public class ChainTests
         Assert.Equal(("DeviceNotFound", "Device 'nope' not found"),
             await c.ErrorAsync("blockdev-snapshot-sync", """{"device": "nope", "snapshot-file": "/tmp/x.qcow2"}"""));
     }
+
+    [Fact]
+    public async Task Mirror_sync_top_gives_the_target_the_same_backing_file()
+    {
+        await using var h = QmpServerHarness.Start();
+        var (_, m, top, reference) = await BuildChainAsync(h.Dir);
+        string target = h.Dir.File("target.qcow2");
+        await using var c = await h.ConnectAsync();
+        await c.ReturnAsync("blockdev-add", Qcow2Device("d0", top));
+        await c.ReturnAsync("drive-mirror", "{\"device\": \"d0\", \"target\": \"" + target + "\", \"sync\": \"top\"}");
+        await c.WaitEventAsync("BLOCK_JOB_READY");
+        await c.ReturnAsync("block-job-complete", """{"device": "d0"}""");
+        await c.WaitEventAsync("BLOCK_JOB_COMPLETED");
+        Assert.Equal(target, (await c.ReturnAsync("query-block"))[0].GetProperty("inserted").GetProperty("file").GetString());
+        await c.ReturnAsync("blockdev-del", """{"node-name": "d0"}""");
+        Assert.Equal(m, await BackingOfAsync(target));
+        await AssertCleanAsync(target);
+        await AssertSameAsync(reference, target);
+    }
 }
