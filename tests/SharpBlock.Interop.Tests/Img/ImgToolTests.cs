@@ -169,4 +169,30 @@ public class ImgToolTests
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("creates an infinite loop", r.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Measure_prints_what_qemu_img_measure_prints()
+    {
+        using var dir = new TempDir();
+        var (_, t, _) = await ChainAsync(dir);
+        string raw = dir.PatternFile("data.raw", 3 << 20);
+        string[][] cases =
+        [
+            ["-O", "qcow2", "--size", "1G"],
+            ["-O", "qcow2", "--size", "100M", "-o", "cluster_size=4k"],
+            ["-O", "qcow2", "--size", "7G", "-o", "refcount_bits=64"],
+            ["--output=json", "-O", "qcow2", "--size", "3G"],
+            ["-O", "raw", "--size", "1G"],
+            ["-O", "qcow2", t],
+            ["--output=json", "-O", "qcow2", t],
+            ["-O", "qcow2", raw],
+            ["-O", "raw", t],
+        ];
+        foreach (var c in cases)
+        {
+            var q = (await Qemu(["measure", .. c])).Ok();
+            var o = (await Ours(["measure", .. c])).Ok();
+            Assert.Equal(q.Stdout, o.Stdout);
+        }
+    }
 }
