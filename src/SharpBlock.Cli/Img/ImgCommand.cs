@@ -19,6 +19,7 @@ internal static class ImgCommand
           rebase [-f FMT] [-F BACKING_FMT] [-u] [-p] [-q] -b BACKING FILE
           resize [--shrink] [-f FMT] [-q] FILE [+|-]SIZE
           dd [-f FMT] [-O OUTPUT_FMT] if=INPUT of=OUTPUT [bs=N] [count=N] [skip=N]
+          amend [-f FMT] [-q] -o compat=0.10|1.1,lazy_refcounts=on|off FILE
           measure [--output=human|json] -O FMT [-o OPTIONS] (--size SIZE | [-f FMT] FILE)
           snapshot [-l | -c NAME | -d NAME | -a NAME] [-f FMT] FILE
           bench [-c COUNT] [-d DEPTH] [-s SIZE] [-S STEP] [-o OFFSET] [-t CACHE] [-w] [--pattern=N] [-f FMT] FILE
@@ -49,6 +50,7 @@ internal static class ImgCommand
                 "resize" => await ImgResize.RunAsync(rest).ConfigureAwait(false),
                 "dd" => await ImgDd.RunAsync(rest).ConfigureAwait(false),
                 "measure" => await ImgMeasure.RunAsync(rest).ConfigureAwait(false),
+                "amend" => await ImgAmend.RunAsync(rest).ConfigureAwait(false),
                 "snapshot" => await ImgSnapshot.RunAsync(rest).ConfigureAwait(false),
                 "bench" => await ImgBench.RunAsync(rest).ConfigureAwait(false),
                 _ => Fail($"Command not found: {args[0]}"),

@@ -195,4 +195,27 @@ public class ImgToolTests
             Assert.Equal(q.Stdout, o.Stdout);
         }
     }
+
+    [Fact]
+    public async Task Amend_upgrades_compat_and_toggles_lazy_refcounts_as_qemu_img_reads_them()
+    {
+        using var dir = new TempDir();
+        string img = dir.File("old.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", "-o", "compat=0.10", img, "4M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x44 0 1M", img)).Ok();
+        Assert.Equal(1, (await Ours("amend", "-o", "lazy_refcounts=on", img)).ExitCode);
+        (await Ours("amend", "-o", "compat=1.1,lazy_refcounts=on", img)).Ok();
+        var spec = JsonDocument.Parse((await Qemu("info", "--output=json", img)).Ok().Stdout).RootElement.GetProperty("format-specific").GetProperty("data");
+        Assert.Equal("1.1", spec.GetProperty("compat").GetString());
+        Assert.True(spec.GetProperty("lazy-refcounts").GetBoolean());
+        (await Qemu("check", img)).Ok();
+        var read = (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "read -P 0x44 0 1M", img)).Ok();
+        Assert.DoesNotContain("Pattern verification failed", read.Stdout, StringComparison.Ordinal);
+        (await Ours("amend", "-o", "lazy_refcounts=off", img)).Ok();
+        spec = JsonDocument.Parse((await Qemu("info", "--output=json", img)).Ok().Stdout).RootElement.GetProperty("format-specific").GetProperty("data");
+        Assert.False(spec.GetProperty("lazy-refcounts").GetBoolean());
+        var down = await Ours("amend", "-o", "compat=0.10", img);
+        Assert.Equal(1, down.ExitCode);
+        Assert.Contains("not supported", down.Stderr, StringComparison.Ordinal);
+    }
 }
