@@ -7,8 +7,10 @@ using SharpBlock.Graph;
 namespace SharpBlock.Cli.Img;
 
 /// <summary>
-/// `img convert [-p] [-c] [-q] [-f FMT] [-O FMT] [-o OPTIONS] SRC DST`: copies the guest-visible content of
-/// SRC (its whole backing chain) into a new image. Ranges that read as zeros stay holes in the target.
+/// `img convert [-p] [-c] [-q] [-n] [-W] [-m N] [-S SIZE] [-B BACKING] [-t CACHE] [-T CACHE] [-f FMT] [-O FMT]
+/// [-o OPTIONS] SRC DST`: copies the guest-visible content of SRC (its whole backing chain) into a new image.
+/// Ranges that read as zeros stay holes in the target (runs shorter than -S are written, -S 0 writes all).
+/// With -B the target gets that backing file and only what SRC's top image holds is copied.
 /// </summary>
 internal static class ImgConvert
 {
@@ -16,13 +18,21 @@ internal static class ImgConvert
 
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fOoS", "pcqnhU", [], ["force-share"]);
+        var a = ImgArgs.Parse(argv, "fOoSBmtTl", "pcqnhUW", ["object", "target-image-opts"], ["force-share", "image-opts", "target-is-zero"]);
         if (a.Positional.Count != 2)
             throw new ImgUsageException("Expecting one source and one target file name");
         string src = a.Positional[0];
         string dst = a.Positional[1];
         string outFmt = a.Get("-O") ?? "raw";
         bool compress = a.Has("-c");
+        long minSparse = a.Get("-S") is { } sparse ? ImgCreate.ParseSize(sparse) : 4096;
+        string? backing = a.Get("-B");
+        // -W (out-of-order writes), -m (parallel requests) and the cache modes are accepted for scripts'
+        // sake; the copy runs in order through the page cache.
+        if (a.Get("-m") is { } m && (!int.TryParse(m, System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out int streams) || streams < 1 || streams > 16))
+            throw new ImgUsageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
+        if (backing != null && a.Has("-n"))
+            throw new ImgUsageException("Backing file (-B) cannot be used together with -n");
         bool progress = a.Has("-p") && !a.Has("-q");
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
         if (compress && outFmt != "qcow2")
@@ -45,10 +55,14 @@ internal static class ImgConvert
                         LazyRefcounts = opts.GetValueOrDefault("lazy_refcounts") == "on",
                         RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16,
                         Preallocation = prealloc,
+                        BackingFile = backing,
+                        BackingFormat = backing != null ? opts.GetValueOrDefault("backing_fmt") ?? await Qcow2Driver.ProbeAsync(Qcow2Driver.ResolveBacking(dst, backing), CancellationToken.None).ConfigureAwait(false) : null,
                     }).ConfigureAwait(false);
                 }
                 else if (outFmt == "raw")
                 {
+                    if (backing != null)
+                        throw new ImgUsageException("Format 'raw' does not support backing files");
                     await RawCreator.CreateAsync(dst, size, prealloc).ConfigureAwait(false);
                 }
                 else
@@ -58,14 +72,14 @@ internal static class ImgConvert
             }
 
             var target = await graph.AddAsync(Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1")).ConfigureAwait(false);
-            await CopyAsync(source, target, compress, progress).ConfigureAwait(false);
+            await CopyAsync(source, target, compress, progress, minSparse, topOnly: backing != null).ConfigureAwait(false);
             await target.FlushAsync().ConfigureAwait(false);
         }
 
         return 0;
     }
 
-    private static async Task CopyAsync(BlockNode source, BlockNode target, bool compress, bool progress)
+    private static async Task CopyAsync(BlockNode source, BlockNode target, bool compress, bool progress, long minSparse, bool topOnly)
     {
         long size = source.Length;
         int unit = target is Qcow2Node q ? q.ClusterSize : 4096;
@@ -82,7 +96,18 @@ internal static class ImgConvert
                 // Work in target-aligned pieces so a piece never straddles a cluster we might compress.
                 long pieceEnd = Math.Min(size, (offset / chunk * chunk) + chunk);
                 var (st, len) = await ImgMap.StatusAboveAsync(source, offset, pieceEnd - offset).ConfigureAwait(false);
-                if (st.Entry.Zero && !st.Entry.Data && !compress)
+                if (topOnly && st.Entry.Depth > 0)
+                {
+                    // The target's backing file stands in for what SRC's backing chain holds.
+                    offset += len;
+                }
+                else if (topOnly && st.Entry.Zero && !st.Entry.Data)
+                {
+                    // Zeros the top image decides must be written: the backing file below may hold data.
+                    await target.WriteZeroesAsync(offset, len).ConfigureAwait(false);
+                    offset += len;
+                }
+                else if (st.Entry.Zero && !st.Entry.Data && !compress && minSparse > 0 && len >= minSparse)
                 {
                     offset += len;
                 }
@@ -93,7 +118,7 @@ internal static class ImgConvert
                     int n = (int)len;
                     var mem = buf.AsMemory(0, n);
                     await source.ReadAsync(offset, mem).ConfigureAwait(false);
-                    if (mem.Span.ContainsAnyExcept((byte)0))
+                    if (mem.Span.ContainsAnyExcept((byte)0) || minSparse == 0 || (topOnly && !compress))
                     {
                         if (compress && target is Qcow2Node qc && offset % unit == 0)
                             await qc.WriteCompressedAsync(offset, mem).ConfigureAwait(false);

@@ -218,4 +218,26 @@ public class ImgToolTests
         Assert.Equal(1, down.ExitCode);
         Assert.Contains("not supported", down.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Convert_with_a_backing_file_copies_only_the_top_and_S0_writes_everything()
+    {
+        using var dir = new TempDir();
+        var (b, t, reference) = await ChainAsync(dir);
+        string outImg = dir.File("out.qcow2");
+        (await Ours("convert", "-f", "qcow2", "-O", "qcow2", "-B", b, "-W", "-m", "8", "-t", "none", t, outImg)).Ok();
+        Assert.Equal(b, await BackingAsync(outImg));
+        (await Qemu("check", outImg)).Ok();
+        (await Qemu("compare", "-F", "raw", outImg, reference)).Ok();
+        var map = JsonDocument.Parse((await Qemu("map", "--output=json", outImg)).Ok().Stdout).RootElement;
+        long own = map.EnumerateArray().Where(e => e.GetProperty("depth").GetInt32() == 0 && e.GetProperty("data").GetBoolean()).Sum(e => e.GetProperty("length").GetInt64());
+        Assert.True(own <= 256 << 10, $"only the top's clusters are copied, got {own} bytes");
+
+        string full = dir.File("full.raw");
+        (await Ours("convert", "-S", "0", "-O", "raw", t, full)).Ok();
+        (await Qemu("compare", "-f", "raw", full, reference)).Ok();
+        var zeroMap = JsonDocument.Parse((await Qemu("map", "--output=json", "-f", "raw", full)).Ok().Stdout).RootElement;
+        Assert.All(zeroMap.EnumerateArray(), e => Assert.True(e.GetProperty("data").GetBoolean()));
+        Assert.Equal(1, (await Ours("convert", "-m", "99", t, dir.File("x.raw"))).ExitCode);
+    }
 }
