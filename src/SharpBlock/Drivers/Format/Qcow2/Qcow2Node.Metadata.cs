@@ -219,6 +219,26 @@ public sealed partial class Qcow2Node
                 return;
         }
 
+        // Prefer a free cluster that an existing block already describes: placing every new block at the
+        // start of its own range would cut each range, and no run longer than one range could ever be found.
+        long free = await FindFreeCoveredClusterLockedAsync().ConfigureAwait(false);
+        if (free >= 0)
+        {
+            long at = free << _clusterBits;
+            await UpdateRefcountLockedAsync(free, 1).ConfigureAwait(false);
+            await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
+            byte[] empty = new byte[_clusterSize];
+            await _file.WriteAsync(at, empty).ConfigureAwait(false);
+            // The block and its own refcount must be on disk before the table entry that makes it live.
+            await _file.FlushAsync().ConfigureAwait(false);
+            await _refCache.AddAsync(at, empty, dirty: false).ConfigureAwait(false);
+            _refTable[ti] = (ulong)at;
+            byte[] te = new byte[8];
+            BinaryPrimitives.WriteUInt64BigEndian(te, (ulong)at);
+            await _file.WriteAsync(_refTableOffset + (ti * 8), te).ConfigureAwait(false);
+            return;
+        }
+
         long cluster = ti << _refBlockBits;
         long offset = cluster << _clusterBits;
         byte[] data = new byte[_clusterSize];
@@ -231,6 +251,26 @@ public sealed partial class Qcow2Node
         byte[] e = new byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(e, (ulong)offset);
         await _file.WriteAsync(_refTableOffset + (ti * 8), e).ConfigureAwait(false);
+    }
+
+    /// <summary>A free cluster inside a range that has a refcount block, or -1.</summary>
+    private async ValueTask<long> FindFreeCoveredClusterLockedAsync()
+    {
+        long c = _freeHint;
+        while ((c >> _refBlockBits) < _refTable.Length)
+        {
+            if ((_refTable[c >> _refBlockBits] & Qcow2Layout.OffsetMask) == 0)
+            {
+                c = ((c >> _refBlockBits) + 1) << _refBlockBits;
+                continue;
+            }
+
+            if (await GetRefcountLockedAsync(c).ConfigureAwait(false) == 0 && !_pendingFrees.ContainsKey(c << _clusterBits))
+                return c;
+            c++;
+        }
+
+        return -1;
     }
 
     /// <summary>
