@@ -219,25 +219,32 @@ public sealed partial class Qcow2Node
                 return;
         }
 
-        // Prefer a free cluster that an existing refcount block already describes: a block placed at the start
-        // of its own range sits inside any run that spans that range, and an allocation as large as one
-        // block's range would then chase new blocks forever. Only when no described cluster is free does the
-        // new block go to the start of its own range and count itself.
-        long cluster = await FindDescribedFreeClusterLockedAsync().ConfigureAwait(false);
-        bool selfDescribing = cluster < 0;
-        if (selfDescribing)
-            cluster = ti << _refBlockBits;
+        // Prefer a free cluster that an existing block already describes: placing every new block at the
+        // start of its own range would cut each range, and no run longer than one range could ever be found.
+        long free = await FindFreeCoveredClusterLockedAsync().ConfigureAwait(false);
+        if (free >= 0)
+        {
+            long at = free << _clusterBits;
+            await UpdateRefcountLockedAsync(free, 1).ConfigureAwait(false);
+            await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
+            byte[] empty = new byte[_clusterSize];
+            await _file.WriteAsync(at, empty).ConfigureAwait(false);
+            // The block and its own refcount must be on disk before the table entry that makes it live.
+            await _file.FlushAsync().ConfigureAwait(false);
+            await _refCache.AddAsync(at, empty, dirty: false).ConfigureAwait(false);
+            _refTable[ti] = (ulong)at;
+            byte[] te = new byte[8];
+            BinaryPrimitives.WriteUInt64BigEndian(te, (ulong)at);
+            await _file.WriteAsync(_refTableOffset + (ti * 8), te).ConfigureAwait(false);
+            return;
+        }
+
+        long cluster = ti << _refBlockBits;
         long offset = cluster << _clusterBits;
         byte[] data = new byte[_clusterSize];
-        if (selfDescribing)
-            Qcow2Refcount.Set(data, _refOrder, 0, 1);
-        else
-            await UpdateRefcountLockedAsync(cluster, 1).ConfigureAwait(false);
+        Qcow2Refcount.Set(data, _refOrder, 0, 1);
         await _file.WriteAsync(offset, data).ConfigureAwait(false);
-        // The count of the block's own cluster (when another block describes it) and the block itself must
-        // be on disk before the table entry that makes it live.
-        if (!selfDescribing)
-            await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
+        // The block must be on disk before the table entry that makes it live.
         await _file.FlushAsync().ConfigureAwait(false);
         await _refCache.AddAsync(offset, data, dirty: false).ConfigureAwait(false);
         _refTable[ti] = (ulong)offset;
@@ -246,17 +253,24 @@ public sealed partial class Qcow2Node
         await _file.WriteAsync(_refTableOffset + (ti * 8), e).ConfigureAwait(false);
     }
 
-    /// <summary>The lowest free cluster from the hint on that an existing refcount block describes, or -1.</summary>
-    private async ValueTask<long> FindDescribedFreeClusterLockedAsync()
+    /// <summary>A free cluster inside a range that has a refcount block, or -1.</summary>
+    private async ValueTask<long> FindFreeCoveredClusterLockedAsync()
     {
-        for (long c = _freeHint; ; c++)
+        long c = _freeHint;
+        while ((c >> _refBlockBits) < _refTable.Length)
         {
-            long ti = c >> _refBlockBits;
-            if (ti >= _refTable.Length || (_refTable[ti] & Qcow2Layout.OffsetMask) == 0)
-                return -1;
-            if (c << _clusterBits >= _clusterSize && await GetRefcountLockedAsync(c).ConfigureAwait(false) == 0 && !_pendingFrees.ContainsKey(c << _clusterBits))
+            if ((_refTable[c >> _refBlockBits] & Qcow2Layout.OffsetMask) == 0)
+            {
+                c = ((c >> _refBlockBits) + 1) << _refBlockBits;
+                continue;
+            }
+
+            if (await GetRefcountLockedAsync(c).ConfigureAwait(false) == 0 && !_pendingFrees.ContainsKey(c << _clusterBits))
                 return c;
+            c++;
         }
+
+        return -1;
     }
 
     /// <summary>
