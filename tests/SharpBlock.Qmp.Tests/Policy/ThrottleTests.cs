@@ -172,10 +172,21 @@ public class ThrottleTests(ITestOutputHelper output)
         // 16 KiB requests with iops_size 4 KiB count 4 operations each: 800 iops is 200 requests a second
         // (enough requests in the window that one more or less stays well inside the tolerance).
         await h.Client.ReturnAsync("block_set_io_throttle", Limits(", \"iops_size\": 4096", iops: 800));
-        var clock = Stopwatch.StartNew();
-        var reads = new Load();
-        await RunAsync(dev, false, 8, 16 << 10, 0, 2.0, clock, reads);
-        Check("iops with iops_size 4096 (16 KiB requests)", 200, reads.Rate(0.4, 2.0).Ops);
+        // A second measurement is taken only if the first is off: a busy shared machine can stall the
+        // timers for a moment, but a wrong count of operations is off both times.
+        double measured = 0;
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            var clock = Stopwatch.StartNew();
+            var reads = new Load();
+            await RunAsync(dev, false, 8, 16 << 10, 0, 2.0, clock, reads);
+            measured = reads.Rate(0.4, 2.0).Ops;
+            if (Math.Abs(measured - 200) <= 200 * Tolerance)
+                break;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"attempt {attempt + 1}: {measured:F1} requests/s, measuring again"));
+        }
+
+        Check("iops with iops_size 4096 (16 KiB requests)", 200, measured);
     }
 
     [Fact]
