@@ -53,21 +53,8 @@ public static class Qcow2Driver
     }
 
     /// <summary>The format of an image file by its magic: qcow2 or raw.</summary>
-    public static async ValueTask<string> ProbeAsync(string path, CancellationToken ct)
-    {
-        try
-        {
-            using var h = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            byte[] magic = new byte[4];
-            int n = await RandomAccess.ReadAsync(h, magic, 0, ct).ConfigureAwait(false);
-            return n == 4 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(magic) == Qcow2Layout.Magic ? "qcow2" : "raw";
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            var e = BlockException.ErrnoOf(ex);
-            throw new BlockException(e, $"Could not open '{path}': {BlockException.Describe(e)}", ex);
-        }
-    }
+    public static async ValueTask<string> ProbeAsync(string path, CancellationToken ct) =>
+        (await ImageFormats.ProbeAsync(path, ct).ConfigureAwait(false)).ToWire();
 
     /// <summary>Options that open a backing image read-only with the given format over a file node.</summary>
     public static BlockdevOptions BackingOptions(string path, string format) => ImageOptions(path, format, readOnly: true);
@@ -75,15 +62,11 @@ public static class Qcow2Driver
     /// <summary>Options that open an image file with the given format (qcow2 or raw), as img commands do.</summary>
     public static BlockdevOptions ImageOptions(string path, string format, bool readOnly, string? nodeName = null)
     {
-        var file = new BlockdevRef
-        {
-            Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } },
-        };
-        return format switch
-        {
-            "qcow2" => new BlockdevOptions { Driver = BlockdevDriver.Qcow2, ReadOnly = readOnly, NodeName = nodeName, Qcow2 = new BlockdevOptionsQcow2 { File = file } },
-            "raw" => new BlockdevOptions { Driver = BlockdevDriver.Raw, ReadOnly = readOnly, NodeName = nodeName, Raw = new BlockdevOptionsGenericFormat { File = file } },
-            _ => throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'"),
-        };
+        if (format is not ("qcow2" or "raw") || !QapiEnums.TryParse(format, out BlockdevDriver driver))
+            throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'");
+        var o = ImageFormats.FileOptions(driver, path);
+        o.ReadOnly = readOnly;
+        o.NodeName = nodeName;
+        return o;
     }
 }
