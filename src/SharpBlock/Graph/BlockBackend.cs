@@ -44,34 +44,14 @@ public sealed partial class BlockBackend
 
     public long Length => _root?.Length ?? 0;
 
-    private BlockNode RootOrThrow() => _root ?? throw new BlockException(Errno.ENOMEDIUM, $"Device '{Id}' has no medium");
+    private BlockNode RootOrThrow() => Medium(_root);
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         await BeforeRequestAsync(false, buffer.Length, cancellationToken).ConfigureAwait(false);
         long start = Stopwatch.GetTimestamp();
-        while (true)
-        {
-            BlockException? failure = null;
-            await Gate.EnterAsync().ConfigureAwait(false);
-            try
-            {
-                await RootOrThrow().ReadAsync(offset, buffer, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BlockException ex)
-            {
-                failure = ex;
-            }
-            finally
-            {
-                Gate.Leave();
-            }
-
-            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Read, cancellationToken).ConfigureAwait(false))
-                break;
-        }
-
+        await RunAsync(new Read(offset, buffer), IoOperationType.Read, cancellationToken).ConfigureAwait(false);
         Stats.AccountRead(buffer.Length, start);
     }
 
@@ -80,27 +60,7 @@ public sealed partial class BlockBackend
     {
         await BeforeRequestAsync(true, data.Length, cancellationToken).ConfigureAwait(false);
         long start = Stopwatch.GetTimestamp();
-        while (true)
-        {
-            BlockException? failure = null;
-            await Gate.EnterAsync().ConfigureAwait(false);
-            try
-            {
-                await RootOrThrow().WriteAsync(offset, data, flags, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BlockException ex)
-            {
-                failure = ex;
-            }
-            finally
-            {
-                Gate.Leave();
-            }
-
-            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Write, cancellationToken).ConfigureAwait(false))
-                break;
-        }
-
+        await RunAsync(new Write(offset, data, flags), IoOperationType.Write, cancellationToken).ConfigureAwait(false);
         Stats.AccountWrite(offset, data.Length, start);
     }
 
@@ -108,27 +68,7 @@ public sealed partial class BlockBackend
     {
         await BeforeRequestAsync(true, length, cancellationToken).ConfigureAwait(false);
         long start = Stopwatch.GetTimestamp();
-        while (true)
-        {
-            BlockException? failure = null;
-            await Gate.EnterAsync().ConfigureAwait(false);
-            try
-            {
-                await RootOrThrow().WriteZeroesAsync(offset, length, flags, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BlockException ex)
-            {
-                failure = ex;
-            }
-            finally
-            {
-                Gate.Leave();
-            }
-
-            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Write, cancellationToken).ConfigureAwait(false))
-                break;
-        }
-
+        await RunAsync(new WriteZeroes(offset, length, flags), IoOperationType.Write, cancellationToken).ConfigureAwait(false);
         Stats.AccountWrite(offset, length, start);
     }
 
@@ -136,40 +76,66 @@ public sealed partial class BlockBackend
     {
         // Discards are not throttled (they move no data), but a stopped device holds them like the rest.
         await BeforeRequestAsync(null, 0, cancellationToken).ConfigureAwait(false);
-        while (true)
-        {
-            BlockException? failure = null;
-            await Gate.EnterAsync().ConfigureAwait(false);
-            try
-            {
-                await RootOrThrow().DiscardAsync(offset, length, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BlockException ex)
-            {
-                failure = ex;
-            }
-            finally
-            {
-                Gate.Leave();
-            }
-
-            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Write, cancellationToken).ConfigureAwait(false))
-                break;
-        }
+        await RunAsync(new Discard(offset, length), IoOperationType.Write, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask FlushAsync(CancellationToken cancellationToken = default)
     {
         await BeforeRequestAsync(null, 0, cancellationToken).ConfigureAwait(false);
         long start = Stopwatch.GetTimestamp();
+        // A failed flush means written data may not be stable: it follows the write policy.
+        await RunAsync(default(Flush), IoOperationType.Write, cancellationToken).ConfigureAwait(false);
+        Stats.AccountFlush(start);
+    }
+
+    /// <summary>One request as a value, so the shared loop below runs it without a closure or allocation.</summary>
+    private interface IRequest
+    {
+        ValueTask RunAsync(BlockNode? root, BlockBackend device, CancellationToken cancellationToken);
+    }
+
+    private readonly record struct Read(long Offset, Memory<byte> Buffer) : IRequest
+    {
+        public ValueTask RunAsync(BlockNode? root, BlockBackend device, CancellationToken ct) => device.Medium(root).ReadAsync(Offset, Buffer, ct);
+    }
+
+    private readonly record struct Write(long Offset, ReadOnlyMemory<byte> Data, RequestFlags Flags) : IRequest
+    {
+        public ValueTask RunAsync(BlockNode? root, BlockBackend device, CancellationToken ct) => device.Medium(root).WriteAsync(Offset, Data, Flags, ct);
+    }
+
+    private readonly record struct WriteZeroes(long Offset, long Length, RequestFlags Flags) : IRequest
+    {
+        public ValueTask RunAsync(BlockNode? root, BlockBackend device, CancellationToken ct) => device.Medium(root).WriteZeroesAsync(Offset, Length, Flags, ct);
+    }
+
+    private readonly record struct Discard(long Offset, long Length) : IRequest
+    {
+        public ValueTask RunAsync(BlockNode? root, BlockBackend device, CancellationToken ct) => device.Medium(root).DiscardAsync(Offset, Length, ct);
+    }
+
+    private readonly record struct Flush : IRequest
+    {
+        // Flushing an empty drive succeeds, as in QEMU.
+        public ValueTask RunAsync(BlockNode? root, BlockBackend device, CancellationToken ct) => root?.FlushAsync(ct) ?? ValueTask.CompletedTask;
+    }
+
+    private BlockNode Medium(BlockNode? root) => root ?? throw new BlockException(Errno.ENOMEDIUM, $"Device '{Id}' has no medium");
+
+    /// <summary>
+    /// Runs a request inside the drain gate and applies the error policy to a failure; a request the
+    /// policy held (stop) runs again after 'cont'.
+    /// </summary>
+    private async ValueTask RunAsync<T>(T request, IoOperationType operation, CancellationToken cancellationToken)
+        where T : struct, IRequest
+    {
         while (true)
         {
             BlockException? failure = null;
             await Gate.EnterAsync().ConfigureAwait(false);
             try
             {
-                if (_root != null)
-                    await _root.FlushAsync(cancellationToken).ConfigureAwait(false);
+                await request.RunAsync(_root, this, cancellationToken).ConfigureAwait(false);
             }
             catch (BlockException ex)
             {
@@ -180,12 +146,9 @@ public sealed partial class BlockBackend
                 Gate.Leave();
             }
 
-            // A failed flush means written data may not be stable: it follows the write policy.
-            if (failure == null || !await OnErrorAsync(failure, IoOperationType.Write, cancellationToken).ConfigureAwait(false))
-                break;
+            if (failure == null || !await OnErrorAsync(failure, operation, cancellationToken).ConfigureAwait(false))
+                return;
         }
-
-        Stats.AccountFlush(start);
     }
 
     /// <summary>Flushes the medium without the device's policies (no stop, no throttle); for shutdown.</summary>
