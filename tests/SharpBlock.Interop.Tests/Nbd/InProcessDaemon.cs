@@ -10,17 +10,17 @@ namespace SharpBlock.Interop.Tests.Nbd;
 /// </summary>
 public sealed class InProcessDaemon : IAsyncDisposable
 {
-    private InProcessDaemon(TempDir dir, BlockGraph graph, QmpServer qmp, QmpTestClient client)
+    private readonly QmpServerHarness _server;
+
+    private InProcessDaemon(QmpServerHarness server, QmpTestClient client)
     {
-        Dir = dir;
-        Graph = graph;
-        Qmp = qmp;
+        _server = server;
         Client = client;
     }
 
-    public TempDir Dir { get; }
-    public BlockGraph Graph { get; }
-    public QmpServer Qmp { get; }
+    public TempDir Dir => _server.Dir;
+    public BlockGraph Graph => _server.Graph;
+    public QmpServer Qmp => _server.Server;
     public QmpTestClient Client { get; }
 
     /// <summary>Where tests start the NBD server (nbd-server-start with a unix address).</summary>
@@ -30,13 +30,8 @@ public sealed class InProcessDaemon : IAsyncDisposable
 
     public static async Task<InProcessDaemon> StartAsync()
     {
-        var dir = new TempDir();
-        var graph = new BlockGraph();
-        var qmp = new QmpServer(graph);
-        string sock = dir.File("qmp.sock");
-        qmp.ListenUnix(sock);
-        var client = await QmpTestClient.ConnectUnixAsync(sock);
-        return new InProcessDaemon(dir, graph, qmp, client);
+        var server = QmpServerHarness.Start();
+        return new InProcessDaemon(server, await server.ConnectAsync());
     }
 
     /// <summary>blockdev-add of a raw file as device <paramref name="id"/>.</summary>
@@ -55,8 +50,6 @@ public sealed class InProcessDaemon : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Client.DisposeAsync();
-        await Qmp.DisposeAsync();
-        await Graph.DisposeAsync();
-        Dir.Dispose();
+        await _server.DisposeAsync();
     }
 }
