@@ -360,6 +360,12 @@ public abstract partial class BlockNode : IAsyncDisposable
                 if (!ReadOnly)
                     await FlushCoreAsync(CancellationToken.None).ConfigureAwait(false);
             }
+            catch (BlockException)
+            {
+                // Closing goes on whatever the last flush said: a node whose storage is gone (a lost NBD
+                // server, a yanked disk) must still release its children and handles. Callers that need the
+                // verdict flush explicitly first (quit and SIGTERM do, and report a failure in the exit code).
+            }
             finally
             {
                 await CloseCoreAsync().ConfigureAwait(false);
