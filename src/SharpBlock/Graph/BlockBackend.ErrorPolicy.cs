@@ -102,7 +102,4 @@ public sealed partial class BlockBackend
 
         stopped?.TrySetResult();
     }
-
-    /// <summary>Resets io-status to ok without resuming.</summary>
-    public void ResetIoStatus() => IoStatus = BlockDeviceIoStatus.Ok;
 }

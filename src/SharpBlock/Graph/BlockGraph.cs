@@ -206,15 +206,7 @@ public sealed class BlockGraph : IAsyncDisposable
         var settings = inherited.Apply(options);
         var ctx = new BlockOpenContext(this, options, settings, opened, images);
         var node = await opener(ctx, cancellationToken).ConfigureAwait(false);
-        if (options.NodeName is { } given)
-        {
-            node.NodeName = given;
-            node.HasUserNodeName = true;
-        }
-        else
-        {
-            node.NodeName = "#block" + (_nextNodeNumber++).ToString("D3", CultureInfo.InvariantCulture);
-        }
+        node.NodeName = options.NodeName ?? "#block" + (_nextNodeNumber++).ToString("D3", CultureInfo.InvariantCulture);
 
         opened.Add(node);
         lock (_registry)

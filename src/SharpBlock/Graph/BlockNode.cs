@@ -29,8 +29,6 @@ public abstract partial class BlockNode : IAsyncDisposable
     /// <summary>The node's name; set by the graph (given by the user or generated).</summary>
     public string NodeName { get; internal set; } = "";
 
-    /// <summary>True when the user named this node (generated names are not shown in query-block).</summary>
-    public bool HasUserNodeName { get; internal set; }
 
     public NodeSettings Settings { get; protected set; }
 
