@@ -20,6 +20,9 @@ public sealed class NbdService : IAsyncDisposable
     // Each export keeps its device's medium in place; a forced eject drops the export first.
     private readonly Dictionary<string, DeviceBlocker> _blockers = new(StringComparer.Ordinal);
 
+    // Devices made only to export a bare node; they let go of it when the server stops.
+    private readonly List<BlockBackend> _borrowed = [];
+
     internal NbdService(BlockGraph graph)
     {
         _graph = graph;
@@ -104,7 +107,9 @@ public sealed class NbdService : IAsyncDisposable
             {
                 var node = _graph.FindNode(nodeName) ?? _graph.FindDevice(nodeName)?.Root
                     ?? throw new QmpException($"Cannot find device={nodeName} nor node-name={nodeName}");
-                backend = _graph.FindDevice(nodeName) ?? _graph.CreateAnonymousDevice(node, nodeName);
+                if (writable && node.ReadOnly)
+                    throw new QmpException($"Device '{nodeName}' is read only");
+                backend = _graph.FindDevice(nodeName) ?? Borrow(node, nodeName);
             }
             else
             {
@@ -116,7 +121,11 @@ public sealed class NbdService : IAsyncDisposable
             string exportName = name ?? device ?? nodeName!;
             var export = new NbdExport(exportName, backend, writable, description);
             if (!server.TryAddExport(export))
+            {
+                if (_borrowed.Remove(backend))
+                    await backend.ReleaseRootAsync().ConfigureAwait(false);
                 throw new QmpException($"NBD server already has export named '{exportName}'");
+            }
             // A running export keeps the medium: eject refuses unless forced, and a forced eject drops it.
             var blocker = backend.AddBlocker("block device is in use by an NBD export", async () =>
             {
@@ -136,6 +145,13 @@ public sealed class NbdService : IAsyncDisposable
         }
     }
 
+    private BlockBackend Borrow(BlockNode node, string name)
+    {
+        var backend = _graph.CreateAnonymousDevice(node, name);
+        _borrowed.Add(backend);
+        return backend;
+    }
+
     /// <summary>nbd-server-stop: closes the listener and every connection, and drops every export.</summary>
     public async ValueTask StopAsync()
     {
@@ -153,6 +169,10 @@ public sealed class NbdService : IAsyncDisposable
             }
             if (server != null)
                 await server.DisposeAsync().ConfigureAwait(false);
+            // Only now, with every connection gone, may the nodes be deleted again.
+            foreach (var b in _borrowed)
+                await b.ReleaseRootAsync().ConfigureAwait(false);
+            _borrowed.Clear();
         }
         finally
         {

@@ -111,7 +111,15 @@ public sealed partial class BlockBackend
     public event Action<BlockBackend>? MediumRemoved;
 
     /// <summary>Removes the medium: drains, flushes and closes the node tree unless something else holds it.</summary>
-    public async ValueTask EjectAsync()
+    public ValueTask EjectAsync() => DetachRootAsync(closeUnused: true);
+
+    /// <summary>
+    /// Lets go of the root without closing it: for a device that only borrowed a node someone else named
+    /// (an export of a bare node), whose node must outlive it and become deletable again.
+    /// </summary>
+    public ValueTask ReleaseRootAsync() => DetachRootAsync(closeUnused: false);
+
+    private async ValueTask DetachRootAsync(bool closeUnused)
     {
         var root = _root;
         if (root == null)
@@ -121,7 +129,7 @@ public sealed partial class BlockBackend
         {
             _root = null;
             root.RemoveUser(this);
-            if (root.Users.Count == 0)
+            if (closeUnused && root.Users.Count == 0)
                 await Graph.CloseNodeAsync(root).ConfigureAwait(false);
             else
                 await root.FlushAsync().ConfigureAwait(false);

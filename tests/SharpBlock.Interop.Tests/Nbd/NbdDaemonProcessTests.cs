@@ -38,6 +38,39 @@ public class NbdDaemonProcessTests
     }
 
     [Fact]
+    public async Task An_exported_bare_node_is_busy_until_the_server_stops()
+    {
+        using var dir = new TempDir();
+        string path = dir.PatternFile("disk.raw", 1 << 20);
+        string nbd = dir.File("nbd.sock");
+        string qmp = dir.File("qmp.sock");
+        using var p = Tools.StartSharpBlock("daemon", "--qmp", "unix:" + qmp,
+            "--blockdev", $"driver=file,node-name=f0,filename={path}",
+            "--nbd-server", $"addr.type=unix,addr.path={nbd}",
+            "--export", "type=nbd,id=e0,node-name=f0,name=exp");
+        try
+        {
+            await SocketWait.ForListenerAsync(qmp);
+            await using var c = await QmpTestClient.ConnectUnixAsync(qmp);
+            var (cls, desc) = await c.ErrorAsync("blockdev-del", "{\"node-name\": \"f0\"}");
+            Assert.Equal("GenericError", cls);
+            Assert.Contains("busy", desc, StringComparison.Ordinal);
+            await c.ReturnAsync("nbd-server-stop");
+            // The export's private device let go of the node, which still works and can now be deleted.
+            Assert.NotEqual(0, (await Tools.RunAsync("nbdinfo", "--size", $"nbd+unix:///exp?socket={nbd}")).ExitCode);
+            await c.ReturnAsync("blockdev-del", "{\"node-name\": \"f0\"}");
+            await c.ExecuteAsync("quit");
+            Assert.True(p.WaitForExit(20000));
+            Assert.Equal(0, p.ExitCode);
+        }
+        finally
+        {
+            if (!p.HasExited)
+                p.Kill();
+        }
+    }
+
+    [Fact]
     public async Task Bad_nbd_options_are_refused()
     {
         var r = await Tools.RunAsync("sharpblock", "daemon", "--export", "type=nbd,id=e0,device=d0");
