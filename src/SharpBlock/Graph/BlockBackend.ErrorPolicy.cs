@@ -41,6 +41,14 @@ public sealed partial class BlockBackend
     /// </summary>
     private async ValueTask<bool> OnErrorAsync(BlockException error, IoOperationType operation, CancellationToken cancellationToken)
     {
+        if (error is EncryptionKeyRequiredException keyMissing)
+        {
+            // Not an I/O error: the device waits for block_passwd as a guest waits behind a VM that cannot
+            // start without the key. No policy, no event; the request runs again once the key is there.
+            await keyMissing.KeyProvided.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+
         var action = ActionFor(error.Errno, operation);
         Task? resumed = null;
         if (action == BlockErrorAction.Stop)
