@@ -6,6 +6,8 @@ namespace SharpBlock.Graph;
 
 public sealed partial class BlockBackend
 {
+    private static readonly TimeSpan KeyRecheckInterval = TimeSpan.FromSeconds(1);
+
     // Non-null while the device is stopped by its error policy; completed by Resume ('cont').
     private TaskCompletionSource? _stopped;
 
@@ -44,8 +46,10 @@ public sealed partial class BlockBackend
         if (error is EncryptionKeyRequiredException keyMissing)
         {
             // Not an I/O error: the device waits for block_passwd as a guest waits behind a VM that cannot
-            // start without the key. No policy, no event; the request runs again once the key is there.
-            await keyMissing.KeyProvided.WaitAsync(cancellationToken).ConfigureAwait(false);
+            // start without the key. No policy, no event; the request runs again once the key is there. It
+            // also looks again now and then, so a medium ejected or swapped meanwhile ends the wait.
+            await Task.WhenAny(keyMissing.KeyProvided, Task.Delay(KeyRecheckInterval, cancellationToken)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
             return true;
         }
 

@@ -68,6 +68,21 @@ public class Qcow2EncryptionQmpTests
     }
 
     [Fact]
+    public async Task A_request_waiting_for_the_key_ends_when_the_medium_is_ejected()
+    {
+        await using var d = await InProcessDaemon.StartAsync();
+        string img = d.Dir.File("e.qcow2");
+        (await Tools.RunAsync("sharpblock", "img", "create", "-q", "-f", "qcow2", "-o", "encryption=on", img, "1M")).Ok();
+        await d.Client.ReturnAsync("blockdev-add", "{\"options\": {\"driver\": \"qcow2\", \"id\": \"d0\", \"file\": {\"driver\": \"file\", \"filename\": \"" + img + "\"}}}");
+        var read = d.Graph.FindDevice("d0")!.ReadAsync(0, new byte[512]).AsTask();
+        await Task.Delay(100);
+        Assert.False(read.IsCompleted);
+        await d.Client.ReturnAsync("eject", "{\"device\": \"d0\"}");
+        var ex = await Assert.ThrowsAsync<SharpBlock.Errors.BlockException>(() => read.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(SharpBlock.Errors.Errno.ENOMEDIUM, ex.Errno);
+    }
+
+    [Fact]
     public async Task Block_passwd_errors_are_qemus()
     {
         await using var d = await InProcessDaemon.StartAsync();

@@ -45,11 +45,17 @@ public sealed partial class Qcow2Node
         throw new BlockException(Errno.EOPNOTSUPP, $"Could not open '{name}': qcow2 {what} is not supported");
     }
 
-    /// <summary>Data requests need the key of an encrypted image; metadata-only work does not come here.</summary>
+    /// <summary>
+    /// Data requests need the key of an encrypted image, and of an encrypted backing file they may read for
+    /// copy-on-write: checked before any work, so a request held for the key has allocated nothing yet.
+    /// Metadata-only work does not come here.
+    /// </summary>
     private void RequireKey()
     {
         if (Encrypted && Volatile.Read(ref _cipher) == null)
             throw new EncryptionKeyRequiredException(this);
+        if (Backing?.NodeNeedingKey() is { } locked)
+            throw new EncryptionKeyRequiredException(locked);
     }
 
     private Qcow2AesCipher Cipher => Volatile.Read(ref _cipher) ?? throw new EncryptionKeyRequiredException(this);
