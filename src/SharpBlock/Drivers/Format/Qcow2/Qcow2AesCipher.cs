@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 
 namespace SharpBlock.Drivers.Format.Qcow2;
@@ -51,15 +53,9 @@ internal sealed class Qcow2AesCipher
     }
 
     /// <summary>Encrypts whole sectors in place; the first is guest sector <paramref name="sector"/>.</summary>
-    public void Encrypt(long sector, Span<byte> data) => Transform(sector, data, encrypt: true);
-
-    /// <summary>Decrypts whole sectors in place; the first is guest sector <paramref name="sector"/>.</summary>
-    public void Decrypt(long sector, Span<byte> data) => Transform(sector, data, encrypt: false);
-
-    private void Transform(long sector, Span<byte> data, bool encrypt)
+    public void Encrypt(long sector, Span<byte> data)
     {
-        if ((data.Length & (SectorSize - 1)) != 0)
-            throw new ArgumentException("Encrypted I/O must cover whole sectors", nameof(data));
+        CheckWholeSectors(data);
         var aes = Rent();
         try
         {
@@ -71,10 +67,7 @@ internal sealed class Qcow2AesCipher
                 BinaryPrimitives.WriteInt64LittleEndian(iv, sector);
                 var s = data.Slice(pos, SectorSize);
                 // Into a separate buffer: the one-shot API does not promise in-place operation.
-                if (encrypt)
-                    aes.EncryptCbc(s, iv, result, PaddingMode.None);
-                else
-                    aes.DecryptCbc(s, iv, result, PaddingMode.None);
+                aes.EncryptCbc(s, iv, result, PaddingMode.None);
                 result.CopyTo(s);
             }
         }
@@ -82,6 +75,50 @@ internal sealed class Qcow2AesCipher
         {
             _pool.Enqueue(aes);
         }
+    }
+
+    /// <summary>
+    /// Decrypts whole sectors in place; the first is guest sector <paramref name="sector"/>. CBC decryption
+    /// has no chain: each plaintext block is the block cipher's output XOR the previous ciphertext block (the
+    /// IV for a sector's first), so the whole buffer goes through the cipher in one ECB call and the XOR
+    /// follows, instead of one native call per sector.
+    /// </summary>
+    public void Decrypt(long sector, Span<byte> data)
+    {
+        CheckWholeSectors(data);
+        var aes = Rent();
+        byte[] plain = ArrayPool<byte>.Shared.Rent(data.Length);
+        try
+        {
+            var d = plain.AsSpan(0, data.Length);
+            aes.DecryptEcb(data, d, PaddingMode.None);
+            Span<byte> iv = stackalloc byte[IvSize];
+            iv.Clear();
+            for (int pos = 0; pos < data.Length; pos += SectorSize, sector++)
+            {
+                var c = data.Slice(pos, SectorSize);
+                var p = d.Slice(pos, SectorSize);
+                // Back to front, so each block still sees the ciphertext of the one before it.
+                for (int b = SectorSize - IvSize; b > 0; b -= IvSize)
+                    Xor(p.Slice(b, IvSize), c.Slice(b - IvSize, IvSize), c.Slice(b, IvSize));
+                BinaryPrimitives.WriteInt64LittleEndian(iv, sector);
+                Xor(p[..IvSize], iv, c[..IvSize]);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(plain);
+            _pool.Enqueue(aes);
+        }
+    }
+
+    private static void Xor(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, Span<byte> into) =>
+        (Vector128.Create(a) ^ Vector128.Create(b)).CopyTo(into);
+
+    private static void CheckWholeSectors(ReadOnlySpan<byte> data)
+    {
+        if ((data.Length & (SectorSize - 1)) != 0)
+            throw new ArgumentException("Encrypted I/O must cover whole sectors", nameof(data));
     }
 
     private Aes Rent()
