@@ -16,24 +16,41 @@ internal static partial class ImgImage
     /// </summary>
     public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(ImgArgs args, string name, string? format, bool readOnly, bool requireKey = true)
     {
-        var secrets = ImgSecrets.Parse(args.GetAll("--object"));
-        var spec = args.Has("--image-opts") ? ImgImageSpec.Parse(name) : ImgImageSpec.FromPath(name, format);
-        var (graph, node) = await OpenAsync(spec.Path, spec.Format ?? format, readOnly).ConfigureAwait(false);
+        var spec = Spec(args, name, format);
+        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly).ConfigureAwait(false);
         try
         {
-            ApplyKeys(node, spec, secrets, name);
-            if (requireKey && node.NodeNeedingKey() is { } locked)
-            {
-                string what = ReferenceEquals(locked, node) ? name : locked.Filename;
-                throw new BlockException(Errno.EACCES, $"Could not open '{what}': {KeyRequiredMessage}");
-            }
-
+            Unlock(args, node, spec, name, requireKey);
             return (graph, node);
         }
         catch
         {
             await graph.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>What NAME means for a command: a file name, or with --image-opts an option string.</summary>
+    public static ImgImageSpec Spec(ImgArgs args, string name, string? format)
+    {
+        if (!args.Has("--image-opts"))
+            return ImgImageSpec.FromPath(name, format);
+        var spec = ImgImageSpec.Parse(name);
+        return spec.Format == null ? spec with { Format = format } : spec;
+    }
+
+    /// <summary>
+    /// Gives an opened image (and its backing files) the keys its options name; then, unless the command
+    /// reads only metadata, refuses an encrypted image still without its key, in qemu-img's words.
+    /// </summary>
+    public static void Unlock(ImgArgs args, BlockNode node, ImgImageSpec spec, string name, bool requireKey = true)
+    {
+        ApplyKeys(node, spec, ImgSecrets.Parse(args.GetAll("--object")), name);
+        // The image itself first: qemu-img fails on it before it opens any backing file.
+        if (requireKey && (node.EncryptionKeyMissing ? node : node.NodeNeedingKey()) is { } locked)
+        {
+            string what = ReferenceEquals(locked, node) ? name : locked.Filename;
+            throw new BlockException(Errno.EACCES, $"Could not open '{what}': {KeyRequiredMessage}");
         }
     }
 
