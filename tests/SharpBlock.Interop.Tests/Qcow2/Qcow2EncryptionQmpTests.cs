@@ -80,6 +80,14 @@ public class Qcow2EncryptionQmpTests
         await d.Client.ReturnAsync("eject", "{\"device\": \"d0\"}");
         var ex = await Assert.ThrowsAsync<SharpBlock.Errors.BlockException>(() => read.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.Equal(SharpBlock.Errors.Errno.ENOMEDIUM, ex.Errno);
+
+        // As QEMU 2.1: change inserts the encrypted medium, then says it needs block_passwd.
+        Assert.Equal(("DeviceEncrypted", $"'d0' ({img}) is encrypted"),
+            await d.Client.ErrorAsync("change", "{\"device\": \"d0\", \"target\": \"" + img + "\", \"arg\": \"qcow2\"}"));
+        var inserted = (await d.Client.ReturnAsync("query-block"))[0].GetProperty("inserted");
+        Assert.True(inserted.GetProperty("encryption_key_missing").GetBoolean());
+        await d.Client.ReturnAsync("block_passwd", "{\"device\": \"d0\", \"password\": \"x\"}");
+        await d.Graph.FindDevice("d0")!.ReadAsync(0, new byte[512]);
     }
 
     [Fact]
