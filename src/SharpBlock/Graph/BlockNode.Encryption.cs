@@ -23,9 +23,9 @@ public abstract partial class BlockNode
         {
             if (Encrypted)
                 return true;
-            foreach (var c in Children)
+            for (int i = 0; i < _children.Count; i++)
             {
-                if (c.Node.ChainEncrypted)
+                if (_children[i].Node.ChainEncrypted)
                     return true;
             }
 
@@ -42,9 +42,11 @@ public abstract partial class BlockNode
     /// </summary>
     public BlockNode? NodeNeedingKey()
     {
-        foreach (var c in Children)
+        // Indexed, not foreach over the interface: qcow2 asks this on every request of an image with a
+        // backing file, and an interface enumerator would allocate each time.
+        for (int i = 0; i < _children.Count; i++)
         {
-            if (c.Node.NodeNeedingKey() is { } below)
+            if (_children[i].Node.NodeNeedingKey() is { } below)
                 return below;
         }
 
@@ -58,8 +60,8 @@ public abstract partial class BlockNode
     public bool SetChainEncryptionKey(string password)
     {
         bool any = false;
-        foreach (var c in Children)
-            any |= c.Node.SetChainEncryptionKey(password);
+        for (int i = 0; i < _children.Count; i++)
+            any |= _children[i].Node.SetChainEncryptionKey(password);
         if (Encrypted)
         {
             SetEncryptionKey(password);
