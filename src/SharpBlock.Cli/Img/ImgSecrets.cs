@@ -33,7 +33,14 @@ internal sealed class ImgSecrets
             else if (props.TryGetValue("file", out var file))
             {
                 // Used verbatim, a trailing newline included, as QEMU reads it.
-                value = File.ReadAllText(file, new UTF8Encoding(false));
+                try
+                {
+                    value = File.ReadAllText(file, new UTF8Encoding(false));
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    throw new ImgUsageException($"Unable to read {file}: {ex.Message}");
+                }
             }
             else
             {

@@ -248,6 +248,17 @@ public class Qcow2EncryptionTests
         Assert.NotEqual(r.AsSpan(0, 65536).ToArray(), w.AsSpan(0, 65536).ToArray());
         // qemu's wrong-password garbage is ours too: same cipher, same wrong key.
         Assert.Equal(await QemuReadAsync(dir, img, "not it"), w);
+
+        // The password may come from a file (verbatim) or in base64.
+        string pwFile = dir.File("pw");
+        await File.WriteAllTextAsync(pwFile, Password);
+        string fromFile = dir.File("file.raw");
+        (await Tools.RunAsync("sharpblock", "img", "convert", "--object", $"secret,id=sec0,file={pwFile}", "--image-opts", ImageOpts(img), "-O", "raw", fromFile)).Ok();
+        Assert.Equal(r, await File.ReadAllBytesAsync(fromFile));
+        string b64 = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(Password));
+        string fromB64 = dir.File("b64.raw");
+        (await Tools.RunAsync("sharpblock", "img", "convert", "--object", $"secret,id=sec0,data={b64},format=base64", "--image-opts", ImageOpts(img), "-O", "raw", fromB64)).Ok();
+        Assert.Equal(r, await File.ReadAllBytesAsync(fromB64));
     }
 
     [Fact]
