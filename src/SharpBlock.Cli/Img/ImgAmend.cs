@@ -36,7 +36,7 @@ internal static class ImgAmend
             }
         }
 
-        var (graph, node) = await ImgImage.OpenAsync(a.Positional[0], a.Get("-f"), readOnly: false).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: false).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             if (node is not Qcow2Node q)

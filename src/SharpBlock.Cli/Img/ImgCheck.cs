@@ -14,7 +14,7 @@ internal static class ImgCheck
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fr", "qhU", ["output"], ["force-share"]);
+        var a = ImgArgs.Parse(argv, "fr", "qhU", ["output", "object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
         bool json = a.Json();
@@ -26,7 +26,7 @@ internal static class ImgCheck
             var r => throw new ImgUsageException($"Invalid option for -r: '{r}'"),
         };
         string path = a.Positional[0];
-        var (graph, node) = await ImgImage.OpenAsync(path, a.Get("-f"), readOnly: mode == Qcow2CheckMode.None).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, path, a.Get("-f"), readOnly: mode == Qcow2CheckMode.None).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             if (node is not Qcow2Node q)

@@ -20,11 +20,12 @@ internal static class ImgCommit
         var a = ImgArgs.Parse(argv, "fbtr", "dpqU", ["object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
-        string path = a.Positional[0];
+        var spec = ImgImage.Spec(a, a.Positional[0], a.Get("-f"));
+        string path = spec.Path;
         long rate = a.Get("-r") is { } r ? ImgCreate.ParseSize(r) : 0;
         bool drop = !a.Has("-d") && a.Get("-b") == null;
 
-        string format = a.Get("-f") ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
+        string format = spec.Format ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
         var options = Qcow2Driver.ImageOptions(path, format, readOnly: false, "img0");
         await using var graph = new BlockGraph();
         BlockNode top;
@@ -37,6 +38,7 @@ internal static class ImgCommit
             throw new BlockException(ex.Errno, ex.Message.StartsWith("Could not open", StringComparison.Ordinal) ? ex.Message : $"Could not open '{path}': {ex.Message}", ex);
         }
 
+        ImgImage.Unlock(a, top, spec, a.Positional[0]);
         if (top.Backing == null)
             throw new BlockException(Errno.EINVAL, "Image does not have a backing file");
         var baseNode = top.Backing;

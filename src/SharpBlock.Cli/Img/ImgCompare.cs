@@ -15,7 +15,7 @@ internal static class ImgCompare
 
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fFT", "spqhU", [], ["force-share"]);
+        var a = ImgArgs.Parse(argv, "fFT", "spqhU", ["object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 2)
             throw new ImgUsageException("Expecting two image file names");
         bool quiet = a.Has("-q");
@@ -25,8 +25,8 @@ internal static class ImgCompare
             BlockNode na, nb;
             try
             {
-                (ga, na) = await ImgImage.OpenAsync(a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
-                (gb, nb) = await ImgImage.OpenAsync(a.Positional[1], a.Get("-F") ?? a.Get("-f"), readOnly: true).ConfigureAwait(false);
+                (ga, na) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
+                (gb, nb) = await ImgImage.OpenAsync(a, a.Positional[1], a.Get("-F") ?? a.Get("-f"), readOnly: true).ConfigureAwait(false);
             }
             catch (BlockException ex)
             {

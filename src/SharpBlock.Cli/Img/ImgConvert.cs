@@ -37,8 +37,13 @@ internal static class ImgConvert
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
         if (compress && outFmt != "qcow2")
             throw new ImgUsageException("Compression not supported for this file format");
+        bool encrypt = ImgEncryptOptions.IsEncrypted(opts, outFmt);
+        if (compress && encrypt)
+            throw new ImgUsageException("Compression and encryption not supported at the same time");
+        if (encrypt && !a.Has("-n") && ImgEncryptOptions.FindKey(opts, ImgSecrets.Parse(a.GetAll("--object"))) == null)
+            throw new ImgUsageException($"{dst}: {ImgImage.KeyRequiredMessage}");
 
-        var (graph, source) = await ImgImage.OpenAsync(src, a.Get("-f"), readOnly: true).ConfigureAwait(false);
+        var (graph, source) = await ImgImage.OpenAsync(a, src, a.Get("-f"), readOnly: true).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             long size = source.Length;
@@ -55,6 +60,7 @@ internal static class ImgConvert
                         LazyRefcounts = opts.GetValueOrDefault("lazy_refcounts") == "on",
                         RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16,
                         Preallocation = prealloc,
+                        Encrypted = encrypt,
                         BackingFile = backing,
                         BackingFormat = backing != null ? opts.GetValueOrDefault("backing_fmt") ?? await Qcow2Driver.ProbeAsync(Qcow2Driver.ResolveBacking(dst, backing), CancellationToken.None).ConfigureAwait(false) : null,
                     }).ConfigureAwait(false);
@@ -72,6 +78,7 @@ internal static class ImgConvert
             }
 
             var target = await graph.AddAsync(Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1")).ConfigureAwait(false);
+            ImgEncryptOptions.UnlockTarget(target, dst, opts, ImgSecrets.Parse(a.GetAll("--object")));
             await CopyAsync(source, target, compress, progress, minSparse, topOnly: backing != null).ConfigureAwait(false);
             await target.FlushAsync().ConfigureAwait(false);
         }

@@ -11,7 +11,7 @@ internal static class ImgCreate
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fobF", "quh", [], []);
+        var a = ImgArgs.Parse(argv, "fobF", "quh", ["object"], []);
         string fmt = a.Get("-f") ?? "raw";
         var opts = ParseOptions(a.GetAll("-o"));
         if (a.Get("-b") is { } b)
@@ -64,15 +64,19 @@ internal static class ImgCreate
                         Preallocation = prealloc,
                         BackingFile = backing,
                         BackingFormat = backingFmt,
+                        Encrypted = ImgEncryptOptions.IsEncrypted(opts, fmt),
                     };
+                    // Only the header records encryption, so the key is not needed here; a named secret must exist.
+                    ImgEncryptOptions.FindKey(opts, ImgSecrets.Parse(a.GetAll("--object")));
                     if (!quiet)
-                        Console.Out.WriteLine(Describe(path, o, opts.ContainsKey("compat"), opts.ContainsKey("preallocation")));
+                        Console.Out.WriteLine(Describe(path, o, opts.ContainsKey("compat"), opts.ContainsKey("preallocation")).Replace("fmt=qcow2", "fmt=qcow2" + ImgEncryptOptions.Describe(opts), StringComparison.Ordinal));
                     Qcow2Creator.Validate(o);
                     await Qcow2Creator.CreateAsync(path, o).ConfigureAwait(false);
                     break;
                 }
 
             case "raw":
+                ImgEncryptOptions.IsEncrypted(opts, fmt);
                 if (backing != null)
                     throw new ImgUsageException("Backing file not supported for file format 'raw'");
                 if (!quiet)
@@ -146,7 +150,8 @@ internal static class ImgCreate
                     throw new ImgUsageException($"Invalid option list: {list}");
                 string key = p[..eq];
                 if (key is not ("size" or "compat" or "backing_file" or "backing_fmt" or "cluster_size" or "preallocation"
-                    or "lazy_refcounts" or "refcount_bits" or "compression_type" or "extended_l2"))
+                    or "lazy_refcounts" or "refcount_bits" or "compression_type" or "extended_l2"
+                    or ImgEncryptOptions.Encryption or ImgEncryptOptions.Format or ImgEncryptOptions.KeySecret))
                     throw new ImgUsageException($"Invalid parameter '{key}'");
                 d[key] = p[(eq + 1)..];
             }

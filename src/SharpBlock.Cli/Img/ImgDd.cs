@@ -13,7 +13,7 @@ internal static class ImgDd
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fO", "U", [], ["force-share", "image-opts"]);
+        var a = ImgArgs.Parse(argv, "fO", "U", ["object"], ["force-share", "image-opts"]);
         string? input = null, output = null;
         long bs = 512, count = -1, skip = 0;
         foreach (var p in a.Positional)
@@ -42,7 +42,7 @@ internal static class ImgDd
         if (output == null)
             throw new ImgUsageException("Must specify output");
         string outFmt = a.Get("-O") ?? "raw";
-        var (graph, source) = await ImgImage.OpenAsync(input, a.Get("-f"), readOnly: true).ConfigureAwait(false);
+        var (graph, source) = await ImgImage.OpenAsync(a, input, a.Get("-f"), readOnly: true).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             long end = count >= 0 ? Math.Min(count * bs, source.Length) : source.Length;

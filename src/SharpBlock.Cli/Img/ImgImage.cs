@@ -9,7 +9,7 @@ using SharpBlock.Qmp.Protocol;
 namespace SharpBlock.Cli.Img;
 
 /// <summary>Opening images for img commands, and the output helpers they share.</summary>
-internal static class ImgImage
+internal static partial class ImgImage
 {
     /// <summary>Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph.</summary>
     public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly)

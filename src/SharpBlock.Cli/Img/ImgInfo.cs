@@ -12,12 +12,12 @@ internal static class ImgInfo
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "f", "hU", ["output"], ["backing-chain", "force-share"]);
+        var a = ImgArgs.Parse(argv, "f", "hU", ["output", "object"], ["backing-chain", "force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
         bool json = a.Json();
         bool chain = a.Has("--backing-chain");
-        var (graph, node) = await ImgImage.OpenAsync(a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true, requireKey: false).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             var infos = new List<(ImageInfo Info, BlockNode Node)>();
@@ -100,6 +100,8 @@ internal static class ImgInfo
             if (qn.Version >= 3)
                 sb.Append("    lazy refcounts: ").Append(qn.LazyRefcounts ? "true" : "false").Append('\n');
             sb.Append(ci, $"    refcount bits: {qn.RefcountBits}\n");
+            if (qn.Encrypted)
+                sb.Append("    encrypt:\n        format: aes\n");
             if (qn.Version >= 3)
             {
                 sb.Append("    corrupt: ").Append(qn.IsCorrupt ? "true" : "false").Append('\n');

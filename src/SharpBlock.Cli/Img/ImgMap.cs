@@ -13,11 +13,11 @@ internal static class ImgMap
 
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fl", "hU", ["output", "start-offset", "max-length"], ["force-share"]);
+        var a = ImgArgs.Parse(argv, "fl", "hU", ["output", "start-offset", "max-length", "object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
         bool json = a.Json();
-        var (graph, node) = await ImgImage.OpenAsync(a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             var extents = await MapAsync(node).ConfigureAwait(false);

@@ -32,7 +32,7 @@ internal static class ImgMeasure
         {
             if (a.Positional.Count != 1)
                 throw new ImgUsageException("Either --size N or one filename must be specified.");
-            var (graph, source) = await ImgImage.OpenAsync(a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
+            var (graph, source) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
             await using (graph.ConfigureAwait(false))
             {
                 virtualSize = source.Length;

@@ -20,16 +20,18 @@ internal static class ImgRebase
         var a = ImgArgs.Parse(argv, "fFbtT", "upqU", ["object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
-        string path = a.Positional[0];
+        var spec = ImgImage.Spec(a, a.Positional[0], a.Get("-f"));
+        string path = spec.Path;
         string newBacking = a.Get("-b") ?? throw new ImgUsageException("Must specify backing file (-b) or use unsafe mode (-u)");
         bool unsafeMode = a.Has("-u");
-        string format = a.Get("-f") ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
+        string format = spec.Format ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
 
         await using var graph = new BlockGraph();
         var options = Qcow2Driver.ImageOptions(path, format, readOnly: false, "img0");
         if (unsafeMode && options.Qcow2 is { } q0)
             q0.Backing = new BlockdevRef { Reference = "" };
         var top = await graph.AddAsync(options).ConfigureAwait(false);
+        ImgImage.Unlock(a, top, spec, a.Positional[0]);
         if (top is not IBackingFileFormat backingFormat)
             throw new BlockException(Errno.EOPNOTSUPP, $"Format '{top.DriverName}' has no backing file to change");
 

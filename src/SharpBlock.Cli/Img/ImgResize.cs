@@ -25,7 +25,7 @@ internal static class ImgResize
         int sign = text[0] == '+' ? 1 : text[0] == '-' ? -1 : 0;
         long amount = ImgCreate.ParseSize(sign != 0 ? text[1..] : text);
 
-        var (graph, node) = await ImgImage.OpenAsync(a.Positional[0], a.Get("-f"), readOnly: false).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: false).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             long size = sign == 0 ? amount : node.Length + (sign * amount);

@@ -8,7 +8,7 @@ internal static class ImgSnapshot
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fcda", "lqhU", [], ["force-share"]);
+        var a = ImgArgs.Parse(argv, "fcda", "lqhU", ["object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
         string? create = a.Get("-c");
@@ -16,7 +16,7 @@ internal static class ImgSnapshot
         string? apply = a.Get("-a");
         bool list = a.Has("-l") || (create == null && delete == null && apply == null);
         string path = a.Positional[0];
-        var (graph, node) = await ImgImage.OpenAsync(path, a.Get("-f"), readOnly: list).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, path, a.Get("-f"), readOnly: list).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             if (node is not Qcow2Node q)

@@ -141,7 +141,7 @@ internal static class BlockQueryCommands
             Drv = node.DriverName,
             BackingFileDepth = depth,
             Encrypted = node.Encrypted,
-            EncryptionKeyMissing = node.EncryptionKeyMissing,
+            EncryptionKeyMissing = node.KeyRequired,
             DetectZeroes = node.Settings.DetectZeroes,
             Bps = 0,
             BpsRd = 0,

@@ -6,7 +6,7 @@ using SharpBlock.Qmp.Server;
 
 namespace SharpBlock.Qmp.Commands;
 
-/// <summary>Commands on one device or node: block_resize, block_passwd (eject and change are in MediaCommands).</summary>
+/// <summary>Commands on one device or node: block_resize (block_passwd is in EncryptionCommands, eject and change in MediaCommands).</summary>
 internal static class DeviceCommands
 {
     public static void Register(QmpServer server)
@@ -29,14 +29,6 @@ internal static class DeviceCommands
             {
                 throw new QmpException($"Device '{a.Device ?? a.NodeName}' does not support resizing");
             }
-        }));
-
-        server.Register(QmpCommandTable.BlockPasswd(static (a, ctx) =>
-        {
-            var (_, node) = Lookup(ctx.Server.Graph, a.Device, a.NodeName);
-            if (!node.Encrypted)
-                throw new QmpException($"Device '{a.Device ?? a.NodeName}' is not encrypted");
-            throw new QmpException($"Device '{a.Device ?? a.NodeName}' uses an encryption this build cannot unlock");
         }));
     }
 

@@ -13,7 +13,11 @@ internal static class IoPolicyCommands
         server.Register(QmpCommandTable.Cont(static ctx =>
         {
             // Like QEMU's cont for the whole machine: every stopped device resumes and io-status resets.
-            foreach (var dev in ctx.Server.Graph.Devices.ToArray())
+            // A device still waiting for its key keeps the machine from starting, as in QEMU.
+            var devices = ctx.Server.Graph.Devices.ToArray();
+            foreach (var dev in devices)
+                EncryptionCommands.ThrowIfKeyMissing(dev);
+            foreach (var dev in devices)
                 dev.Resume();
             return ValueTask.CompletedTask;
         }));

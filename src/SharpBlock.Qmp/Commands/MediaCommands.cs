@@ -44,6 +44,9 @@ internal static class MediaCommands
                 await graph.CloseUnusedAsync(node).ConfigureAwait(false);
                 throw;
             }
+
+            // The medium stays in; like QEMU the command reports that it needs block_passwd before use.
+            EncryptionCommands.ThrowIfKeyMissing(dev);
         }));
     }
 }

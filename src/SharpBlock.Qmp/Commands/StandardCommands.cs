@@ -11,6 +11,7 @@ internal static class StandardCommands
         BlockdevCommands.Register(server);
         BlockQueryCommands.Register(server);
         DeviceCommands.Register(server);
+        EncryptionCommands.Register(server);
         JobCommands.Register(server);
         ChainCommands.Register(server);
         InternalSnapshotCommands.Register(server);

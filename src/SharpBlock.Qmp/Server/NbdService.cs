@@ -97,6 +97,8 @@ public sealed class NbdService : IAsyncDisposable
                 backend = _graph.FindDevice(device) ?? throw QmpException.DeviceNotFound(device);
                 if (backend.Root == null)
                     throw new QmpException($"Device '{device}' has no medium");
+                // An export over a locked image would leave its clients hanging until block_passwd.
+                Commands.EncryptionCommands.ThrowIfKeyMissing(backend);
                 foreach (var e in server.Exports)
                 {
                     if (ReferenceEquals(e.Device, backend))
@@ -107,6 +109,8 @@ public sealed class NbdService : IAsyncDisposable
             {
                 var node = _graph.FindNode(nodeName) ?? _graph.FindDevice(nodeName)?.Root
                     ?? throw new QmpException($"Cannot find device={nodeName} nor node-name={nodeName}");
+                if (node.NodeNeedingKey() is { } locked)
+                    throw Commands.EncryptionCommands.DeviceEncrypted(nodeName, locked);
                 if (writable && node.ReadOnly)
                     throw new QmpException($"Device '{nodeName}' is read only");
                 backend = _graph.FindDevice(nodeName) ?? Borrow(node, nodeName);

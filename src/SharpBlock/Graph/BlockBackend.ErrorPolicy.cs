@@ -6,6 +6,8 @@ namespace SharpBlock.Graph;
 
 public sealed partial class BlockBackend
 {
+    private static readonly TimeSpan KeyRecheckInterval = TimeSpan.FromSeconds(1);
+
     // Non-null while the device is stopped by its error policy; completed by Resume ('cont').
     private TaskCompletionSource? _stopped;
 
@@ -41,6 +43,16 @@ public sealed partial class BlockBackend
     /// </summary>
     private async ValueTask<bool> OnErrorAsync(BlockException error, IoOperationType operation, CancellationToken cancellationToken)
     {
+        if (error is EncryptionKeyRequiredException keyMissing)
+        {
+            // Not an I/O error: the device waits for block_passwd as a guest waits behind a VM that cannot
+            // start without the key. No policy, no event; the request runs again once the key is there. It
+            // also looks again now and then, so a medium ejected or swapped meanwhile ends the wait.
+            await Task.WhenAny(keyMissing.KeyProvided, Task.Delay(KeyRecheckInterval, cancellationToken)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            return true;
+        }
+
         var action = ActionFor(error.Errno, operation);
         Task? resumed = null;
         if (action == BlockErrorAction.Stop)

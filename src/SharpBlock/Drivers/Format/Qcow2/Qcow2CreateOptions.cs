@@ -22,4 +22,7 @@ public sealed record Qcow2CreateOptions
     public Preallocation Preallocation { get; init; } = Preallocation.Off;
     public string? BackingFile { get; init; }
     public string? BackingFormat { get; init; }
+
+    /// <summary>Legacy AES encryption (crypt_method 1). Only the header records it, so no key is needed to create.</summary>
+    public bool Encrypted { get; init; }
 }

@@ -74,6 +74,7 @@ public static class Qcow2Creator
             Version = v3 ? 3u : 2u,
             ClusterBits = (uint)cb,
             Size64 = (ulong)size,
+            CryptMethod = o.Encrypted ? Qcow2AesCipher.MethodAes : Qcow2AesCipher.MethodNone,
             L1Size = (uint)l1Entries,
             L1TableOffset = (ulong)l1Offset,
             RefcountTableOffset = (ulong)tableOffset,

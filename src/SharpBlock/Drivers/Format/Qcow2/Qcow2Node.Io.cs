@@ -22,6 +22,7 @@ public sealed partial class Qcow2Node
 
     protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
+        RequireKey();
         while (buffer.Length > 0)
         {
             var m = await LookupAsync(offset, buffer.Length, cancellationToken).ConfigureAwait(false);
@@ -38,7 +39,7 @@ public sealed partial class Qcow2Node
                     chunk.Span.Clear();
                     break;
                 case Qcow2ClusterKind.Normal:
-                    await _file.ReadAsync(m.Entry.HostOffset + inCluster, chunk, cancellationToken).ConfigureAwait(false);
+                    await ReadDataAsync(m.Entry.HostOffset + inCluster, offset, chunk, cancellationToken).ConfigureAwait(false);
                     break;
                 case Qcow2ClusterKind.Compressed:
                     {
@@ -101,7 +102,7 @@ public sealed partial class Qcow2Node
                 await ReadBackingAsync(guestCluster << _clusterBits, buf, ct).ConfigureAwait(false);
                 break;
             case Qcow2ClusterKind.Normal:
-                await _file.ReadAsync(m.Entry.HostOffset + ((guestCluster - runFirst) << _clusterBits), buf, ct).ConfigureAwait(false);
+                await ReadDataAsync(m.Entry.HostOffset + ((guestCluster - runFirst) << _clusterBits), guestCluster << _clusterBits, buf, ct).ConfigureAwait(false);
                 break;
             case Qcow2ClusterKind.Compressed:
                 {
@@ -158,6 +159,7 @@ public sealed partial class Qcow2Node
 
     protected override async ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
     {
+        RequireKey();
         await MarkDirtyForLazyRefcountsAsync(cancellationToken).ConfigureAwait(false);
         using (await LockClustersAsync(offset, data.Length).ConfigureAwait(false))
         {
@@ -170,7 +172,7 @@ public sealed partial class Qcow2Node
                 {
                     if (OverlapsMetadata(m.Entry.HostOffset, (long)m.Clusters << _clusterBits))
                         throw await MarkCorruptAsync("data write would overwrite metadata", m.Entry.HostOffset).ConfigureAwait(false);
-                    await _file.WriteAsync(m.Entry.HostOffset + inCluster, data[..n], RequestFlags.None, cancellationToken).ConfigureAwait(false);
+                    await WriteDataAsync(m.Entry.HostOffset + inCluster, offset, data[..n], cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
@@ -210,7 +212,7 @@ public sealed partial class Qcow2Node
         long tail = ((offset + data.Length) & (_clusterSize - 1)) == 0 ? 0 : _clusterSize - ((offset + data.Length) & (_clusterSize - 1));
         if (inCluster == 0 && tail == 0)
         {
-            await _file.WriteAsync(host, data, RequestFlags.None, ct).ConfigureAwait(false);
+            await WriteDataAsync(host, offset, data, ct).ConfigureAwait(false);
         }
         else
         {
@@ -225,7 +227,7 @@ public sealed partial class Qcow2Node
                     await ReadOldClusterAsync(m, firstCluster, lastCluster, whole[(total - _clusterSize)..], ct).ConfigureAwait(false);
 
                 data.CopyTo(whole[(int)inCluster..]);
-                await _file.WriteAsync(host, whole, RequestFlags.None, ct).ConfigureAwait(false);
+                await WriteDataAsync(host, firstCluster << _clusterBits, whole, ct).ConfigureAwait(false);
             }
             finally
             {
@@ -280,6 +282,7 @@ public sealed partial class Qcow2Node
 
     protected override async ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
     {
+        RequireKey();
         long end = offset + length;
         long alignedStart = (offset + _clusterSize - 1) & ~((long)_clusterSize - 1);
         long alignedEnd = end == _size ? ((end + _clusterSize - 1) & ~((long)_clusterSize - 1)) : end & ~((long)_clusterSize - 1);
@@ -391,6 +394,13 @@ public sealed partial class Qcow2Node
         var m = await LookupAsync(offset, length, cancellationToken).ConfigureAwait(false);
         long inCluster = offset & (_clusterSize - 1);
         long n = Math.Min(length, ((long)m.Clusters << _clusterBits) - inCluster);
+        if (m.Kind == Qcow2ClusterKind.Normal && Encrypted)
+        {
+            // The file cannot say anything about encrypted data (a hole decrypts to noise), and a host offset
+            // of ciphertext is no use to a reader, so QEMU reports neither.
+            return new BlockStatus(BlockStatusFlags.Data | BlockStatusFlags.Allocated, n);
+        }
+
         if (m.Kind == Qcow2ClusterKind.Normal)
         {
             // Like QEMU, ask the file too: a preallocated cluster that is still a hole there reads as zeros.
@@ -413,6 +423,7 @@ public sealed partial class Qcow2Node
 
         return m.Kind switch
         {
+            Qcow2ClusterKind.ZeroAllocated when Encrypted => new BlockStatus(BlockStatusFlags.Zero | BlockStatusFlags.Allocated, n),
             Qcow2ClusterKind.ZeroAllocated => new BlockStatus(BlockStatusFlags.Zero | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid,
                 n, m.Entry.HostOffset + inCluster, _file),
             Qcow2ClusterKind.ZeroPlain => new BlockStatus(BlockStatusFlags.Zero | BlockStatusFlags.Allocated, n),
@@ -429,6 +440,7 @@ public sealed partial class Qcow2Node
     {
         if (ReadOnly)
             throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
+        RefuseCompressedIfEncrypted();
         if ((offset & (_clusterSize - 1)) != 0 || (cluster.Length != _clusterSize && offset + cluster.Length != _size) || offset >= _size)
             throw new BlockException(Errno.EINVAL, "qcow2: compressed writes must cover one whole cluster");
         byte[] input = ArrayPool<byte>.Shared.Rent(_clusterSize);

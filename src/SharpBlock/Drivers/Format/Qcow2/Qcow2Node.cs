@@ -158,8 +158,7 @@ public sealed partial class Qcow2Node : BlockNode
                 throw new ImageCorruptException(name, "refcount_order", Qcow2Header.RefcountOrderOffset, "reference count entry width too large; may not exceed 64 bits");
         }
 
-        if (h.CryptMethod != 0)
-            throw new BlockException(Errno.EOPNOTSUPP, $"Could not open '{name}': encrypted qcow2 images (crypt_method {h.CryptMethod}) are not supported");
+        CheckCryptMethod(name, h.CryptMethod);
         if (h.Size64 > long.MaxValue / 2)
             throw new ImageCorruptException(name, "size", Qcow2Header.SizeOffset, "image size too large");
 

@@ -1,0 +1,22 @@
+using SharpBlock.Graph;
+
+namespace SharpBlock.Errors;
+
+/// <summary>
+/// Data I/O reached an encrypted image whose key was never given. A device parks the request until the key
+/// arrives (block_passwd), as a guest waits behind a stopped VM; any other caller sees an EACCES failure.
+/// </summary>
+public sealed class EncryptionKeyRequiredException : BlockException
+{
+    public EncryptionKeyRequiredException(BlockNode node)
+        : base(Errno.EACCES, $"'{node.Filename}' is encrypted and its key has not been given")
+    {
+        Node = node;
+    }
+
+    /// <summary>The encrypted node that lacks its key.</summary>
+    public BlockNode Node { get; }
+
+    /// <summary>Completes once the node has a key.</summary>
+    public Task KeyProvided => Node.KeyProvided;
+}
