@@ -64,6 +64,12 @@ internal static class ImgCommand
         {
             return Fail(ex.Message);
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Whatever the library did not word itself (a path it cannot create, a full disk) still ends as
+            // one line and exit code 1, never a stack trace.
+            return Fail(ex.Message);
+        }
     }
 
     public static int Fail(string message)

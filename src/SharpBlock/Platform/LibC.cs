@@ -33,6 +33,7 @@ internal static partial class LibC
     public const uint S_IFMT = 0xF000;
     public const uint S_IFBLK = 0x6000;
     public const uint S_IFREG = 0x8000;
+    public const uint S_IFDIR = 0x4000;
 
     /// <summary>struct flock as laid out on 64-bit Linux.</summary>
     [StructLayout(LayoutKind.Sequential)]

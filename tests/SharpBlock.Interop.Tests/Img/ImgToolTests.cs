@@ -171,6 +171,24 @@ public class ImgToolTests
     }
 
     [Fact]
+    public async Task Targets_that_cannot_be_written_give_one_line_and_exit_1()
+    {
+        using var dir = new TempDir();
+        string src = dir.File("src.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", src, "1M")).Ok();
+        // A device that cannot hold the image, as qemu-img refuses it.
+        var r = await Ours("convert", "-O", "raw", src, "/dev/null");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("sharpblock: Cannot grow device files", r.Stderr.Trim());
+        Assert.Equal(1, (await Qemu("convert", "-O", "raw", src, "/dev/null")).ExitCode);
+        // A directory that does not exist: the OS's reason, not a stack trace.
+        r = await Ours("convert", "-O", "qcow2", src, dir.File("no/such/dir/out.qcow2"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.DoesNotContain(" at ", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Measure_prints_what_qemu_img_measure_prints()
     {
         using var dir = new TempDir();

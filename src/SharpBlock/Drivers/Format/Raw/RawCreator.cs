@@ -13,6 +13,14 @@ public static class RawCreator
             throw new BlockException(Errno.EINVAL, "Image size must be non-negative");
         if (preallocation == Preallocation.Metadata)
             throw new BlockException(Errno.EINVAL, "Unsupported preallocation mode 'metadata'");
+        if (DeviceLength(path) is { } deviceLength)
+        {
+            // A device is "created" by using it as it is: it cannot grow, and truncating it means nothing.
+            if (deviceLength < size)
+                throw new BlockException(Errno.EINVAL, "Cannot grow device files");
+            return;
+        }
+
         using var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
         fs.SetLength(size);
         if (size > 0 && preallocation == Preallocation.Falloc)
@@ -28,5 +36,21 @@ public static class RawCreator
         }
 
         await fs.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The size of an existing block or character device at <paramref name="path"/>; null for anything else.</summary>
+    private static long? DeviceLength(string path)
+    {
+        int fd = LibC.Open(path, LibC.O_RDONLY | LibC.O_CLOEXEC, 0);
+        if (fd < 0)
+            return null;
+        using var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        if (LibC.FStat(fd, out var st) != 0)
+            return null;
+        uint type = LibC.ModeOf(st) & LibC.S_IFMT;
+        if (type is LibC.S_IFREG or LibC.S_IFDIR)
+            return null;
+        long end = LibC.LSeek(fd, 0, LibC.SEEK_END);
+        return end < 0 ? 0 : end;
     }
 }
