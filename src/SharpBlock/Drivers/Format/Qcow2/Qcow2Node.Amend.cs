@@ -5,8 +5,8 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 public sealed partial class Qcow2Node
 {
     /// <summary>
-    /// `img amend`: changes the compatibility level (0.10 to 1.1) and lazy refcounts in place. Going back to
-    /// 0.10 would mean rewriting every zero cluster as data, so it is refused with a clear error.
+    /// `img amend`: changes the compatibility level (either way) and lazy refcounts in place. Going back to
+    /// 0.10 rewrites every zero cluster first (see <see cref="DowngradeLockedAsync"/>).
     /// </summary>
     public async ValueTask AmendAsync(string? compat, bool? lazyRefcounts, CancellationToken cancellationToken = default)
     {
@@ -16,6 +16,7 @@ public sealed partial class Qcow2Node
         try
         {
             var h = _header;
+            bool downgrade = false;
             if (compat is "1.1" or "v3" && h.Version < 3)
             {
                 // Version 2 counts in 16 bits; version 3 says so in refcount_order.
@@ -23,7 +24,9 @@ public sealed partial class Qcow2Node
             }
             else if (compat is "0.10" or "v2" && h.Version >= 3)
             {
-                throw new BlockException(Errno.EOPNOTSUPP, "Downgrading to compat=0.10 is not supported");
+                if (lazyRefcounts == true)
+                    throw new BlockException(Errno.EINVAL, "Lazy refcounts only supported with compatibility level 1.1 and above (use compat=1.1 or greater)");
+                downgrade = true;
             }
             else if (compat != null && compat is not ("1.1" or "v3" or "0.10" or "v2"))
             {
@@ -37,7 +40,13 @@ public sealed partial class Qcow2Node
                 h = h with { CompatibleFeatures = lazy ? h.CompatibleFeatures | Qcow2Layout.CompatLazyRefcounts : h.CompatibleFeatures & ~Qcow2Layout.CompatLazyRefcounts };
             }
 
-            if (h != _header)
+            if (downgrade)
+            {
+                h = await DowngradeLockedAsync(h, cancellationToken).ConfigureAwait(false);
+                await RewriteHeaderLockedAsync(h, _backingName, _backingFormat, cancellationToken).ConfigureAwait(false);
+                _featureNames.Clear();
+            }
+            else if (h != _header)
             {
                 // Everything cached reaches the disk before the header that describes it changes.
                 await FlushMetadataLockedAsync(cancellationToken).ConfigureAwait(false);
