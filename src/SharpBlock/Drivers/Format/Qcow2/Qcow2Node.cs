@@ -439,6 +439,7 @@ public sealed partial class Qcow2Node : BlockNode
 
     protected override async ValueTask CloseCoreAsync()
     {
+        StopCacheCleaning();
         if (!ReadOnly && _headerDirtyBitSet)
         {
             try
