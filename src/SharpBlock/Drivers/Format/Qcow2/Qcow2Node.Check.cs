@@ -270,6 +270,9 @@ public sealed partial class Qcow2Node
             rc.Add(l2, _clusterSize);
             if (l2 + _clusterSize > _file.Length)
                 continue;
+            // QEMU counts fragmentation within one L2 table: a jump between tables (where the next table
+            // itself sits, with small clusters) is not a fragment.
+            nextContiguous = 0;
             byte[] table;
             var cached = _l2Cache.TryGet(l2);
             if (cached != null)
