@@ -440,7 +440,8 @@ public sealed partial class Qcow2Node : BlockNode
     protected override async ValueTask CloseCoreAsync()
     {
         StopCacheCleaning();
-        if (!ReadOnly && _headerDirtyBitSet)
+        // A failed last flush leaves the dirty bit set, so the next open rebuilds what did not reach the disk.
+        if (!ReadOnly && _headerDirtyBitSet && MetadataClean)
         {
             try
             {
