@@ -109,6 +109,44 @@ public class Qcow2DowngradeShrinkTests
         (await Qemu("check", l)).Ok();
     }
 
+    [Fact]
+    public async Task Refcount_width_changes_keep_every_state_and_refusals_match_qemu_img()
+    {
+        using var dir = new TempDir();
+        string img = dir.File("w.qcow2"), theirs = dir.File("q.qcow2"), before = dir.File("before.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", img, "16M")).Ok();
+        (await Io(img, "write -P 0x61 0 3M", "write -z 1M 512k")).Ok();
+        (await Qemu("snapshot", "-c", "s", img)).Ok();
+        (await Io(img, "write -P 0x62 2M 1M")).Ok();
+        File.Copy(img, before);
+        File.Copy(img, theirs);
+
+        // Shared clusters have refcount 2: one bit cannot hold that, and odd widths are never valid.
+        foreach (string bad in new[] { "refcount_bits=1", "refcount_bits=3", "refcount_bits=8,compat=0.10" })
+        {
+            var q = await Qemu("amend", "-o", bad, theirs);
+            var o = await Ours("amend", "-o", bad, img);
+            Assert.Equal(q.ExitCode, o.ExitCode);
+            Assert.Equal(q.Stderr.Replace("qemu-img: ", "", StringComparison.Ordinal).Trim(), o.Stderr.Replace("sharpblock: ", "", StringComparison.Ordinal).Trim());
+        }
+
+        foreach (int bits in new[] { 2, 64, 8 })
+        {
+            (await Ours("amend", "-o", $"refcount_bits={bits}", img)).Ok();
+            (await Qemu("check", img)).Ok();
+            Assert.Equal(bits, (await FormatSpecificAsync(img)).GetProperty("refcount-bits").GetInt32());
+            (await Qemu("compare", before, img)).Ok();
+        }
+
+        // Back to 16 bits and version 2 in one amend, as qemu-img allows.
+        (await Ours("amend", "-o", "refcount_bits=16,compat=0.10", img)).Ok();
+        var spec = await FormatSpecificAsync(img);
+        Assert.Equal("0.10", spec.GetProperty("compat").GetString());
+        Assert.Equal(16, spec.GetProperty("refcount-bits").GetInt32());
+        (await Qemu("check", img)).Ok();
+        await SameContentEverywhereAsync(img, before, "s");
+    }
+
     [Theory]
     [InlineData("65536", false)]
     [InlineData("65536", true)]

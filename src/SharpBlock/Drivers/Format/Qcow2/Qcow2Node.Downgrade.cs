@@ -62,7 +62,8 @@ public sealed partial class Qcow2Node
     /// </summary>
     private async ValueTask ExpandZeroClustersLockedAsync(ulong[] l1, CancellationToken ct)
     {
-        bool backing = Backing != null;
+        // A backing file named in the header counts even when not opened: unallocated would show it later.
+        bool backing = Backing != null || _backingName != null;
         byte[] zeros = new byte[_clusterSize];
         for (int i = 0; i < l1.Length; i++)
         {

@@ -28,8 +28,8 @@ public sealed partial class Qcow2Node : BlockNode
     private readonly int _clusterBits;
     private readonly int _clusterSize;
     private readonly int _l2Bits;
-    private readonly int _refOrder;
-    private readonly int _refBlockBits;
+    private int _refOrder;
+    private int _refBlockBits;
     private long _size;
 
     private ulong[] _l1;
