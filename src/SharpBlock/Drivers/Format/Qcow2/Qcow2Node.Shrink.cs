@@ -1,3 +1,6 @@
+using SharpBlock.Errors;
+using SharpBlock.Io;
+
 namespace SharpBlock.Drivers.Format.Qcow2;
 
 /// <summary>
@@ -15,6 +18,8 @@ public sealed partial class Qcow2Node
     /// <summary>Caller has drained the node.</summary>
     private async ValueTask ShrinkAsync(long size, CancellationToken ct)
     {
+        if ((size & 511) != 0)
+            throw new BlockException(Errno.EINVAL, "The new size must be a multiple of 512");
         await _meta.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -39,6 +44,9 @@ public sealed partial class Qcow2Node
                 _l1[i] = 0;
                 _l1Dirty = true;
             }
+
+            // Free those first, so a copy of the last table (below) can take a cluster low in the file.
+            await FlushMetadataLockedAsync(ct).ConfigureAwait(false);
 
             // The last table kept loses its entries past the end (copied first if a snapshot shares it).
             long tailEnd = Math.Min(oldClusters, keepL1 << _l2Bits);
@@ -65,6 +73,7 @@ public sealed partial class Qcow2Node
     /// <summary>Truncates the file after the last cluster with a non-zero refcount, when that frees anything.</summary>
     private async ValueTask CutFileTailLockedAsync(CancellationToken ct)
     {
+        await DropEmptyRefBlocksLockedAsync(ct).ConfigureAwait(false);
         long fileClusters = (_file.Length + _clusterSize - 1) >> _clusterBits;
         long last = fileClusters - 1;
         while (last > 0)
@@ -89,5 +98,44 @@ public sealed partial class Qcow2Node
             if (_freeHint > last + 1)
                 _freeHint = last + 1;
         }
+    }
+
+    /// <summary>
+    /// Unhooks refcount blocks that count nothing but themselves (often the last clusters of the file once
+    /// its tail is free), as QEMU does when shrinking: the table entry is cleared and made durable first, then
+    /// the block's own cluster is released, so a crash in between only leaks it.
+    /// </summary>
+    private async ValueTask DropEmptyRefBlocksLockedAsync(CancellationToken ct)
+    {
+        for (long ti = _refTable.Length - 1; ti > 0; ti--)
+        {
+            long off = (long)(_refTable[ti] & Qcow2Layout.OffsetMask);
+            if (off == 0)
+                continue;
+            var block = await LoadRefBlockAsync(ti).ConfigureAwait(false);
+            if (block == null)
+                continue;
+            long self = off >> _clusterBits;
+            int selfIndex = (self >> _refBlockBits) == ti ? (int)(self & (RefBlockEntries - 1)) : -1;
+            bool empty = true;
+            for (int i = 0; i < RefBlockEntries && empty; i++)
+            {
+                if (i != selfIndex && Qcow2Refcount.Get(block.Data, _refOrder, i) != 0)
+                    empty = false;
+            }
+
+            if (!empty)
+                continue;
+            _refTable[ti] = 0;
+            _refCache.Remove(off);
+            await _file.WriteAsync(_refTableOffset + (ti * 8), new byte[8], RequestFlags.None, ct).ConfigureAwait(false);
+            await _file.FlushAsync(ct).ConfigureAwait(false);
+            // A block inside its own range simply stops existing; one counted elsewhere gives its cluster back.
+            if (selfIndex < 0)
+                await UpdateRefcountLockedAsync(self, -1).ConfigureAwait(false);
+        }
+
+        await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
+        await _file.FlushAsync(ct).ConfigureAwait(false);
     }
 }
