@@ -139,7 +139,14 @@ public sealed partial class Qcow2Node
         }
         finally
         {
-            _meta.Release();
+            try
+            {
+                _meta.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Closed while we cleaned: a timer thread must not take the process down for that.
+            }
         }
     }
 
