@@ -97,10 +97,13 @@ public sealed class GoldenImageTests : IClassFixture<GoldenImageTests.Images>
     }
 
     [Theory]
-    [InlineData("info")]
-    [InlineData("check")]
-    [InlineData("map")]
-    public async Task Json_output_matches_qemu_img_on_every_image(string command)
+    [InlineData("info", "json")]
+    [InlineData("check", "json")]
+    [InlineData("map", "json")]
+    [InlineData("info", "human")]
+    [InlineData("check", "human")]
+    [InlineData("map", "human")]
+    public async Task Output_matches_qemu_img_on_every_image(string command, string format)
     {
         var failures = new List<string>();
         using var gate = new SemaphoreSlim(2);
@@ -110,11 +113,13 @@ public sealed class GoldenImageTests : IClassFixture<GoldenImageTests.Images>
             try
             {
                 string path = Path.Combine(_images.Dir, m.Name);
-                var theirs = await Tools.RunAsync("qemu-img", command, "--output=json", path);
-                var ours = await Tools.RunAsync("sharpblock", "img", command, "--output=json", path);
+                var theirs = await Tools.RunAsync("qemu-img", command, "--output=" + format, path);
+                var ours = await Tools.RunAsync("sharpblock", "img", command, "--output=" + format, path);
                 string? why = theirs.ExitCode != ours.ExitCode
                     ? $"exit {ours.ExitCode}, qemu-img exits {theirs.ExitCode}: {ours.Stderr}"
-                    : Difference(JsonDocument.Parse(theirs.Stdout).RootElement, JsonDocument.Parse(ours.Stdout).RootElement, "");
+                    : format == "json"
+                        ? Difference(JsonDocument.Parse(theirs.Stdout).RootElement, JsonDocument.Parse(ours.Stdout).RootElement, "")
+                        : HumanDifference(theirs, ours);
                 if (why != null)
                 {
                     lock (failures)
@@ -128,6 +133,16 @@ public sealed class GoldenImageTests : IClassFixture<GoldenImageTests.Images>
         });
         await Task.WhenAll(tasks);
         Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    /// <summary>The human output is compared line for line; messages only differ in the program name.</summary>
+    private static string? HumanDifference(Tools.Result theirs, Tools.Result ours)
+    {
+        if (theirs.Stdout != ours.Stdout)
+            return $"stdout differs:\n--- qemu-img\n{theirs.Stdout}\n--- ours\n{ours.Stdout}";
+        string te = theirs.Stderr.Replace("qemu-img: ", "", StringComparison.Ordinal);
+        string oe = ours.Stderr.Replace("sharpblock: ", "", StringComparison.Ordinal);
+        return te == oe ? null : $"stderr differs:\n--- qemu-img\n{te}\n--- ours\n{oe}";
     }
 
     /// <summary>
