@@ -135,6 +135,69 @@ public sealed class GoldenImageTests : IClassFixture<GoldenImageTests.Images>
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 
+    /// <summary>
+    /// Every golden image goes through our `amend -o compat=0.10` and `resize --shrink` next to qemu-img
+    /// doing the same to a copy: the same verdict, an image qemu-img check accepts, and the same content.
+    /// </summary>
+    [Theory]
+    [InlineData("amend", "-o", "compat=0.10")]
+    [InlineData("resize", "--shrink", "1M")]
+    public async Task Downgrade_and_shrink_agree_with_qemu_img_on_every_image(string command, string option, string value)
+    {
+        var failures = new List<string>();
+        using var work = new TempDir();
+        using var gate = new SemaphoreSlim(2);
+        // Backing names are relative to the image: the base goes next to the copies of its overlays.
+        File.Copy(Path.Combine(_images.Dir, "chain-base.qcow2"), work.File("chain-base.qcow2"));
+        var tasks = _images.Manifest.Where(m => !m.Name.StartsWith("chain-base", StringComparison.Ordinal)).Select(async m =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                string ours = work.File("ours-" + m.Name), theirs = work.File("theirs-" + m.Name);
+                File.Copy(Path.Combine(_images.Dir, m.Name), ours);
+                File.Copy(Path.Combine(_images.Dir, m.Name), theirs);
+                string[] args = command == "amend" ? [command, option, value, "FILE"] : [command, option, "FILE", value];
+                var q = await Tools.RunAsync("qemu-img", args.Select(a => a == "FILE" ? theirs : a));
+                var o = await Tools.RunAsync("sharpblock", new[] { "img" }.Concat(args.Select(a => a == "FILE" ? ours : a)));
+                string? why = null;
+                if (q.ExitCode != o.ExitCode)
+                {
+                    why = $"exit {o.ExitCode} ({o.Stderr.Trim()}), qemu-img exits {q.ExitCode} ({q.Stderr.Trim()})";
+                }
+                else if (q.ExitCode != 0)
+                {
+                    // Refused by both: with the same words (qemu-img may print a repair log first).
+                    string qLast = q.Stderr.Trim().Split('\n')[^1].Replace("qemu-img: ", "", StringComparison.Ordinal);
+                    string oLast = o.Stderr.Trim().Split('\n')[^1].Replace("sharpblock: ", "", StringComparison.Ordinal);
+                    if (qLast != oLast)
+                        why = $"refused with '{oLast}', qemu-img says '{qLast}'";
+                }
+                else
+                {
+                    var check = await Tools.RunAsync("qemu-img", "check", ours);
+                    var compare = await Tools.RunAsync("qemu-img", "compare", theirs, ours);
+                    if (check.ExitCode != 0)
+                        why = "qemu-img check: " + check.Stdout + check.Stderr;
+                    else if (compare.ExitCode != 0)
+                        why = "content differs from qemu-img's result: " + compare.Stdout;
+                }
+
+                if (why != null)
+                {
+                    lock (failures)
+                        failures.Add($"{m.Name}: {why}");
+                }
+            }
+            finally
+            {
+                gate.Release();
+            }
+        });
+        await Task.WhenAll(tasks);
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
     /// <summary>The human output is compared line for line; messages only differ in the program name.</summary>
     private static string? HumanDifference(Tools.Result theirs, Tools.Result ours)
     {
