@@ -398,10 +398,11 @@ public sealed partial class Qcow2Node
         }
         else
         {
-            // The table and the entry width describing it change together: one write of the fixed header.
+            // The table and the entry width describing it change together: one write of the fixed header
+            // (only its first 104 bytes, so fields past them that we do not know stay as they are).
             byte[] hdr = new byte[nh.Size];
             nh.Write(hdr);
-            await _file.WriteAsync(0, hdr, RequestFlags.None, ct).ConfigureAwait(false);
+            await _file.WriteAsync(0, hdr.AsMemory(0, Qcow2Layout.V3HeaderSize), RequestFlags.None, ct).ConfigureAwait(false);
         }
 
         await _file.FlushAsync(ct).ConfigureAwait(false);
