@@ -3,7 +3,7 @@ using SharpBlock.Errors;
 
 namespace SharpBlock.Cli.Img;
 
-/// <summary>`img amend [-f FMT] [-p] [-q] -o compat=...,lazy_refcounts=... FILE`: changes qcow2 options in place.</summary>
+/// <summary>`img amend [-f FMT] [-p] [-q] -o compat=...,lazy_refcounts=...,refcount_bits=... FILE`: changes qcow2 options in place.</summary>
 internal static class ImgAmend
 {
     public static async Task<int> RunAsync(string[] argv)
@@ -16,6 +16,7 @@ internal static class ImgAmend
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
         string? compat = null;
         bool? lazy = null;
+        int? refcountBits = null;
         foreach (var (key, value) in opts)
         {
             switch (key)
@@ -31,6 +32,11 @@ internal static class ImgAmend
                         _ => throw new ImgUsageException($"Parameter 'lazy_refcounts' expects 'on' or 'off'"),
                     };
                     break;
+                case "refcount_bits":
+                    refcountBits = int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int rb)
+                        ? rb
+                        : throw new ImgUsageException($"Parameter 'refcount_bits' expects a non-negative number below 2^64");
+                    break;
                 default:
                     throw new ImgUsageException($"Changing '{key}' is not supported");
             }
@@ -41,7 +47,7 @@ internal static class ImgAmend
         {
             if (node is not Qcow2Node q)
                 throw new BlockException(Errno.EOPNOTSUPP, $"Format driver '{node.DriverName}' does not support option amendment");
-            await q.AmendAsync(compat, lazy).ConfigureAwait(false);
+            await q.AmendAsync(compat, lazy, refcountBits).ConfigureAwait(false);
         }
 
         return 0;

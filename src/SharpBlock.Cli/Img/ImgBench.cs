@@ -14,7 +14,7 @@ internal static class ImgBench
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "cdfsSotib", "wqhnU", ["pattern", "flush-interval"], ["no-drain", "force-share"]);
+        var a = ImgArgs.Parse(argv, "cdfsSotib", "wqhnU", ["pattern", "flush-interval"], ["no-drain", "force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
         var ci = CultureInfo.InvariantCulture;
@@ -30,8 +30,20 @@ internal static class ImgBench
             throw new ImgUsageException("Invalid request count, depth or size");
 
         string path = a.Positional[0];
-        string fmt = a.Get("-f") ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
-        var options = Qcow2Driver.ImageOptions(path, fmt, readOnly: !write, "bench");
+        BlockdevOptions options;
+        if (a.Has("--image-opts"))
+        {
+            // The argument is the image's options in key=value form, as --blockdev takes them.
+            options = Daemon.DaemonCommand.ParseBlockdev(path);
+            options.ReadOnly = !write;
+            options.NodeName ??= "bench";
+        }
+        else
+        {
+            string fmt = a.Get("-f") ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
+            options = Qcow2Driver.ImageOptions(path, fmt, readOnly: !write, "bench");
+        }
+
         options.Cache = cache switch
         {
             "none" => new BlockdevCacheOptions { Direct = true, Writeback = true },

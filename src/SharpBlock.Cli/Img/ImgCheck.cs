@@ -114,12 +114,25 @@ internal static class ImgCheck
 
         if (r.TotalClusters != 0 && r.AllocatedClusters != 0)
         {
-            sb.Append(ci, $"{r.AllocatedClusters}/{r.TotalClusters} = {r.AllocatedClusters * 100.0 / r.TotalClusters:0.00}% allocated, ");
-            sb.Append(ci, $"{r.FragmentedClusters * 100.0 / r.AllocatedClusters:0.00}% fragmented, {r.CompressedClusters * 100.0 / r.AllocatedClusters:0.00}% compressed clusters\n");
+            sb.Append(ci, $"{r.AllocatedClusters}/{r.TotalClusters} = {Percent(r.AllocatedClusters * 100.0 / r.TotalClusters)}% allocated, ");
+            sb.Append(ci, $"{Percent(r.FragmentedClusters * 100.0 / r.AllocatedClusters)}% fragmented, {Percent(r.CompressedClusters * 100.0 / r.AllocatedClusters)}% compressed clusters\n");
         }
 
         if (r.ImageEndOffset != 0)
             sb.Append(ci, $"Image end offset: {r.ImageEndOffset}\n");
         return quiet ? "" : sb.ToString();
+    }
+
+    /// <summary>
+    /// Two decimals as C's printf gives them: the exact binary value is rounded, and an exact tie (only a
+    /// multiple of 1/8 can be one, e.g. 3.125) goes to the even digit, where .NET would round it up.
+    /// </summary>
+    internal static string Percent(double value)
+    {
+        double eighths = value * 8;
+        double hundredths2 = value * 200;
+        if (eighths == Math.Floor(eighths) && hundredths2 == Math.Floor(hundredths2) && ((long)hundredths2 & 1) == 1)
+            value = Math.Round(value * 100, MidpointRounding.ToEven) / 100;
+        return value.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture);
     }
 }

@@ -8,8 +8,9 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 internal sealed class Qcow2Cache
 {
     private readonly Dictionary<long, Entry> _entries = [];
-    private readonly int _capacity;
+    private int _capacity;
     private long _clock;
+    private long _cleanMark;
 
     public Qcow2Cache(int capacity, int tableSize)
     {
@@ -20,6 +21,13 @@ internal sealed class Qcow2Cache
     public int TableSize { get; }
 
     public int Count => _entries.Count;
+
+    /// <summary>How many tables the cache holds at most (never fewer than 4, so one request's tables fit).</summary>
+    public int Capacity
+    {
+        get => _capacity;
+        set => _capacity = Math.Max(value, 4);
+    }
 
     internal sealed class Entry(long offset, byte[] data)
     {
@@ -46,7 +54,7 @@ internal sealed class Qcow2Cache
     /// <summary>Adds a table, evicting the least recently used one when full.</summary>
     public async ValueTask<Entry> AddAsync(long offset, byte[] data, bool dirty)
     {
-        if (_entries.Count >= _capacity)
+        while (_entries.Count >= _capacity)
             await EvictAsync().ConfigureAwait(false);
         var e = new Entry(offset, data) { Dirty = dirty, LastUse = ++_clock };
         _entries[offset] = e;
@@ -71,6 +79,25 @@ internal sealed class Qcow2Cache
     }
 
     public void Remove(long offset) => _entries.Remove(offset);
+
+    /// <summary>
+    /// Drops the clean entries not used since the previous call (cache-clean-interval): an idle image gives
+    /// its memory back. Dirty entries stay; they leave through the ordered write-back only.
+    /// </summary>
+    public int DropIdleClean()
+    {
+        var idle = new List<long>();
+        foreach (var e in _entries.Values)
+        {
+            if (!e.Dirty && e.LastUse <= _cleanMark)
+                idle.Add(e.Offset);
+        }
+
+        foreach (long o in idle)
+            _entries.Remove(o);
+        _cleanMark = _clock;
+        return idle.Count;
+    }
 
     public void Clear() => _entries.Clear();
 

@@ -19,6 +19,7 @@ public static class Qcow2Driver
                 throw new BlockException(Errno.EINVAL, "Lazy refcounts require a qcow2 image with at least qemu 1.1 compatibility level");
             if (o.LazyRefcounts is { } lazy)
                 node.LazyRefcountsOverride = lazy;
+            node.ConfigureCaches(new Qcow2CacheOptions(o.CacheSize, o.L2CacheSize, o.L2CacheEntrySize, o.RefcountCacheSize, o.CacheCleanInterval));
             BlockNode? backing = null;
             if (o.Backing is { } b)
             {

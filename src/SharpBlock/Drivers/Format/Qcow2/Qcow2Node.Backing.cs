@@ -43,7 +43,9 @@ public sealed partial class Qcow2Node : IBackingFileFormat
             var ext = Qcow2HeaderExtension.Read(first.AsSpan(pos));
             if (ext.Type == Qcow2Layout.ExtEnd || ext.TotalSize > end - pos)
                 break;
-            if (ext.Type != Qcow2Layout.ExtBackingFormat)
+            // Version 2 has no feature bits, so a feature name table would describe nothing.
+            bool stale = ext.Type == Qcow2Layout.ExtBackingFormat || (ext.Type == Qcow2Layout.ExtFeatureNameTable && h.Version < 3);
+            if (!stale)
                 kept.Add(first.AsSpan(pos, (int)ext.TotalSize).ToArray());
             pos += (int)ext.TotalSize;
         }
@@ -80,8 +82,9 @@ public sealed partial class Qcow2Node : IBackingFileFormat
         name.CopyTo(header.AsSpan(at));
         var nh = h with { BackingFileOffset = name.Length > 0 ? (ulong)at : 0, BackingFileSize = (uint)name.Length };
         nh.Write(header);
-        // One write of the header area, then a flush, before anything relies on the new header.
-        await _file.WriteAsync(0, header.AsMemory(0, at + name.Length), Io.RequestFlags.None, cancellationToken).ConfigureAwait(false);
+        // One write of the whole header cluster (no stale bytes of a longer old header or extension area
+        // survive), then a flush, before anything relies on the new header.
+        await _file.WriteAsync(0, header, Io.RequestFlags.None, cancellationToken).ConfigureAwait(false);
         await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
         _header = nh;
         _backingName = backingFile;

@@ -270,6 +270,9 @@ public sealed partial class Qcow2Node
             rc.Add(l2, _clusterSize);
             if (l2 + _clusterSize > _file.Length)
                 continue;
+            // QEMU counts fragmentation within one L2 table: a jump between tables (where the next table
+            // itself sits, with small clusters) is not a fragment.
+            nextContiguous = 0;
             byte[] table;
             var cached = _l2Cache.TryGet(l2);
             if (cached != null)
@@ -334,11 +337,14 @@ public sealed partial class Qcow2Node
     /// <summary>
     /// Writes a complete new refcount table and blocks past the end of the file from the recounted
     /// references, then switches the header to it: the old structures stay intact until the switch.
+    /// With newOrder the new blocks use that entry width, and the same header write switches refcount_order.
     /// </summary>
-    private async ValueTask RebuildRefcountsLockedAsync(RefCounter counter, CancellationToken ct)
+    private async ValueTask RebuildRefcountsLockedAsync(RefCounter counter, CancellationToken ct, int? newOrder = null)
     {
+        int order = newOrder ?? _refOrder;
+        int blockBits = _clusterBits + 3 - order;
         long n = counter.Refs.Length;
-        long rbEntries = RefBlockEntries;
+        long rbEntries = 1L << blockBits;
         long entriesPerCluster = _clusterSize / 8;
         long blocks = 1;
         long tableClusters = 1;
@@ -359,7 +365,7 @@ public sealed partial class Qcow2Node
         long blocksStart = n;
         long tableStart = n + blocks;
         long end = tableStart + tableClusters;
-        ulong max = Qcow2Refcount.MaxValue(_refOrder);
+        ulong max = Qcow2Refcount.MaxValue(order);
         var table = new ulong[tableEntries];
         byte[] block = new byte[_clusterSize];
         for (long bi = 0; bi < blocks; bi++)
@@ -369,7 +375,7 @@ public sealed partial class Qcow2Node
             for (long c = first; c < first + rbEntries && c < end; c++)
             {
                 ulong v = c < n ? counter.Refs[c] - counter.RefcountStructures[c] : 1;
-                Qcow2Refcount.Set(block, _refOrder, (int)(c - first), Math.Min(v, max));
+                Qcow2Refcount.Set(block, order, (int)(c - first), Math.Min(v, max));
             }
 
             long off = (blocksStart + bi) << _clusterBits;
@@ -382,15 +388,30 @@ public sealed partial class Qcow2Node
             BinaryPrimitives.WriteUInt64BigEndian(tb.AsSpan((int)(i * 8)), table[i]);
         await _file.WriteAsync(tableStart << _clusterBits, tb, RequestFlags.None, ct).ConfigureAwait(false);
         await _file.FlushAsync(ct).ConfigureAwait(false);
-        byte[] hdr = new byte[12];
-        BinaryPrimitives.WriteUInt64BigEndian(hdr, (ulong)(tableStart << _clusterBits));
-        BinaryPrimitives.WriteUInt32BigEndian(hdr.AsSpan(8), (uint)tableClusters);
-        await _file.WriteAsync(Qcow2Header.RefcountTableOffsetOffset, hdr, RequestFlags.None, ct).ConfigureAwait(false);
+        var nh = _header with { RefcountTableOffset = (ulong)(tableStart << _clusterBits), RefcountTableClusters = (uint)tableClusters, RefcountOrder = (uint)order };
+        if (order == _refOrder)
+        {
+            byte[] hdr = new byte[12];
+            BinaryPrimitives.WriteUInt64BigEndian(hdr, nh.RefcountTableOffset);
+            BinaryPrimitives.WriteUInt32BigEndian(hdr.AsSpan(8), nh.RefcountTableClusters);
+            await _file.WriteAsync(Qcow2Header.RefcountTableOffsetOffset, hdr, RequestFlags.None, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            // The table and the entry width describing it change together: one write of the fixed header
+            // (only its first 104 bytes, so fields past them that we do not know stay as they are).
+            byte[] hdr = new byte[nh.Size];
+            nh.Write(hdr);
+            await _file.WriteAsync(0, hdr.AsMemory(0, Qcow2Layout.V3HeaderSize), RequestFlags.None, ct).ConfigureAwait(false);
+        }
+
         await _file.FlushAsync(ct).ConfigureAwait(false);
         _refCache.Clear();
         _refTable = table;
         _refTableOffset = tableStart << _clusterBits;
-        _header = _header with { RefcountTableOffset = (ulong)_refTableOffset, RefcountTableClusters = (uint)tableClusters };
+        _refOrder = order;
+        _refBlockBits = blockBits;
+        _header = nh;
         _pendingFrees.Clear();
         _pendingFreeReasons.Clear();
         _freeHint = 0;

@@ -521,7 +521,11 @@ public sealed partial class Qcow2Node
     protected override async ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken)
     {
         if (size < _size)
-            throw new BlockException(Errno.EOPNOTSUPP, "qcow2 doesn't support shrinking images yet");
+        {
+            await ShrinkAsync(size, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -463,6 +463,8 @@ public sealed partial class Qcow2Node
     private async ValueTask FlushMetadataLockedAsync(CancellationToken ct)
     {
         await FlushTablesLockedAsync(ct).ConfigureAwait(false);
+        if (DeferRefcountWrites)
+            await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
         if (_pendingFrees.Count > 0)
         {
             // The tables that dropped these references must be durable before the refcounts say free.
@@ -487,7 +489,8 @@ public sealed partial class Qcow2Node
     private async ValueTask FlushTablesLockedAsync(CancellationToken ct)
     {
         var dirtyL2 = _l2Cache.DirtyEntries();
-        bool refDirty = _refCache.DirtyEntries().Count > 0;
+        // With lazy refcounts the blocks go out at the flush instead (FlushMetadataLockedAsync).
+        bool refDirty = !DeferRefcountWrites && _refCache.DirtyEntries().Count > 0;
         if (refDirty)
         {
             await WriteDirtyRefBlocksAsync().ConfigureAwait(false);

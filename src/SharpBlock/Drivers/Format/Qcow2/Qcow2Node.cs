@@ -28,8 +28,8 @@ public sealed partial class Qcow2Node : BlockNode
     private readonly int _clusterBits;
     private readonly int _clusterSize;
     private readonly int _l2Bits;
-    private readonly int _refOrder;
-    private readonly int _refBlockBits;
+    private int _refOrder;
+    private int _refBlockBits;
     private long _size;
 
     private ulong[] _l1;
@@ -438,7 +438,9 @@ public sealed partial class Qcow2Node : BlockNode
 
     protected override async ValueTask CloseCoreAsync()
     {
-        if (!ReadOnly && _headerDirtyBitSet)
+        StopCacheCleaning();
+        // A failed last flush leaves the dirty bit set, so the next open rebuilds what did not reach the disk.
+        if (!ReadOnly && _headerDirtyBitSet && MetadataClean)
         {
             try
             {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Makes the golden qcow2 images with the real qemu-img and qemu-io, in the directory given (created if
+# missing), plus manifest.txt: one line per image, "NAME SHA256", the checksum of what
+# `qemu-img convert -O raw` reads from it. Images are small (a few MiB) so tests can make them on every run;
+# nothing large is checked in. The content is deterministic (qemu-io patterns), so the checksums are too.
+set -euo pipefail
+out="${1:?usage: make-golden-images.sh OUTDIR}"
+mkdir -p "$out"
+cd "$out"
+rm -f ./*.qcow2 manifest.txt
+
+img() { qemu-img "$@" >/dev/null; }
+io() { local f="$1"; shift; local args=(); for c in "$@"; do args+=(-c "$c"); done; qemu-io -f qcow2 "${args[@]}" "$f" >/dev/null; }
+
+# The same guest writes for most images: data in several clusters, a pattern crossing cluster borders,
+# zeros over data, and a tail write.
+common_writes() {
+  io "$1" "write -P 0x11 0 192k" "write -P 0x22 300k 5k" "write -P 0x33 1M 640k" "write -z 1152k 128k" "write -P 0x44 3M 4k"
+}
+
+# Versions and cluster sizes.
+img create -f qcow2 -o compat=0.10 v2-64k.qcow2 4M && common_writes v2-64k.qcow2
+img create -f qcow2 -o compat=1.1 v3-64k.qcow2 4M && common_writes v3-64k.qcow2
+img create -f qcow2 -o cluster_size=512 v3-512.qcow2 4M && common_writes v3-512.qcow2
+img create -f qcow2 -o compat=0.10,cluster_size=512 v2-512.qcow2 4M && common_writes v2-512.qcow2
+img create -f qcow2 -o cluster_size=2M v3-2M.qcow2 8M && common_writes v3-2M.qcow2 && io v3-2M.qcow2 "write -P 0x55 6M 1M"
+
+# Refcount widths.
+img create -f qcow2 -o refcount_bits=1 rc1.qcow2 4M && common_writes rc1.qcow2
+img create -f qcow2 -o refcount_bits=64 rc64.qcow2 4M && common_writes rc64.qcow2
+
+# Compressed clusters (some compress, some do not), from a raw source.
+img create -f raw src.raw 4M
+qemu-io -f raw -c "write -P 0x61 0 1M" -c "write -P 0x62 2M 64k" src.raw >/dev/null
+img convert -c -O qcow2 src.raw compressed.qcow2
+rm -f src.raw
+
+# Zero clusters: plain (unmapped) and preallocated, and writes after them.
+img create -f qcow2 zero.qcow2 4M
+io zero.qcow2 "write -P 0x71 0 2M" "write -z 64k 128k" "write -z -u 512k 256k" "write -z -u 3M 1M" "write -P 0x72 576k 4k"
+
+# A backing chain with backing_fmt; the top has data, zeros over backing data, and untouched ranges.
+img create -f qcow2 chain-base.qcow2 4M
+io chain-base.qcow2 "write -P 0x81 0 3M"
+img create -f qcow2 -b chain-base.qcow2 -F qcow2 chain-top.qcow2
+io chain-top.qcow2 "write -P 0x82 64k 64k" "write -z 1M 256k" "write -P 0x83 2M 4k"
+
+# Internal snapshots: state A, snapshot, state B, second snapshot, state C, then revert to the first.
+img create -f qcow2 snapshot.qcow2 4M
+io snapshot.qcow2 "write -P 0x91 0 1M"
+img snapshot -c first snapshot.qcow2
+io snapshot.qcow2 "write -P 0x92 512k 1M" "write -z 0 64k"
+img snapshot -c second snapshot.qcow2
+io snapshot.qcow2 "write -P 0x93 3M 64k"
+img snapshot -a first snapshot.qcow2
+
+# Discards: freed clusters in the middle of data, with and without a backing file below.
+img create -f qcow2 discard.qcow2 4M
+io discard.qcow2 "write -P 0xa1 0 2M" "discard 256k 512k" "discard 1536k 64k"
+img create -f qcow2 -b chain-base.qcow2 -F qcow2 discard-top.qcow2
+io discard-top.qcow2 "write -P 0xa2 0 1M" "discard 128k 256k"
+
+# Lazy refcounts, left dirty: qemu-io aborts without cleaning up.
+img create -f qcow2 -o lazy_refcounts=on lazy-dirty.qcow2 4M
+(ulimit -c 0; exec qemu-io -f qcow2 -c "write -P 0xb1 0 1M" -c "write -P 0xb2 2M 128k" -c abort lazy-dirty.qcow2) >/dev/null 2>&1 || true
+
+for f in *.qcow2; do
+  qemu-img convert -U -O raw "$f" manifest.raw
+  echo "$f $(sha256sum <manifest.raw | cut -d' ' -f1)" >>manifest.txt
+  rm -f manifest.raw
+done

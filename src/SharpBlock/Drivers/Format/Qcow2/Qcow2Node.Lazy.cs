@@ -1,0 +1,22 @@
+namespace SharpBlock.Drivers.Format.Qcow2;
+
+/// <summary>
+/// Lazy refcounts: once the dirty bit is on disk, refcount blocks no longer have to reach the disk before
+/// the L2 tables that use their clusters; they go out at the next flush, in any order. Write-back of L2
+/// tables (cache evictions, allocating writes) then costs no extra write and no extra flush.
+/// </summary>
+/// <remarks>
+/// A crash can now leave a cluster referenced with a refcount of zero. That is safe only because the dirty
+/// bit was made durable before the first deferred update: every read-write open of a dirty image rebuilds
+/// the refcounts from the tables (see OpenAsync), as QEMU does, before anything allocates. Closing clears
+/// the bit only after a flush that left nothing dirty behind.
+/// </remarks>
+public sealed partial class Qcow2Node
+{
+    /// <summary>Whether refcount block writes may lag behind the tables right now.</summary>
+    private bool DeferRefcountWrites => UseLazyRefcounts && _headerDirtyBitSet;
+
+    /// <summary>True when every cached table and queued free has reached the file.</summary>
+    private bool MetadataClean =>
+        _pendingFrees.Count == 0 && !_l1Dirty && _l2Cache.DirtyEntries().Count == 0 && _refCache.DirtyEntries().Count == 0;
+}
