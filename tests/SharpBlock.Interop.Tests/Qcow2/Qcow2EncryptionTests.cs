@@ -199,6 +199,32 @@ public class Qcow2EncryptionTests
     }
 
     [Fact]
+    public async Task Downgrading_to_compat_0_10_writes_expanded_zero_clusters_encrypted()
+    {
+        // qemu-img 7.2 fills such clusters with plain zeros, which then decrypt to garbage; we encrypt them.
+        using var dir = new TempDir();
+        string basePath = dir.File("base.qcow2");
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", basePath, "1M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 1M", basePath)).Ok();
+        string top = dir.File("top.qcow2");
+        (await Tools.RunAsync("qemu-img", ["create", .. Secret(), "-q", "-f", "qcow2", "-o", "encrypt.format=aes,encrypt.key-secret=sec0",
+            "-b", "base.qcow2", "-F", "qcow2", top])).Ok();
+        (await Tools.RunAsync("qemu-io", [.. Secret(), "--image-opts", ImageOpts(top), "-c", "write -z 64k 64k", "-c", "write -z -u 192k 64k", "-c", "write -P 7 0 4k"])).Ok();
+        var before = await QemuReadAsync(dir, top);
+
+        var r = await Tools.RunAsync("sharpblock", ["img", "amend", "-o", "compat=0.10", top]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("encrypt.key-secret", r.Stderr, StringComparison.Ordinal);
+        (await Tools.RunAsync("sharpblock", ["img", "amend", .. Secret(), "-o", "compat=0.10", "--image-opts", ImageOpts(top)])).Ok();
+
+        Assert.Contains("compat: 0.10", (await Tools.RunAsync("qemu-img", "info", top)).Ok().Stdout, StringComparison.Ordinal);
+        var after = await QemuReadAsync(dir, top);
+        Assert.All(after[65536..131072], b => Assert.Equal(0, b));
+        Assert.Equal(before, after);
+        await AssertQemuCheckCleanAsync(top);
+    }
+
+    [Fact]
     public async Task Commit_dd_and_map_take_keys_for_a_whole_encrypted_chain()
     {
         using var dir = new TempDir();

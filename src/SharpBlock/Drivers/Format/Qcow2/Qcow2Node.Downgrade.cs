@@ -1,5 +1,4 @@
 using SharpBlock.Errors;
-using SharpBlock.Io;
 
 namespace SharpBlock.Drivers.Format.Qcow2;
 
@@ -20,6 +19,9 @@ public sealed partial class Qcow2Node
     {
         if (h.RefcountOrder != 4)
             throw new BlockException(Errno.EOPNOTSUPP, "compat=0.10 requires refcount_bits=16");
+        // Expanded zero clusters are written as guest data, so an encrypted image needs its key first.
+        if (Encrypted)
+            _ = Cipher;
 
         // Our refcounts are never behind the tables (lazy mode only sets the bit), so cleaning is a flush.
         await FlushMetadataLockedAsync(ct).ConfigureAwait(false);
@@ -60,6 +62,8 @@ public sealed partial class Qcow2Node
     /// would show the backing file. A preallocated zero cluster keeps its host cluster, filled with zeros.
     /// L2 tables are changed in place: a table shared with other L1 tables is meant to change for all of them.
     /// </summary>
+    private long GuestOffsetOf(int l1Index, int l2Index) => (((long)l1Index * L2Entries) + l2Index) << _clusterBits;
+
     private async ValueTask ExpandZeroClustersLockedAsync(ulong[] l1, CancellationToken ct)
     {
         // A backing file named in the header counts even when not opened: unallocated would show it later.
@@ -91,11 +95,12 @@ public sealed partial class Qcow2Node
                         // Every table sharing this L2 now refers to the new cluster.
                         if (l2Refs > 1)
                             await UpdateRefcountLockedAsync(host >> _clusterBits, (long)l2Refs - 1).ConfigureAwait(false);
-                        await _file.WriteAsync(host, zeros, RequestFlags.None, ct).ConfigureAwait(false);
+                        // Through the cipher on encrypted images: raw zeros would decrypt to garbage.
+                        await WriteDataAsync(host, GuestOffsetOf(i, j), zeros, ct).ConfigureAwait(false);
                         changes.Add((j, (ulong)host | (l2Refs <= 1 ? Qcow2Layout.OflagCopied : 0)));
                         break;
                     case Qcow2ClusterKind.ZeroAllocated:
-                        await _file.WriteAsync(e.HostOffset, zeros, RequestFlags.None, ct).ConfigureAwait(false);
+                        await WriteDataAsync(e.HostOffset, GuestOffsetOf(i, j), zeros, ct).ConfigureAwait(false);
                         changes.Add((j, e.Raw & ~Qcow2Layout.OflagZero));
                         break;
                 }
