@@ -110,7 +110,7 @@ public class NbdClientInteropTests
     [Fact]
     public async Task A_qemu_nbd_export_re_exported_by_our_server()
     {
-        await using var d = await InProcessDaemon.StartAsync();
+        await using var d = await QmpHarness.StartAsync();
         string path = d.Dir.File("disk.raw");
         (await Tools.RunAsync("qemu-img", "create", "-f", "raw", path, "4M")).Ok();
         (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 0x77 0 1M", path)).Ok();

@@ -17,9 +17,9 @@ public class NbdServerInteropTests
         return path;
     }
 
-    private static async Task<InProcessDaemon> ExportedAsync(bool writable = true, string extra = "")
+    private static async Task<QmpHarness> ExportedAsync(bool writable = true, string extra = "")
     {
-        var d = await InProcessDaemon.StartAsync();
+        var d = await QmpHarness.StartAsync();
         string path = await SparseImageAsync(d.Dir);
         await d.AddRawAsync("disk0", path, extra);
         await d.StartNbdAsync();
@@ -142,14 +142,14 @@ public class NbdServerInteropTests
     [Fact]
     public async Task Qmp_errors_use_qemu_wording()
     {
-        await using var d = await InProcessDaemon.StartAsync();
+        await using var d = await QmpHarness.StartAsync();
         string path = await SparseImageAsync(d.Dir);
         await d.AddRawAsync("disk0", path);
         var e = await d.Client.ErrorAsync("nbd-server-add", """{"device":"disk0"}""");
         Assert.Equal(("GenericError", "NBD server not running"), e);
 
         await d.StartNbdAsync();
-        e = await d.Client.ErrorAsync("nbd-server-start", InProcessDaemon.UnixAddr(d.Dir.File("other.sock")));
+        e = await d.Client.ErrorAsync("nbd-server-start", QmpHarness.UnixAddr(d.Dir.File("other.sock")));
         Assert.Equal(("GenericError", "NBD server already running"), e);
 
         await d.Client.ReturnAsync("nbd-server-stop");
@@ -196,15 +196,15 @@ public class NbdServerInteropTests
         await d.AddRawAsync("disk1", other);
         await d.ExportAsync("disk1", writable: false);
         await d.Client.ReturnAsync("blockdev-del", """{"node-name":"disk1"}""");
-        for (int i = 0; i < 100 && d.Qmp.Nbd.Server!.FindExport("disk1") != null; i++)
+        for (int i = 0; i < 100 && d.Server.Nbd.Server!.FindExport("disk1") != null; i++)
             await Task.Delay(20);
-        Assert.Null(d.Qmp.Nbd.Server!.FindExport("disk1"));
+        Assert.Null(d.Server.Nbd.Server!.FindExport("disk1"));
     }
 
     [Fact]
     public async Task Tcp_listener_with_the_seed_union_address()
     {
-        await using var d = await InProcessDaemon.StartAsync();
+        await using var d = await QmpHarness.StartAsync();
         string path = await SparseImageAsync(d.Dir);
         await d.AddRawAsync("disk0", path);
         int port = FreePort();

@@ -1,5 +1,4 @@
 using SharpBlock.Drivers.Format.Qcow2;
-using SharpBlock.Interop.Tests.Nbd;
 using SharpBlock.Testing;
 
 namespace SharpBlock.Interop.Tests.Qcow2;
@@ -22,7 +21,7 @@ public class Qcow2CacheOptionsTests
         string img = keep.File("big.qcow2"), pattern = keep.PatternFile("pattern.raw", 4 << 20), back = keep.File("back.raw");
         (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", img, "4M")).Ok();
         (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x77 1M 64k", img)).Ok();
-        var d = await InProcessDaemon.StartAsync();
+        var d = await QmpHarness.StartAsync();
         try
         {
             await d.Client.ReturnAsync("blockdev-add", Qcow2Options("d0", img, ",\"l2-cache-size\":1024,\"refcount-cache-size\":512,\"cache-clean-interval\":0"));
@@ -71,7 +70,7 @@ public class Qcow2CacheOptionsTests
     [InlineData("cache-clean-interval=4294967296", ",\"cache-clean-interval\":4294967296")]
     public async Task Bad_combinations_are_refused_with_the_words_of_qemu_storage_daemon(string qsdOptions, string json)
     {
-        await using var d = await InProcessDaemon.StartAsync();
+        await using var d = await QmpHarness.StartAsync();
         string img = d.Dir.File("x.qcow2");
         (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", img, "64M")).Ok();
         string prefix = $"--blockdev driver=qcow2,file=f,node-name=q,{qsdOptions}: ";

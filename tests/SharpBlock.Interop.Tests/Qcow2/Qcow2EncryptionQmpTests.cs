@@ -1,4 +1,3 @@
-using SharpBlock.Interop.Tests.Nbd;
 using SharpBlock.Testing;
 
 namespace SharpBlock.Interop.Tests.Qcow2;
@@ -17,7 +16,7 @@ public class Qcow2EncryptionQmpTests
     [Fact]
     public async Task Block_passwd_unlocks_a_device_that_waited_for_its_key()
     {
-        await using var d = await InProcessDaemon.StartAsync();
+        await using var d = await QmpHarness.StartAsync();
         string img = d.Dir.File("e.qcow2");
         string[] secret = ["--object", $"secret,id=sec0,data={Password}"];
         (await Tools.RunAsync("qemu-img", ["create", .. secret, "-q", "-f", "qcow2", "-o", "encrypt.format=aes,encrypt.key-secret=sec0", img, "1M"])).Ok();
@@ -70,7 +69,7 @@ public class Qcow2EncryptionQmpTests
     [Fact]
     public async Task A_request_waiting_for_the_key_ends_when_the_medium_is_ejected()
     {
-        await using var d = await InProcessDaemon.StartAsync();
+        await using var d = await QmpHarness.StartAsync();
         string img = d.Dir.File("e.qcow2");
         (await Tools.RunAsync("sharpblock", "img", "create", "-q", "-f", "qcow2", "-o", "encryption=on", img, "1M")).Ok();
         await d.Client.ReturnAsync("blockdev-add", "{\"options\": {\"driver\": \"qcow2\", \"id\": \"d0\", \"file\": {\"driver\": \"file\", \"filename\": \"" + img + "\"}}}");
@@ -93,7 +92,7 @@ public class Qcow2EncryptionQmpTests
     [Fact]
     public async Task Block_passwd_errors_are_qemus()
     {
-        await using var d = await InProcessDaemon.StartAsync();
+        await using var d = await QmpHarness.StartAsync();
         string raw = d.Dir.PatternFile("r.raw", 65536);
         await d.AddRawAsync("plain", raw);
         Assert.Equal(("DeviceNotFound", "Device 'nosuch' not found"),

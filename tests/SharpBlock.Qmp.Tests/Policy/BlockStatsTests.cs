@@ -1,3 +1,5 @@
+using SharpBlock.Testing;
+
 namespace SharpBlock.Qmp.Tests.Policy;
 
 /// <summary>query-blockstats follows real I/O, on the device and on the node below it.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using SharpBlock.Errors;
+using SharpBlock.Testing;
 
 namespace SharpBlock.Qmp.Tests.Policy;
 

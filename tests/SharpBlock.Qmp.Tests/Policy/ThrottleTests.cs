@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using SharpBlock.Graph;
+using SharpBlock.Testing;
 using Xunit.Abstractions;
 
 namespace SharpBlock.Qmp.Tests.Policy;

@@ -1,15 +1,15 @@
 using System.Text.Json;
 using SharpBlock.Graph;
 using SharpBlock.Qmp.Server;
-using SharpBlock.Testing;
 
-namespace SharpBlock.Qmp.Tests.Policy;
+namespace SharpBlock.Testing;
 
 /// <summary>
-/// A QMP server in the test process on a real Unix socket, with a client connected to it. Devices are made
-/// over the wire; the test drives their I/O in-process through the BlockBackend, as a guest device would.
+/// The daemon's parts in the test process: a graph, a QMP server on a real Unix socket and a client connected
+/// to it. Tests make devices over the wire as a management tool would, then point the real tools at the NBD
+/// server or drive a device's I/O in-process as a guest device would.
 /// </summary>
-internal sealed class QmpHarness : IAsyncDisposable
+public sealed class QmpHarness : IAsyncDisposable
 {
     private readonly QmpServerHarness _server;
 
@@ -23,6 +23,11 @@ internal sealed class QmpHarness : IAsyncDisposable
     public BlockGraph Graph => _server.Graph;
     public QmpServer Server => _server.Server;
     public QmpTestClient Client { get; }
+
+    /// <summary>Where tests start the NBD server (nbd-server-start with a unix address).</summary>
+    public string NbdSocket => Dir.File("nbd.sock");
+
+    public string Url(string export) => $"nbd+unix:///{export}?socket={NbdSocket}";
 
     public static async Task<QmpHarness> StartAsync(TempDir? dir = null)
     {
@@ -55,6 +60,14 @@ internal sealed class QmpHarness : IAsyncDisposable
 
         throw new InvalidOperationException("query-block has no " + id);
     }
+
+    public async Task StartNbdAsync() =>
+        await Client.ReturnAsync("nbd-server-start", UnixAddr(NbdSocket));
+
+    public async Task ExportAsync(string device, bool writable) =>
+        await Client.ReturnAsync("nbd-server-add", "{\"device\":\"" + device + "\",\"writable\":" + (writable ? "true" : "false") + "}");
+
+    public static string UnixAddr(string path) => "{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\"" + path + "\"}}}";
 
     public async ValueTask DisposeAsync()
     {
