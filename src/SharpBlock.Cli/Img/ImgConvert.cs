@@ -1,8 +1,6 @@
-using System.Buffers;
 using System.Globalization;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
-using SharpBlock.Graph;
 
 namespace SharpBlock.Cli.Img;
 
@@ -10,12 +8,11 @@ namespace SharpBlock.Cli.Img;
 /// `img convert [-p] [-c] [-q] [-n] [-W] [-m N] [-S SIZE] [-B BACKING] [-t CACHE] [-T CACHE] [-f FMT] [-O FMT]
 /// [-o OPTIONS] SRC DST`: copies the guest-visible content of SRC (its whole backing chain) into a new image.
 /// Ranges that read as zeros stay holes in the target (runs shorter than -S are written, -S 0 writes all).
-/// With -B the target gets that backing file and only what SRC's top image holds is copied.
+/// With -B the target gets that backing file and only what SRC's top image holds is copied. -m workers copy
+/// in parallel; their writes land in order unless -W is given (see <see cref="ConvertCopier"/>).
 /// </summary>
 internal static class ImgConvert
 {
-    private const int Chunk = 2 << 20;
-
     public static async Task<int> RunAsync(string[] argv)
     {
         var a = ImgArgs.Parse(argv, "fOoSBmtTl", "pcqnhUW", ["object", "target-image-opts"], ["force-share", "image-opts", "target-is-zero"]);
@@ -27,10 +24,11 @@ internal static class ImgConvert
         bool compress = a.Has("-c");
         long minSparse = a.Get("-S") is { } sparse ? ImgCreate.ParseSize(sparse) : 4096;
         string? backing = a.Get("-B");
-        // -W (out-of-order writes), -m (parallel requests) and the cache modes are accepted for scripts'
-        // sake; the copy runs in order through the page cache.
-        if (a.Get("-m") is { } m && (!int.TryParse(m, System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out int streams) || streams < 1 || streams > 16))
+        int streams = 8;
+        if (a.Get("-m") is { } m && (!int.TryParse(m, NumberStyles.None, CultureInfo.InvariantCulture, out streams) || streams < 1 || streams > 16))
             throw new ImgUsageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
+        if (a.Has("--target-is-zero") && !a.Has("-n"))
+            throw new ImgUsageException("--target-is-zero requires use of -n flag");
         if (backing != null && a.Has("-n"))
             throw new ImgUsageException("Backing file (-B) cannot be used together with -n");
         bool progress = a.Has("-p") && !a.Has("-q");
@@ -72,82 +70,21 @@ internal static class ImgConvert
             }
 
             var target = await graph.AddAsync(Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1")).ConfigureAwait(false);
-            await CopyAsync(source, target, compress, progress, minSparse, topOnly: backing != null).ConfigureAwait(false);
+            var copier = new ConvertCopier(source, target, new ConvertSettings
+            {
+                Streams = streams,
+                OutOfOrder = a.Has("-W"),
+                Compress = compress,
+                MinSparse = minSparse,
+                TopOnly = backing != null,
+                // A target we just created without a backing file reads as zeros; with -n only the user knows.
+                TargetIsZero = a.Has("-n") ? a.Has("--target-is-zero") : backing == null,
+                Progress = progress,
+            });
+            await copier.RunAsync().ConfigureAwait(false);
             await target.FlushAsync().ConfigureAwait(false);
         }
 
         return 0;
-    }
-
-    private static async Task CopyAsync(BlockNode source, BlockNode target, bool compress, bool progress, long minSparse, bool topOnly)
-    {
-        long size = source.Length;
-        int unit = target is Qcow2Node q ? q.ClusterSize : 4096;
-        int chunk = compress ? unit : Math.Max(Chunk, unit);
-        byte[] buf = ArrayPool<byte>.Shared.Rent(chunk);
-        int lastShown = -1;
-        try
-        {
-            if (progress)
-                ShowProgress(0, ref lastShown);
-            long offset = 0;
-            while (offset < size)
-            {
-                // Work in target-aligned pieces so a piece never straddles a cluster we might compress.
-                long pieceEnd = Math.Min(size, (offset / chunk * chunk) + chunk);
-                var (st, len) = await ImgMap.StatusAboveAsync(source, offset, pieceEnd - offset).ConfigureAwait(false);
-                if (topOnly && st.Entry.Depth > 0)
-                {
-                    // The target's backing file stands in for what SRC's backing chain holds.
-                    offset += len;
-                }
-                else if (topOnly && st.Entry.Zero && !st.Entry.Data)
-                {
-                    // Zeros the top image decides must be written: the backing file below may hold data.
-                    await target.WriteZeroesAsync(offset, len).ConfigureAwait(false);
-                    offset += len;
-                }
-                else if (st.Entry.Zero && !st.Entry.Data && !compress && minSparse > 0 && len >= minSparse)
-                {
-                    offset += len;
-                }
-                else
-                {
-                    if (compress)
-                        len = pieceEnd - offset;
-                    int n = (int)len;
-                    var mem = buf.AsMemory(0, n);
-                    await source.ReadAsync(offset, mem).ConfigureAwait(false);
-                    if (mem.Span.ContainsAnyExcept((byte)0) || minSparse == 0 || (topOnly && !compress))
-                    {
-                        if (compress && target is Qcow2Node qc && offset % unit == 0)
-                            await qc.WriteCompressedAsync(offset, mem).ConfigureAwait(false);
-                        else
-                            await target.WriteAsync(offset, mem).ConfigureAwait(false);
-                    }
-
-                    offset += n;
-                }
-
-                if (progress)
-                    ShowProgress((int)(offset * 10000 / Math.Max(1, size)), ref lastShown);
-            }
-
-            if (progress)
-                Console.Out.Write("\n");
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buf);
-        }
-    }
-
-    private static void ShowProgress(int hundredths, ref int last)
-    {
-        if (hundredths / 100 == last / 100 && last >= 0 && hundredths != 10000)
-            return;
-        last = hundredths;
-        Console.Out.Write(string.Format(CultureInfo.InvariantCulture, "    ({0:0.00}/100%)\r", hundredths / 100.0));
-        Console.Out.Flush();
     }
 }

@@ -427,56 +427,96 @@ public sealed partial class Qcow2Node
     /// </summary>
     public async ValueTask WriteCompressedAsync(long offset, ReadOnlyMemory<byte> cluster, CancellationToken cancellationToken = default)
     {
+        byte[] output = ArrayPool<byte>.Shared.Rent(_clusterSize);
+        try
+        {
+            int clen = CompressCluster(cluster.Span, output);
+            await WriteCompressedAsync(offset, cluster, output.AsMemory(0, Math.Max(clen, 0)), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(output);
+        }
+    }
+
+    /// <summary>
+    /// Deflates one guest cluster (a shorter last cluster is padded with zeros) into output, which holds at
+    /// least ClusterSize bytes; returns the length, or -1 when storing it compressed would save nothing.
+    /// Touches no image state, so callers such as convert compress clusters in parallel and write in order.
+    /// </summary>
+    public int CompressCluster(ReadOnlySpan<byte> cluster, Span<byte> output)
+    {
+        if (cluster.Length > _clusterSize || output.Length < _clusterSize)
+            throw new BlockException(Errno.EINVAL, "qcow2: a compressed write takes at most one cluster");
+        int clen;
+        if (cluster.Length == _clusterSize)
+        {
+            clen = Qcow2Compression.Compress(cluster, output[..(_clusterSize - 1)]);
+        }
+        else
+        {
+            byte[] input = ArrayPool<byte>.Shared.Rent(_clusterSize);
+            try
+            {
+                cluster.CopyTo(input);
+                input.AsSpan(cluster.Length, _clusterSize - cluster.Length).Clear();
+                clen = Qcow2Compression.Compress(input.AsSpan(0, _clusterSize), output[..(_clusterSize - 1)]);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(input);
+            }
+        }
+
+        // A compressed cluster is addressed in 512-byte sectors; one that saves less than a sector costs more
+        // to read than it saves.
+        return clen < 0 || clen >= _clusterSize - 512 ? -1 : clen;
+    }
+
+    /// <summary>
+    /// Stores one whole guest cluster as compressed (from <see cref="CompressCluster"/>); an empty compressed
+    /// buffer means it did not shrink and the cluster is written as a normal one.
+    /// </summary>
+    public async ValueTask WriteCompressedAsync(long offset, ReadOnlyMemory<byte> cluster, ReadOnlyMemory<byte> compressed, CancellationToken cancellationToken = default)
+    {
         if (ReadOnly)
             throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
         if ((offset & (_clusterSize - 1)) != 0 || (cluster.Length != _clusterSize && offset + cluster.Length != _size) || offset >= _size)
             throw new BlockException(Errno.EINVAL, "qcow2: compressed writes must cover one whole cluster");
-        byte[] input = ArrayPool<byte>.Shared.Rent(_clusterSize);
-        byte[] output = ArrayPool<byte>.Shared.Rent(_clusterSize);
-        try
+        if (compressed.IsEmpty)
         {
-            cluster.Span.CopyTo(input);
-            input.AsSpan(cluster.Length, _clusterSize - cluster.Length).Clear();
-            int clen = Qcow2Compression.Compress(input.AsSpan(0, _clusterSize), output.AsSpan(0, _clusterSize - 1));
-            if (clen < 0 || clen >= _clusterSize - 512)
-            {
-                await WriteAsync(offset, cluster, RequestFlags.None, cancellationToken).ConfigureAwait(false);
-                return;
-            }
-
-            using (await LockClustersAsync(offset, _clusterSize).ConfigureAwait(false))
-            {
-                long host;
-                await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
-                try
-                {
-                    var m = await LookupLockedAsync(offset, _clusterSize).ConfigureAwait(false);
-                    if (m.Kind != Qcow2ClusterKind.Unallocated && m.Kind != Qcow2ClusterKind.ZeroPlain)
-                        throw new BlockException(Errno.EINVAL, "qcow2: compressed writes need an unallocated cluster");
-                    host = await AllocateBytesLockedAsync(clen).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _meta.Release();
-                }
-
-                await _file.WriteAsync(host, output.AsMemory(0, clen), RequestFlags.None, cancellationToken).ConfigureAwait(false);
-                await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
-                try
-                {
-                    ulong e = Qcow2L2Entry.MakeCompressed(host, clen, _clusterBits).Raw;
-                    await SetMappingLockedAsync(offset >> _clusterBits, 1, _ => e, FreeReason.Other).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _meta.Release();
-                }
-            }
+            await WriteAsync(offset, cluster, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+            return;
         }
-        finally
+
+        int clen = compressed.Length;
+        using (await LockClustersAsync(offset, _clusterSize).ConfigureAwait(false))
         {
-            ArrayPool<byte>.Shared.Return(input);
-            ArrayPool<byte>.Shared.Return(output);
+            long host;
+            await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var m = await LookupLockedAsync(offset, _clusterSize).ConfigureAwait(false);
+                if (m.Kind != Qcow2ClusterKind.Unallocated && m.Kind != Qcow2ClusterKind.ZeroPlain)
+                    throw new BlockException(Errno.EINVAL, "qcow2: compressed writes need an unallocated cluster");
+                host = await AllocateBytesLockedAsync(clen).ConfigureAwait(false);
+            }
+            finally
+            {
+                _meta.Release();
+            }
+
+            await _file.WriteAsync(host, compressed, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+            await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ulong e = Qcow2L2Entry.MakeCompressed(host, clen, _clusterBits).Raw;
+                await SetMappingLockedAsync(offset >> _clusterBits, 1, _ => e, FreeReason.Other).ConfigureAwait(false);
+            }
+            finally
+            {
+                _meta.Release();
+            }
         }
     }
 
