@@ -163,10 +163,10 @@ public sealed partial class Qcow2Node
         {
             while (data.Length > 0)
             {
-                var m = await LookupAsync(offset, data.Length, cancellationToken).ConfigureAwait(false);
+                var (m, host) = await LookupForWriteAsync(offset, data.Length, cancellationToken).ConfigureAwait(false);
                 long inCluster = offset & (_clusterSize - 1);
                 int n = (int)Math.Min(data.Length, ((long)m.Clusters << _clusterBits) - inCluster);
-                if (m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied)
+                if (host < 0)
                 {
                     if (OverlapsMetadata(m.Entry.HostOffset, (long)m.Clusters << _clusterBits))
                         throw await MarkCorruptAsync("data write would overwrite metadata", m.Entry.HostOffset).ConfigureAwait(false);
@@ -174,7 +174,7 @@ public sealed partial class Qcow2Node
                 }
                 else
                 {
-                    await AllocatingWriteAsync(offset, data[..n], m, cancellationToken).ConfigureAwait(false);
+                    await AllocatingWriteAsync(offset, data[..n], m, host, cancellationToken).ConfigureAwait(false);
                 }
                 offset += n;
                 data = data[n..];
@@ -186,31 +186,47 @@ public sealed partial class Qcow2Node
     }
 
     /// <summary>
-    /// Writes into fresh clusters: allocate (under the lock), write data with the old content of partial
-    /// clusters around it (outside), then point the L2 entries at them (under the lock). Readers keep
-    /// seeing the old mapping, with complete data, until the switch.
+    /// The mapping a write starts in and, when it must go to fresh clusters, their host offset (else -1):
+    /// lookup and allocation under one hold of the metadata lock, since every allocating write needs both.
     /// </summary>
-    private async ValueTask AllocatingWriteAsync(long offset, ReadOnlyMemory<byte> data, Mapping m, CancellationToken ct)
+    private async ValueTask<(Mapping Mapping, long Host)> LookupForWriteAsync(long offset, long length, CancellationToken ct)
     {
-        long firstCluster = offset >> _clusterBits;
-        long lastCluster = (offset + data.Length - 1) >> _clusterBits;
-        long count = lastCluster - firstCluster + 1;
-        long host;
         await _meta.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            host = await AllocateClustersLockedAsync(count).ConfigureAwait(false);
+            var m = await LookupLockedAsync(offset, length).ConfigureAwait(false);
+            if (m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied)
+                return (m, -1);
+            long inCluster = offset & (_clusterSize - 1);
+            long n = Math.Min(length, ((long)m.Clusters << _clusterBits) - inCluster);
+            long count = ((offset + n - 1) >> _clusterBits) - (offset >> _clusterBits) + 1;
+            return (m, await AllocateClustersLockedAsync(count).ConfigureAwait(false));
         }
         finally
         {
             _meta.Release();
         }
+    }
 
+    /// <summary>
+    /// Writes into the fresh clusters at host: data with the old content of partial clusters around it (outside
+    /// the lock), then the L2 entries pointing at them (under it). Readers keep seeing the old mapping, with
+    /// complete data, until the switch.
+    /// </summary>
+    private async ValueTask AllocatingWriteAsync(long offset, ReadOnlyMemory<byte> data, Mapping m, long host, CancellationToken ct)
+    {
+        long firstCluster = offset >> _clusterBits;
+        long lastCluster = (offset + data.Length - 1) >> _clusterBits;
+        long count = lastCluster - firstCluster + 1;
         long inCluster = offset & (_clusterSize - 1);
         long tail = ((offset + data.Length) & (_clusterSize - 1)) == 0 ? 0 : _clusterSize - ((offset + data.Length) & (_clusterSize - 1));
         if (inCluster == 0 && tail == 0)
         {
             await _file.WriteAsync(host, data, RequestFlags.None, ct).ConfigureAwait(false);
+        }
+        else if (await TryZeroCowAsync(offset, data.Length, m, host, count, ct).ConfigureAwait(false))
+        {
+            await _file.WriteAsync(host + inCluster, data, RequestFlags.None, ct).ConfigureAwait(false);
         }
         else
         {
@@ -241,6 +257,35 @@ public sealed partial class Qcow2Node
         finally
         {
             _meta.Release();
+        }
+    }
+
+    /// <summary>Set once the file has refused a fast zero-range; the copy-on-write then always writes zeros.</summary>
+    private volatile bool _noZeroCow;
+
+    /// <summary>
+    /// When what surrounds a partial write reads as zeros (no backing data under it, or a zero cluster), the
+    /// fresh clusters are zeroed by the file in one cheap request and only the guest's bytes are written:
+    /// a 4 KiB write into a new 64 KiB cluster then costs 4 KiB of data instead of 64. False when the old
+    /// content must be copied. An encrypted image must never come here: its zeros are not zero bytes on disk.
+    /// </summary>
+    private async ValueTask<bool> TryZeroCowAsync(long offset, int length, Mapping m, long host, long count, CancellationToken ct)
+    {
+        if (_noZeroCow)
+            return false;
+        bool zeros = m.Kind is Qcow2ClusterKind.ZeroPlain or Qcow2ClusterKind.ZeroAllocated
+            || (m.Kind == Qcow2ClusterKind.Unallocated && (Backing == null || Backing.Length <= (offset & ~((long)_clusterSize - 1))));
+        if (!zeros)
+            return false;
+        try
+        {
+            await _file.WriteZeroesAsync(host, count << _clusterBits, RequestFlags.NoFallback, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (BlockException ex) when (ex.Errno == Errno.EOPNOTSUPP)
+        {
+            _noZeroCow = true;
+            return false;
         }
     }
 
