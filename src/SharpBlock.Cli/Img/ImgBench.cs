@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Graph;
-using SharpBlock.Schema;
 
 namespace SharpBlock.Cli.Img;
 
@@ -32,15 +31,7 @@ internal static class ImgBench
         string path = a.Positional[0];
         string fmt = a.Get("-f") ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
         var options = Qcow2Driver.ImageOptions(path, fmt, readOnly: !write, "bench");
-        options.Cache = cache switch
-        {
-            "none" => new BlockdevCacheOptions { Direct = true, Writeback = true },
-            "writeback" => new BlockdevCacheOptions { Direct = false, Writeback = true },
-            "writethrough" => new BlockdevCacheOptions { Direct = false, Writeback = false },
-            "directsync" => new BlockdevCacheOptions { Direct = true, Writeback = false },
-            "unsafe" => new BlockdevCacheOptions { Direct = false, Writeback = true, NoFlush = true },
-            _ => throw new ImgUsageException($"Invalid cache mode '{cache}'"),
-        };
+        options.Cache = ImgCacheMode.Parse(cache);
         var graph = new BlockGraph();
         await using (graph.ConfigureAwait(false))
         {

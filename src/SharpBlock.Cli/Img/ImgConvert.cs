@@ -36,7 +36,11 @@ internal static class ImgConvert
         if (compress && outFmt != "qcow2")
             throw new ImgUsageException("Compression not supported for this file format");
 
-        var (graph, source) = await ImgImage.OpenAsync(src, a.Get("-f"), readOnly: true).ConfigureAwait(false);
+        // As with qemu-img, the target defaults to cache=unsafe: a convert that dies leaves a useless target
+        // anyway, so it is not flushed to disk at the end; -t writeback (or stricter) makes it durable.
+        var targetCache = ImgCacheMode.Parse(a.Get("-t") ?? "unsafe");
+        var sourceCache = ImgCacheMode.Parse(a.Get("-T") ?? "writeback");
+        var (graph, source) = await ImgImage.OpenAsync(src, a.Get("-f"), readOnly: true, sourceCache).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             long size = source.Length;
@@ -69,7 +73,9 @@ internal static class ImgConvert
                 }
             }
 
-            var target = await graph.AddAsync(Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1")).ConfigureAwait(false);
+            var targetOptions = Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1");
+            targetOptions.Cache = targetCache;
+            var target = await graph.AddAsync(targetOptions).ConfigureAwait(false);
             var copier = new ConvertCopier(source, target, new ConvertSettings
             {
                 Streams = streams,
