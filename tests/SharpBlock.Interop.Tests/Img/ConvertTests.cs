@@ -141,4 +141,21 @@ public class ConvertTests
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("requires use of -n", bad.Stderr, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("writeback", "none")]
+    [InlineData("none", "writeback")]
+    [InlineData("directsync", "unsafe")]
+    public async Task Cache_modes_of_source_and_target_give_the_same_image(string target, string source)
+    {
+        using var dir = new TempDir();
+        string src = await MixedRawAsync(dir);
+        string dst = dir.File("c.qcow2");
+        (await Ours("convert", "-t", target, "-T", source, "-f", "raw", "-O", "qcow2", src, dst)).Ok();
+        (await Qemu("check", dst)).Ok();
+        (await Qemu("compare", "-f", "raw", "-F", "qcow2", src, dst)).Ok();
+        var bad = await Ours("convert", "-t", "sometimes", "-f", "raw", src, dir.File("x.raw"));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("Invalid cache mode", bad.Stderr, StringComparison.Ordinal);
+    }
 }
