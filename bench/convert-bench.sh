@@ -4,15 +4,15 @@
 # raw->raw. The source is mixed like a real disk: pieces of 1-4 MiB that are random (incompressible),
 # text-like (compressible) or zero, a third each; half of the zero pieces are holes in the raw file and
 # half are written zeros, so both block status and zero detection are exercised. Every output of both
-# tools is checked with qemu-img compare. Times are wall seconds of the whole process (start-up and the
-# final flush included), best of $RUNS.
+# tools is checked with qemu-img compare. Times are wall seconds of the whole process (start-up included),
+# best of $RUNS (default 5), and CPU seconds. Both tools leave the target unflushed by default (-t unsafe).
 # Usage: bench/convert-bench.sh [SIZE_MIB]   (default 512). Prints a Markdown table for docs/performance.md.
 # Override the binary with SB=/path/to/sharpblock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 size_mib=${1:-512}
-runs=${RUNS:-3}
+runs=${RUNS:-5}
 work=$(mktemp -d /tmp/convert-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -51,28 +51,31 @@ with open(path, "wb") as f:
 PY
 qemu-img convert -f raw -O qcow2 "$work/src.raw" "$work/src.qcow2"
 
-# Best of $runs wall-clock seconds; the page cache is written back before each run so that one run's dirty
-# pages do not slow the next.
-best() {
+# Best of $runs wall-clock seconds, and the least CPU time (user + system) of the same runs, which the
+# other work on a shared machine disturbs less; the page cache is written back before each run so that one
+# run's dirty pages do not slow the next.
+best() { # output-file command...
   local out=$1; shift
-  local best=""
+  local best="" cpu=""
   for _ in $(seq "$runs"); do
     rm -f "$out"; sync
-    local t0 t1 d
-    t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
-    d=$(echo "$t1 - $t0" | bc -l)
-    if [ -z "$best" ] || [ "$(echo "$d < $best" | bc -l)" = 1 ]; then best=$d; fi
+    /usr/bin/time -f '%e %U %S' -o "$work/time" "$@" >/dev/null
+    local e u s c
+    read -r e u s <"$work/time"
+    c=$(echo "$u + $s" | bc -l)
+    if [ -z "$best" ] || [ "$(echo "$e < $best" | bc -l)" = 1 ]; then best=$e; fi
+    if [ -z "$cpu" ] || [ "$(echo "$c < $cpu" | bc -l)" = 1 ]; then cpu=$c; fi
   done
-  printf '%.2f' "$best"
+  printf '%.2f %.2f\n' "$best" "$cpu"
 }
 
 echo "Source: ${size_mib} MiB, sharpblock build: $kind, best of $runs, $(date -u +%Y-%m-%d)"
 echo
-echo "| convert | qemu-img 7.2 (s) | sharpblock (s) | ratio (ours/qemu) | output sizes (qemu / ours) |"
-echo "|---|---|---|---|---|"
+echo "| convert | qemu-img 7.2 wall (s) | sharpblock wall (s) | ratio | qemu-img CPU (s) | sharpblock CPU (s) | output sizes (qemu / ours) |"
+echo "|---|---|---|---|---|---|---|"
 while IFS='|' read -r label in fmt_in fmt_out extra; do
-  q=$(best "$work/q.out" qemu-img convert -f "$fmt_in" -O "$fmt_out" $extra "$work/$in" "$work/q.out")
-  s=$(best "$work/s.out" "${sharpblock[@]}" img convert -f "$fmt_in" -O "$fmt_out" $extra "$work/$in" "$work/s.out")
+  read -r q qc < <(best "$work/q.out" qemu-img convert -f "$fmt_in" -O "$fmt_out" $extra "$work/$in" "$work/q.out")
+  read -r s sc < <(best "$work/s.out" "${sharpblock[@]}" img convert -f "$fmt_in" -O "$fmt_out" $extra "$work/$in" "$work/s.out")
   qemu-img compare -q -f "$fmt_in" -F "$fmt_out" "$work/$in" "$work/q.out"
   qemu-img compare -q -f "$fmt_in" -F "$fmt_out" "$work/$in" "$work/s.out"
   if [[ $fmt_out == qcow2 ]]; then
@@ -80,7 +83,7 @@ while IFS='|' read -r label in fmt_in fmt_out extra; do
   fi
   qs=$(du -m "$work/q.out" | cut -f1)
   ss=$(du -m "$work/s.out" | cut -f1)
-  echo "| $label | $q | $s | $(printf '%.2f' "$(echo "$s / $q" | bc -l)") | ${qs} / ${ss} MiB |"
+  echo "| $label | $q | $s | $(printf '%.2f' "$(echo "$s / $q" | bc -l)") | $qc | $sc | ${qs} / ${ss} MiB |"
 done <<'LIST'
 raw -> qcow2|src.raw|raw|qcow2|
 qcow2 -> raw|src.qcow2|qcow2|raw|
