@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Graph;
 using SharpBlock.Io;
@@ -71,6 +72,7 @@ internal sealed class ConvertCopier
     private long _done;
     private int _lastShown = -1;
     private volatile bool _failed;
+    private Exception? _error;
 
     public ConvertCopier(BlockNode source, BlockNode target, ConvertSettings settings)
     {
@@ -95,7 +97,16 @@ internal sealed class ConvertCopier
         var workers = new Task[Math.Max(1, _s.Streams)];
         for (int i = 0; i < workers.Length; i++)
             workers[i] = Task.Run(WorkerAsync);
-        await Task.WhenAll(workers).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(workers).ConfigureAwait(false);
+        }
+        catch when (_error != null)
+        {
+            // The workers woken by the failure end cancelled; the error to report is the one that stopped them.
+            ExceptionDispatchInfo.Throw(_error);
+        }
+
         if (_s.Progress)
         {
             ShowProgress(10000);
@@ -139,8 +150,10 @@ internal sealed class ConvertCopier
                 Account(p.Length);
             }
         }
-        catch
+        catch (Exception ex)
         {
+            if (ex is not OperationCanceledException)
+                Interlocked.CompareExchange(ref _error, ex, null);
             _failed = true;
             _turns.Fail();
             throw;

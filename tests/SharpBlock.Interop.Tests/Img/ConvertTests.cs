@@ -158,4 +158,18 @@ public class ConvertTests
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("Invalid cache mode", bad.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_full_target_disk_fails_the_convert_with_its_own_error()
+    {
+        using var dir = new TempDir();
+        string src = dir.File("r.raw");
+        var data = new byte[8 << 20];
+        new Random(5).NextBytes(data);
+        await File.WriteAllBytesAsync(src, data);
+        using var fs = SmallFileSystem.Mount(2 << 20);
+        var r = await Ours("convert", "-m", "8", "-f", "raw", "-O", "raw", src, Path.Combine(fs.Path, "d.raw"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("No space left on device", r.Stderr, StringComparison.Ordinal);
+    }
 }
