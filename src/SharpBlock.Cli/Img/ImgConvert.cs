@@ -5,7 +5,7 @@ using SharpBlock.Drivers.Format.Raw;
 namespace SharpBlock.Cli.Img;
 
 /// <summary>
-/// `img convert [-p] [-c] [-q] [-n] [-W] [-m N] [-S SIZE] [-B BACKING] [-t CACHE] [-T CACHE] [-f FMT] [-O FMT]
+/// `img convert [-p] [-c] [-q] [-n] [-W] [-m N] [-S SIZE] [-B BACKING [-F BACKING_FMT]] [-t CACHE] [-T CACHE] [-f FMT] [-O FMT]
 /// [-o OPTIONS] SRC DST`: copies the guest-visible content of SRC (its whole backing chain) into a new image.
 /// Ranges that read as zeros stay holes in the target (runs shorter than -S are written, -S 0 writes all).
 /// With -B the target gets that backing file and only what SRC's top image holds is copied. -m workers copy
@@ -15,7 +15,7 @@ internal static class ImgConvert
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fOoSBmtTl", "pcqnhUW", ["object", "target-image-opts"], ["force-share", "image-opts", "target-is-zero"]);
+        var a = ImgArgs.Parse(argv, "fOoSBFmtTl", "pcqnhUW", ["object", "target-image-opts"], ["force-share", "image-opts", "target-is-zero"]);
         if (a.Positional.Count != 2)
             throw new ImgUsageException("Expecting one source and one target file name");
         string src = a.Positional[0];
@@ -58,7 +58,7 @@ internal static class ImgConvert
                         RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16,
                         Preallocation = prealloc,
                         BackingFile = backing,
-                        BackingFormat = backing != null ? opts.GetValueOrDefault("backing_fmt") ?? await Qcow2Driver.ProbeAsync(Qcow2Driver.ResolveBacking(dst, backing), CancellationToken.None).ConfigureAwait(false) : null,
+                        BackingFormat = backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") ?? await Qcow2Driver.ProbeAsync(Qcow2Driver.ResolveBacking(dst, backing), CancellationToken.None).ConfigureAwait(false) : null,
                     }).ConfigureAwait(false);
                 }
                 else if (outFmt == "raw")
