@@ -51,14 +51,14 @@ public class ConvertTests
         return path;
     }
 
-    private static async Task<List<(long Start, long Length, bool Data, long? Offset)>> MapAsync(string image, string fmt)
+    private static async Task<List<(long Start, long Length, bool Data, long? Offset, int Depth)>> MapAsync(string image, string fmt)
     {
         var map = JsonDocument.Parse((await Qemu("map", "--output=json", "-f", fmt, image)).Ok().Stdout).RootElement;
-        var list = new List<(long, long, bool, long?)>();
+        var list = new List<(long, long, bool, long?, int)>();
         foreach (var e in map.EnumerateArray())
         {
             list.Add((e.GetProperty("start").GetInt64(), e.GetProperty("length").GetInt64(), e.GetProperty("data").GetBoolean(),
-                e.TryGetProperty("offset", out var o) ? o.GetInt64() : null));
+                e.TryGetProperty("offset", out var o) ? o.GetInt64() : null, e.GetProperty("depth").GetInt32()));
         }
 
         return list;
@@ -171,5 +171,26 @@ public class ConvertTests
         var r = await Ours("convert", "-m", "8", "-f", "raw", "-O", "raw", src, Path.Combine(fs.Path, "d.raw"));
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("No space left on device", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("-c")]
+    [InlineData("-W", "-m", "2")]
+    public async Task With_B_and_F_only_the_top_is_copied_in_parallel(params string[] opts)
+    {
+        using var dir = new TempDir();
+        string src = await MixedRawAsync(dir);
+        string b = dir.File("b.qcow2"), t = dir.File("t.qcow2"), o = dir.File("o.qcow2");
+        (await Qemu("convert", "-f", "raw", "-O", "qcow2", src, b)).Ok();
+        (await Qemu("create", "-q", "-f", "qcow2", "-b", b, "-F", "qcow2", t)).Ok();
+        (await Tools.RunAsync("qemu-io", "-c", "write -P 7 1M 3M", "-c", "write -z 6M 1M", "-c", "write -P 9 9M 64k", t)).Ok();
+        (await Ours(["convert", "-O", "qcow2", "-B", b, "-F", "qcow2", .. opts, t, o])).Ok();
+        (await Qemu("check", o)).Ok();
+        (await Qemu("compare", t, o)).Ok();
+        var own = (await MapAsync(o, "qcow2")).FindAll(e => e.Data && e.Depth == 0);
+        long ownBytes = 0;
+        foreach (var e in own)
+            ownBytes += e.Length;
+        Assert.True(ownBytes <= (3 << 20) + (64 << 10), $"only the top's data is copied, got {ownBytes} bytes");
     }
 }
