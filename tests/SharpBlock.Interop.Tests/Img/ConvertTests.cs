@@ -193,4 +193,33 @@ public class ConvertTests
             ownBytes += e.Length;
         Assert.True(ownBytes <= (3 << 20) + (64 << 10), $"only the top's data is copied, got {ownBytes} bytes");
     }
+
+    [Theory]
+    [InlineData("16")]
+    [InlineData("1")]
+    public async Task Compressed_clusters_pack_as_tightly_as_qemu_img_packs_them(string refcountBits)
+    {
+        using var dir = new TempDir();
+        string src = dir.File("text.raw");
+        var data = new byte[6 << 20];
+        var rng = new Random(11);
+        string[] words = ["block ", "cluster ", "refcount ", "qcow2 ", "the ", "of ", "a\n", "0x1f3a "];
+        for (int i = 0; i < data.Length;)
+        {
+            foreach (char c in words[rng.Next(words.Length)])
+            {
+                if (i < data.Length)
+                    data[i++] = (byte)c;
+            }
+        }
+
+        await File.WriteAllBytesAsync(src, data);
+        string ours = dir.File("ours.qcow2"), theirs = dir.File("theirs.qcow2");
+        (await Ours("convert", "-c", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=" + refcountBits, src, ours)).Ok();
+        (await Qemu("convert", "-c", "-f", "raw", "-O", "qcow2", "-o", "refcount_bits=" + refcountBits, src, theirs)).Ok();
+        (await Qemu("check", ours)).Ok();
+        (await Qemu("compare", "-f", "raw", "-F", "qcow2", src, ours)).Ok();
+        long o = new FileInfo(ours).Length, t = new FileInfo(theirs).Length;
+        Assert.True(o <= t + 4096, $"ours {o} bytes, qemu-img's {t}");
+    }
 }

@@ -544,6 +544,11 @@ public sealed partial class Qcow2Node
                 var m = await LookupLockedAsync(offset, _clusterSize).ConfigureAwait(false);
                 if (m.Kind != Qcow2ClusterKind.Unallocated && m.Kind != Qcow2ClusterKind.ZeroPlain)
                     throw new BlockException(Errno.EINVAL, "qcow2: compressed writes need an unallocated cluster");
+                // A missing L2 table is allocated first, so that it does not land between two pieces of packed
+                // compressed data and cut the run.
+                long l1i = offset >> _clusterBits >> _l2Bits;
+                if (l1i < _l1.Length)
+                    await GetWritableL2Async(l1i).ConfigureAwait(false);
                 host = await AllocateBytesLockedAsync(clen).ConfigureAwait(false);
             }
             finally
@@ -566,27 +571,39 @@ public sealed partial class Qcow2Node
     }
 
     /// <summary>
-    /// Packs compressed data into host clusters: the next piece goes after the previous one when it fits in
-    /// the same cluster (one more reference to it), else into fresh clusters. Each host cluster holds one
-    /// reference per compressed cluster touching it, which is what a check recounts.
+    /// Packs compressed data into host clusters byte by byte: the next piece goes right after the previous
+    /// one, running on into the following host cluster when that one is the next free cluster (as qemu-img
+    /// packs them), else it starts fresh clusters. Each host cluster holds one reference per compressed
+    /// cluster touching it, which is what a check recounts.
     /// </summary>
     private async ValueTask<long> AllocateBytesLockedAsync(int length)
     {
         long cur = _compressedCursor;
-        if (cur != 0 && Qcow2Refcount.MaxValue(_refOrder) > 1)
+        bool shareable = cur != 0 && (cur & (_clusterSize - 1)) != 0 && Qcow2Refcount.MaxValue(_refOrder) > 1
+            && await GetRefcountLockedAsync(cur >> _clusterBits).ConfigureAwait(false) < Qcow2Refcount.MaxValue(_refOrder);
+        long room = _clusterSize - (cur & (_clusterSize - 1));
+        if (shareable && length <= room)
         {
-            long room = _clusterSize - (cur & (_clusterSize - 1));
-            if ((cur & (_clusterSize - 1)) != 0 && length <= room
-                && await GetRefcountLockedAsync(cur >> _clusterBits).ConfigureAwait(false) < Qcow2Refcount.MaxValue(_refOrder))
-            {
-                await UpdateRefcountLockedAsync(cur >> _clusterBits, 1).ConfigureAwait(false);
-                _compressedCursor = cur + length;
-                return cur;
-            }
+            await UpdateRefcountLockedAsync(cur >> _clusterBits, 1).ConfigureAwait(false);
+            _compressedCursor = cur + length;
+            return cur;
         }
 
         long clusters = (length + _clusterSize - 1) >> _clusterBits;
         long host = await AllocateClustersLockedAsync(clusters).ConfigureAwait(false);
+        if (shareable && host == (cur & ~((long)_clusterSize - 1)) + _clusterSize && length - room <= clusters << _clusterBits)
+        {
+            // The fresh cluster continues the partly used one: start in the gap at its end. Any fresh
+            // cluster the piece no longer reaches goes back at once (nothing points at it yet).
+            await UpdateRefcountLockedAsync(cur >> _clusterBits, 1).ConfigureAwait(false);
+            long end = cur + length;
+            long lastUsed = (end - 1) >> _clusterBits;
+            for (long c = lastUsed + 1; c < (host >> _clusterBits) + clusters; c++)
+                await UpdateRefcountLockedAsync(c, -1).ConfigureAwait(false);
+            _compressedCursor = end;
+            return cur;
+        }
+
         _compressedCursor = host + length;
         return host;
     }
