@@ -14,10 +14,10 @@ internal static partial class ImgImage
     /// encrypt.key-secret=ID for a secret given with --object. Unless <paramref name="requireKey"/> is false
     /// (img info, which reads only metadata), an encrypted image without its key is refused as qemu-img does.
     /// </summary>
-    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(ImgArgs args, string name, string? format, bool readOnly, bool requireKey = true)
+    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(ImgArgs args, string name, string? format, bool readOnly, bool requireKey = true, Schema.BlockdevCacheOptions? cache = null)
     {
         var spec = Spec(args, name, format);
-        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly).ConfigureAwait(false);
+        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly, cache).ConfigureAwait(false);
         try
         {
             Unlock(args, node, spec, name, requireKey);

@@ -5,6 +5,7 @@ using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Qmp.Protocol;
+using SharpBlock.Schema;
 
 namespace SharpBlock.Cli.Img;
 
@@ -12,13 +13,16 @@ namespace SharpBlock.Cli.Img;
 internal static partial class ImgImage
 {
     /// <summary>Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph.</summary>
-    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly)
+    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null)
     {
         var graph = new BlockGraph();
         try
         {
             format ??= await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
-            var node = await graph.AddAsync(Qcow2Driver.ImageOptions(path, format, readOnly, "img0")).ConfigureAwait(false);
+            var options = Qcow2Driver.ImageOptions(path, format, readOnly, "img0");
+            if (cache != null)
+                options.Cache = cache;
+            var node = await graph.AddAsync(options).ConfigureAwait(false);
             return (graph, node);
         }
         catch (BlockException ex)

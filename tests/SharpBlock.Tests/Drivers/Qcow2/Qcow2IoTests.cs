@@ -107,6 +107,54 @@ public class Qcow2IoTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Partial_writes_into_fresh_clusters_read_zeros_around_the_data(bool staleFile)
+    {
+        using var dir = new TempDir();
+        const int Cluster = 65536;
+        string p = await Qcow2TestImage.CreateAsync(dir.File("z.qcow2"), 1 << 20);
+        if (staleFile)
+        {
+            // Free clusters past the metadata that still hold old bytes, as clusters freed without a punch do.
+            await using var fs = new FileStream(p, FileMode.Append);
+            byte[] junk = new byte[1 << 20];
+            Array.Fill(junk, (byte)0xAA);
+            await fs.WriteAsync(junk);
+        }
+
+        var model = new byte[1 << 20];
+        await using (var img = await Qcow2TestImage.OpenAsync(p))
+        {
+            if (!staleFile)
+            {
+                // Allocated zero clusters: the write moves to new clusters, zero around it.
+                byte[] full = new byte[Cluster * 2];
+                Array.Fill(full, (byte)0xAA);
+                await img.Node.WriteAsync(0, full);
+                await img.Node.WriteZeroesAsync(0, full.Length);
+                await img.Node.FlushAsync();
+            }
+
+            byte[] data = new byte[4096];
+            Array.Fill(data, (byte)0x5C);
+            foreach (int off in new[] { 1000, Cluster + Cluster - 4096, (5 * Cluster) + 300 })
+            {
+                await img.Node.WriteAsync(off, data);
+                data.CopyTo(model, off);
+            }
+
+            await AssertContentAsync(img, model);
+            await img.Node.FlushAsync();
+            var r = await img.Qcow2.CheckAsync(Qcow2CheckMode.None, null);
+            Assert.Equal(0, r.Corruptions);
+        }
+
+        await using var again = await Qcow2TestImage.OpenAsync(p, readOnly: true);
+        await AssertContentAsync(again, model);
+    }
+
     [Fact]
     public async Task Concurrent_writes_to_the_same_and_different_clusters_are_safe()
     {

@@ -165,10 +165,10 @@ public sealed partial class Qcow2Node
         {
             while (data.Length > 0)
             {
-                var m = await LookupAsync(offset, data.Length, cancellationToken).ConfigureAwait(false);
+                var (m, host) = await LookupForWriteAsync(offset, data.Length, cancellationToken).ConfigureAwait(false);
                 long inCluster = offset & (_clusterSize - 1);
                 int n = (int)Math.Min(data.Length, ((long)m.Clusters << _clusterBits) - inCluster);
-                if (m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied)
+                if (host < 0)
                 {
                     if (OverlapsMetadata(m.Entry.HostOffset, (long)m.Clusters << _clusterBits))
                         throw await MarkCorruptAsync("data write would overwrite metadata", m.Entry.HostOffset).ConfigureAwait(false);
@@ -176,7 +176,7 @@ public sealed partial class Qcow2Node
                 }
                 else
                 {
-                    await AllocatingWriteAsync(offset, data[..n], m, cancellationToken).ConfigureAwait(false);
+                    await AllocatingWriteAsync(offset, data[..n], m, host, cancellationToken).ConfigureAwait(false);
                 }
                 offset += n;
                 data = data[n..];
@@ -188,31 +188,47 @@ public sealed partial class Qcow2Node
     }
 
     /// <summary>
-    /// Writes into fresh clusters: allocate (under the lock), write data with the old content of partial
-    /// clusters around it (outside), then point the L2 entries at them (under the lock). Readers keep
-    /// seeing the old mapping, with complete data, until the switch.
+    /// The mapping a write starts in and, when it must go to fresh clusters, their host offset (else -1):
+    /// lookup and allocation under one hold of the metadata lock, since every allocating write needs both.
     /// </summary>
-    private async ValueTask AllocatingWriteAsync(long offset, ReadOnlyMemory<byte> data, Mapping m, CancellationToken ct)
+    private async ValueTask<(Mapping Mapping, long Host)> LookupForWriteAsync(long offset, long length, CancellationToken ct)
     {
-        long firstCluster = offset >> _clusterBits;
-        long lastCluster = (offset + data.Length - 1) >> _clusterBits;
-        long count = lastCluster - firstCluster + 1;
-        long host;
         await _meta.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            host = await AllocateClustersLockedAsync(count).ConfigureAwait(false);
+            var m = await LookupLockedAsync(offset, length).ConfigureAwait(false);
+            if (m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied)
+                return (m, -1);
+            long inCluster = offset & (_clusterSize - 1);
+            long n = Math.Min(length, ((long)m.Clusters << _clusterBits) - inCluster);
+            long count = ((offset + n - 1) >> _clusterBits) - (offset >> _clusterBits) + 1;
+            return (m, await AllocateClustersLockedAsync(count).ConfigureAwait(false));
         }
         finally
         {
             _meta.Release();
         }
+    }
 
+    /// <summary>
+    /// Writes into the fresh clusters at host: data with the old content of partial clusters around it (outside
+    /// the lock), then the L2 entries pointing at them (under it). Readers keep seeing the old mapping, with
+    /// complete data, until the switch.
+    /// </summary>
+    private async ValueTask AllocatingWriteAsync(long offset, ReadOnlyMemory<byte> data, Mapping m, long host, CancellationToken ct)
+    {
+        long firstCluster = offset >> _clusterBits;
+        long lastCluster = (offset + data.Length - 1) >> _clusterBits;
+        long count = lastCluster - firstCluster + 1;
         long inCluster = offset & (_clusterSize - 1);
         long tail = ((offset + data.Length) & (_clusterSize - 1)) == 0 ? 0 : _clusterSize - ((offset + data.Length) & (_clusterSize - 1));
         if (inCluster == 0 && tail == 0)
         {
             await WriteDataAsync(host, offset, data, ct).ConfigureAwait(false);
+        }
+        else if (await TryZeroCowAsync(offset, data.Length, m, host, count, ct).ConfigureAwait(false))
+        {
+            await _file.WriteAsync(host + inCluster, data, RequestFlags.None, ct).ConfigureAwait(false);
         }
         else
         {
@@ -243,6 +259,36 @@ public sealed partial class Qcow2Node
         finally
         {
             _meta.Release();
+        }
+    }
+
+    /// <summary>Set once the file has refused a fast zero-range; the copy-on-write then always writes zeros.</summary>
+    private volatile bool _noZeroCow;
+
+    /// <summary>
+    /// When what surrounds a partial write reads as zeros (no backing data under it, or a zero cluster), the
+    /// fresh clusters are zeroed by the file in one cheap request and only the guest's bytes are written:
+    /// a 4 KiB write into a new 64 KiB cluster then costs 4 KiB of data instead of 64. False when the old
+    /// content must be copied. An encrypted image must never come here: its zeros are not zero bytes on disk.
+    /// </summary>
+    private async ValueTask<bool> TryZeroCowAsync(long offset, int length, Mapping m, long host, long count, CancellationToken ct)
+    {
+        // On an encrypted image zeros on disk decrypt to noise: the fill must go through the cipher.
+        if (_noZeroCow || Encrypted)
+            return false;
+        bool zeros = m.Kind is Qcow2ClusterKind.ZeroPlain or Qcow2ClusterKind.ZeroAllocated
+            || (m.Kind == Qcow2ClusterKind.Unallocated && (Backing == null || Backing.Length <= (offset & ~((long)_clusterSize - 1))));
+        if (!zeros)
+            return false;
+        try
+        {
+            await _file.WriteZeroesAsync(host, count << _clusterBits, RequestFlags.NoFallback, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (BlockException ex) when (ex.Errno == Errno.EOPNOTSUPP)
+        {
+            _noZeroCow = true;
+            return false;
         }
     }
 
@@ -438,82 +484,141 @@ public sealed partial class Qcow2Node
     /// </summary>
     public async ValueTask WriteCompressedAsync(long offset, ReadOnlyMemory<byte> cluster, CancellationToken cancellationToken = default)
     {
-        if (ReadOnly)
-            throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
         RefuseCompressedIfEncrypted();
-        if ((offset & (_clusterSize - 1)) != 0 || (cluster.Length != _clusterSize && offset + cluster.Length != _size) || offset >= _size)
-            throw new BlockException(Errno.EINVAL, "qcow2: compressed writes must cover one whole cluster");
-        byte[] input = ArrayPool<byte>.Shared.Rent(_clusterSize);
         byte[] output = ArrayPool<byte>.Shared.Rent(_clusterSize);
         try
         {
-            cluster.Span.CopyTo(input);
-            input.AsSpan(cluster.Length, _clusterSize - cluster.Length).Clear();
-            int clen = Qcow2Compression.Compress(input.AsSpan(0, _clusterSize), output.AsSpan(0, _clusterSize - 1));
-            if (clen < 0 || clen >= _clusterSize - 512)
-            {
-                await WriteAsync(offset, cluster, RequestFlags.None, cancellationToken).ConfigureAwait(false);
-                return;
-            }
-
-            using (await LockClustersAsync(offset, _clusterSize).ConfigureAwait(false))
-            {
-                long host;
-                await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
-                try
-                {
-                    var m = await LookupLockedAsync(offset, _clusterSize).ConfigureAwait(false);
-                    if (m.Kind != Qcow2ClusterKind.Unallocated && m.Kind != Qcow2ClusterKind.ZeroPlain)
-                        throw new BlockException(Errno.EINVAL, "qcow2: compressed writes need an unallocated cluster");
-                    host = await AllocateBytesLockedAsync(clen).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _meta.Release();
-                }
-
-                await _file.WriteAsync(host, output.AsMemory(0, clen), RequestFlags.None, cancellationToken).ConfigureAwait(false);
-                await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
-                try
-                {
-                    ulong e = Qcow2L2Entry.MakeCompressed(host, clen, _clusterBits).Raw;
-                    await SetMappingLockedAsync(offset >> _clusterBits, 1, _ => e, FreeReason.Other).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _meta.Release();
-                }
-            }
+            int clen = CompressCluster(cluster.Span, output);
+            await WriteCompressedAsync(offset, cluster, output.AsMemory(0, Math.Max(clen, 0)), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(input);
             ArrayPool<byte>.Shared.Return(output);
         }
     }
 
     /// <summary>
-    /// Packs compressed data into host clusters: the next piece goes after the previous one when it fits in
-    /// the same cluster (one more reference to it), else into fresh clusters. Each host cluster holds one
-    /// reference per compressed cluster touching it, which is what a check recounts.
+    /// Deflates one guest cluster (a shorter last cluster is padded with zeros) into output, which holds at
+    /// least ClusterSize bytes; returns the length, or -1 when storing it compressed would save nothing.
+    /// Touches no image state, so callers such as convert compress clusters in parallel and write in order.
+    /// </summary>
+    public int CompressCluster(ReadOnlySpan<byte> cluster, Span<byte> output)
+    {
+        RefuseCompressedIfEncrypted();
+        if (cluster.Length > _clusterSize || output.Length < _clusterSize)
+            throw new BlockException(Errno.EINVAL, "qcow2: a compressed write takes at most one cluster");
+        int clen;
+        if (cluster.Length == _clusterSize)
+        {
+            clen = Qcow2Compression.Compress(cluster, output[..(_clusterSize - 1)]);
+        }
+        else
+        {
+            byte[] input = ArrayPool<byte>.Shared.Rent(_clusterSize);
+            try
+            {
+                cluster.CopyTo(input);
+                input.AsSpan(cluster.Length, _clusterSize - cluster.Length).Clear();
+                clen = Qcow2Compression.Compress(input.AsSpan(0, _clusterSize), output[..(_clusterSize - 1)]);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(input);
+            }
+        }
+
+        // A compressed cluster is addressed in 512-byte sectors; one that saves less than a sector costs more
+        // to read than it saves.
+        return clen < 0 || clen >= _clusterSize - 512 ? -1 : clen;
+    }
+
+    /// <summary>
+    /// Stores one whole guest cluster as compressed (from <see cref="CompressCluster"/>); an empty compressed
+    /// buffer means it did not shrink and the cluster is written as a normal one.
+    /// </summary>
+    public async ValueTask WriteCompressedAsync(long offset, ReadOnlyMemory<byte> cluster, ReadOnlyMemory<byte> compressed, CancellationToken cancellationToken = default)
+    {
+        if (ReadOnly)
+            throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
+        RefuseCompressedIfEncrypted();
+        if ((offset & (_clusterSize - 1)) != 0 || (cluster.Length != _clusterSize && offset + cluster.Length != _size) || offset >= _size)
+            throw new BlockException(Errno.EINVAL, "qcow2: compressed writes must cover one whole cluster");
+        if (compressed.IsEmpty)
+        {
+            await WriteAsync(offset, cluster, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        int clen = compressed.Length;
+        using (await LockClustersAsync(offset, _clusterSize).ConfigureAwait(false))
+        {
+            long host;
+            await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var m = await LookupLockedAsync(offset, _clusterSize).ConfigureAwait(false);
+                if (m.Kind != Qcow2ClusterKind.Unallocated && m.Kind != Qcow2ClusterKind.ZeroPlain)
+                    throw new BlockException(Errno.EINVAL, "qcow2: compressed writes need an unallocated cluster");
+                // A missing L2 table is allocated first, so that it does not land between two pieces of packed
+                // compressed data and cut the run.
+                long l1i = offset >> _clusterBits >> _l2Bits;
+                if (l1i < _l1.Length)
+                    await GetWritableL2Async(l1i).ConfigureAwait(false);
+                host = await AllocateBytesLockedAsync(clen).ConfigureAwait(false);
+            }
+            finally
+            {
+                _meta.Release();
+            }
+
+            await _file.WriteAsync(host, compressed, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+            await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ulong e = Qcow2L2Entry.MakeCompressed(host, clen, _clusterBits).Raw;
+                await SetMappingLockedAsync(offset >> _clusterBits, 1, _ => e, FreeReason.Other).ConfigureAwait(false);
+            }
+            finally
+            {
+                _meta.Release();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs compressed data into host clusters byte by byte: the next piece goes right after the previous
+    /// one, running on into the following host cluster when that one is the next free cluster (as qemu-img
+    /// packs them), else it starts fresh clusters. Each host cluster holds one reference per compressed
+    /// cluster touching it, which is what a check recounts.
     /// </summary>
     private async ValueTask<long> AllocateBytesLockedAsync(int length)
     {
         long cur = _compressedCursor;
-        if (cur != 0 && Qcow2Refcount.MaxValue(_refOrder) > 1)
+        bool shareable = cur != 0 && (cur & (_clusterSize - 1)) != 0 && Qcow2Refcount.MaxValue(_refOrder) > 1
+            && await GetRefcountLockedAsync(cur >> _clusterBits).ConfigureAwait(false) < Qcow2Refcount.MaxValue(_refOrder);
+        long room = _clusterSize - (cur & (_clusterSize - 1));
+        if (shareable && length <= room)
         {
-            long room = _clusterSize - (cur & (_clusterSize - 1));
-            if ((cur & (_clusterSize - 1)) != 0 && length <= room
-                && await GetRefcountLockedAsync(cur >> _clusterBits).ConfigureAwait(false) < Qcow2Refcount.MaxValue(_refOrder))
-            {
-                await UpdateRefcountLockedAsync(cur >> _clusterBits, 1).ConfigureAwait(false);
-                _compressedCursor = cur + length;
-                return cur;
-            }
+            await UpdateRefcountLockedAsync(cur >> _clusterBits, 1).ConfigureAwait(false);
+            _compressedCursor = cur + length;
+            return cur;
         }
 
         long clusters = (length + _clusterSize - 1) >> _clusterBits;
         long host = await AllocateClustersLockedAsync(clusters).ConfigureAwait(false);
+        if (shareable && host == (cur & ~((long)_clusterSize - 1)) + _clusterSize && length - room <= clusters << _clusterBits)
+        {
+            // The fresh cluster continues the partly used one: start in the gap at its end. Any fresh
+            // cluster the piece no longer reaches goes back at once (nothing points at it yet).
+            await UpdateRefcountLockedAsync(cur >> _clusterBits, 1).ConfigureAwait(false);
+            long end = cur + length;
+            long lastUsed = (end - 1) >> _clusterBits;
+            for (long c = lastUsed + 1; c < (host >> _clusterBits) + clusters; c++)
+                await UpdateRefcountLockedAsync(c, -1).ConfigureAwait(false);
+            _compressedCursor = end;
+            return cur;
+        }
+
         _compressedCursor = host + length;
         return host;
     }
