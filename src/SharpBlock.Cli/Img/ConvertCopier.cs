@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Globalization;
 using System.Runtime.ExceptionServices;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Graph;
@@ -27,7 +26,8 @@ internal sealed record ConvertSettings
     /// <summary>The target reads as zeros before the copy (freshly created, or --target-is-zero).</summary>
     public bool TargetIsZero { get; init; }
 
-    public bool Progress { get; init; }
+    /// <summary>The -p bar; null without -p.</summary>
+    public ImgProgress? Progress { get; init; }
 }
 
 /// <summary>
@@ -66,11 +66,9 @@ internal sealed class ConvertCopier
     private readonly int _zeroGranularity;
     private readonly SemaphoreSlim _claim = new(1, 1);
     private readonly ConvertWriteTurns _turns = new();
-    private readonly object _progressLock = new();
     private long _next;
     private long _nextTurn;
     private long _done;
-    private int _lastShown = -1;
     private volatile bool _failed;
     private Exception? _error;
 
@@ -92,8 +90,6 @@ internal sealed class ConvertCopier
 
     public async Task RunAsync()
     {
-        if (_s.Progress)
-            ShowProgress(0);
         var workers = new Task[Math.Max(1, _s.Streams)];
         for (int i = 0; i < workers.Length; i++)
             workers[i] = Task.Run(WorkerAsync);
@@ -107,11 +103,7 @@ internal sealed class ConvertCopier
             ExceptionDispatchInfo.Throw(_error);
         }
 
-        if (_s.Progress)
-        {
-            ShowProgress(10000);
-            Console.Out.Write("\n");
-        }
+        _s.Progress?.Done();
     }
 
     private async Task WorkerAsync()
@@ -314,20 +306,6 @@ internal sealed class ConvertCopier
     private void Account(long bytes)
     {
         long done = Interlocked.Add(ref _done, bytes);
-        if (_s.Progress)
-            ShowProgress((int)(done * 10000 / Math.Max(1, _size)));
-    }
-
-    private void ShowProgress(int hundredths)
-    {
-        lock (_progressLock)
-        {
-            // Workers finish out of order; the bar only moves forward, one whole percent at a time.
-            if (hundredths <= _lastShown || (hundredths / 100 == _lastShown / 100 && _lastShown >= 0 && hundredths != 10000))
-                return;
-            _lastShown = hundredths;
-            Console.Out.Write(string.Format(CultureInfo.InvariantCulture, "    ({0:0.00}/100%)\r", hundredths / 100.0));
-            Console.Out.Flush();
-        }
+        _s.Progress?.Report(done, _size);
     }
 }

@@ -92,7 +92,7 @@ internal static class ImgConvert
                 TopOnly = backing != null,
                 // A target we just created without a backing file reads as zeros; with -n only the user knows.
                 TargetIsZero = a.Has("-n") ? a.Has("--target-is-zero") : backing == null,
-                Progress = progress,
+                Progress = progress ? new ImgProgress(true) : null,
             });
             await copier.RunAsync().ConfigureAwait(false);
             await target.FlushAsync().ConfigureAwait(false);

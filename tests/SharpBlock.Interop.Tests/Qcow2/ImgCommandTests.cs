@@ -113,6 +113,12 @@ public class ImgCommandTests
         var r = await Tools.RunAsync("sharpblock", args);
         r.Ok();
         Assert.Contains("(100.00/100%)", r.Stdout, StringComparison.Ordinal);
+        // Output goes to a pipe here: plain lines, no carriage returns, and the figure never goes back even
+        // though parallel workers finish out of order.
+        Assert.DoesNotContain("\r", r.Stdout, StringComparison.Ordinal);
+        var figures = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => double.Parse(l.Trim().TrimStart('(').Split('/')[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(figures.Order(), figures);
         (await Tools.RunAsync("qemu-img", "check", dst)).Ok();
         (await Tools.RunAsync("qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, dst)).Ok();
         var map = (await Tools.RunAsync("qemu-img", "map", "--output=json", dst)).Ok();
