@@ -119,28 +119,7 @@ internal static class ImgCreate
         var d = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var list in lists)
         {
-            var parts = new List<string>();
-            var cur = new StringBuilder();
-            for (int i = 0; i < list.Length; i++)
-            {
-                if (list[i] == ',')
-                {
-                    if (i + 1 < list.Length && list[i + 1] == ',')
-                    {
-                        cur.Append(',');
-                        i++;
-                        continue;
-                    }
-
-                    parts.Add(cur.ToString());
-                    cur.Clear();
-                    continue;
-                }
-
-                cur.Append(list[i]);
-            }
-
-            parts.Add(cur.ToString());
+            var parts = ImgOptionString.Split(list);
             foreach (var p in parts)
             {
                 if (p.Length == 0)

@@ -86,6 +86,31 @@ internal static class ImgOptionString
     public static Dictionary<string, string> Parse(string text, string? implicitKey = null)
     {
         var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        var parts = Split(text);
+        for (int i = 0; i < parts.Count; i++)
+        {
+            string p = parts[i];
+            int eq = p.IndexOf('=', StringComparison.Ordinal);
+            if (eq < 0)
+            {
+                if (i == 0 && implicitKey != null && p.Length > 0)
+                {
+                    d[implicitKey] = p;
+                    continue;
+                }
+
+                throw new ImgUsageException($"Invalid parameter '{p}'");
+            }
+
+            d[p[..eq]] = p[(eq + 1)..];
+        }
+
+        return d;
+    }
+
+    /// <summary>Splits at single commas; ",," stands for a comma inside an item.</summary>
+    public static List<string> Split(string text)
+    {
         var parts = new List<string>();
         var cur = new StringBuilder();
         for (int i = 0; i < text.Length; i++)
@@ -108,25 +133,7 @@ internal static class ImgOptionString
         }
 
         parts.Add(cur.ToString());
-        for (int i = 0; i < parts.Count; i++)
-        {
-            string p = parts[i];
-            int eq = p.IndexOf('=', StringComparison.Ordinal);
-            if (eq < 0)
-            {
-                if (i == 0 && implicitKey != null && p.Length > 0)
-                {
-                    d[implicitKey] = p;
-                    continue;
-                }
-
-                throw new ImgUsageException($"Invalid parameter '{p}'");
-            }
-
-            d[p[..eq]] = p[(eq + 1)..];
-        }
-
-        return d;
+        return parts;
     }
 }
 
