@@ -39,6 +39,18 @@ public class Qcow2EncryptionTests
         Assert.Contains("No errors were found on the image.", r.Stdout);
     }
 
+    /// <summary>An empty AES overlay (top.qcow2) over a plain 1 MiB base (base.qcow2) full of 0x42.</summary>
+    private static async Task<string> EncryptedOverPlainBaseAsync(TempDir dir)
+    {
+        string basePath = dir.File("base.qcow2");
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", basePath, "1M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 1M", basePath)).Ok();
+        string top = dir.File("top.qcow2");
+        (await Tools.RunAsync("qemu-img", ["create", .. Secret(), "-q", "-f", "qcow2", "-o", "encrypt.format=aes,encrypt.key-secret=sec0",
+            "-b", "base.qcow2", "-F", "qcow2", top])).Ok();
+        return top;
+    }
+
     private static async Task<(BlockGraph Graph, Qcow2Node Node)> OpenAsync(string path, bool readOnly, string? password)
     {
         var g = new BlockGraph();
@@ -177,12 +189,7 @@ public class Qcow2EncryptionTests
     public async Task Copy_on_write_from_a_plain_backing_file_encrypts_the_backing_data()
     {
         using var dir = new TempDir();
-        string basePath = dir.File("base.qcow2");
-        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", basePath, "1M")).Ok();
-        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 1M", basePath)).Ok();
-        string top = dir.File("top.qcow2");
-        (await Tools.RunAsync("qemu-img", ["create", .. Secret(), "-q", "-f", "qcow2", "-o", "encrypt.format=aes,encrypt.key-secret=sec0",
-            "-b", "base.qcow2", "-F", "qcow2", top])).Ok();
+        string top = await EncryptedOverPlainBaseAsync(dir);
         var model = new byte[1 << 20];
         Array.Fill(model, (byte)0x42);
         var (g, node) = await OpenAsync(top, readOnly: false, Password);
@@ -203,12 +210,7 @@ public class Qcow2EncryptionTests
     {
         // qemu-img 7.2 fills such clusters with plain zeros, which then decrypt to garbage; we encrypt them.
         using var dir = new TempDir();
-        string basePath = dir.File("base.qcow2");
-        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", basePath, "1M")).Ok();
-        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 1M", basePath)).Ok();
-        string top = dir.File("top.qcow2");
-        (await Tools.RunAsync("qemu-img", ["create", .. Secret(), "-q", "-f", "qcow2", "-o", "encrypt.format=aes,encrypt.key-secret=sec0",
-            "-b", "base.qcow2", "-F", "qcow2", top])).Ok();
+        string top = await EncryptedOverPlainBaseAsync(dir);
         (await Tools.RunAsync("qemu-io", [.. Secret(), "--image-opts", ImageOpts(top), "-c", "write -z 64k 64k", "-c", "write -z -u 192k 64k", "-c", "write -P 7 0 4k"])).Ok();
         var before = await QemuReadAsync(dir, top);
 
