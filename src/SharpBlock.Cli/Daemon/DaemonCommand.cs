@@ -50,6 +50,8 @@ internal static class DaemonCommand
         int exitCode = 0;
         try
         {
+            foreach (var (id, secret) in options.Secrets.All)
+                graph.Secrets.Add(id, secret);
             foreach (var spec in options.Blockdevs)
                 await graph.AddAsync(ParseBlockdev(spec)).ConfigureAwait(false);
 

@@ -21,6 +21,9 @@ internal sealed class DaemonOptions
 {
     public List<MonitorEndpoint> Monitors { get; } = [];
     public List<string> Blockdevs { get; } = [];
+
+    /// <summary>Secrets from --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64].</summary>
+    public Img.ImgSecrets Secrets { get; private set; } = Img.ImgSecrets.Parse([]);
     public SharpBlock.Schema.SocketAddress? NbdServer { get; set; }
     public List<NbdExportOption> Exports { get; } = [];
     public string? PidFile { get; set; }
@@ -43,6 +46,9 @@ internal sealed class DaemonOptions
           --chardev stdio,id=ID                    a character device, used by --monitor
           --monitor [chardev=]ID[,mode=control]    QMP on that character device
           --blockdev JSON|KEY=VALUE,...            add a node or device at start (as blockdev-add)
+          --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]
+                                                   a secret, e.g. for a qcow2 image's
+                                                   encrypt.format=aes,encrypt.key-secret=ID
           --nbd-server addr.type=inet,addr.host=HOST,addr.port=PORT
           --nbd-server addr.type=unix,addr.path=PATH
                                                    start the NBD server
@@ -57,6 +63,7 @@ internal sealed class DaemonOptions
     public static DaemonOptions Parse(string[] args)
     {
         var o = new DaemonOptions();
+        var objects = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -96,6 +103,9 @@ internal sealed class DaemonOptions
                 case "--blockdev":
                     o.Blockdevs.Add(Value());
                     break;
+                case "--object":
+                    objects.Add(Value());
+                    break;
                 case "--nbd-server":
                     if (o.NbdServer != null)
                         throw new ArgumentException("--nbd-server may be given once");
@@ -114,6 +124,15 @@ internal sealed class DaemonOptions
 
         if (o.Exports.Count > 0 && o.NbdServer == null)
             throw new ArgumentException("--export type=nbd needs --nbd-server");
+        try
+        {
+            o.Secrets = Img.ImgSecrets.Parse(objects);
+        }
+        catch (Img.ImgUsageException ex)
+        {
+            throw new ArgumentException("--object: " + ex.Message);
+        }
+
         return o;
     }
 

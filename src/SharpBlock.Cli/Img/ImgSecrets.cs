@@ -73,6 +73,9 @@ internal sealed class ImgSecrets
         return r;
     }
 
+    /// <summary>Every secret, by id.</summary>
+    public IReadOnlyDictionary<string, string> All => _byId;
+
     /// <summary>The secret's text, or null when no --object defined that id.</summary>
     public string? Find(string id) => _byId.GetValueOrDefault(id);
 }

@@ -28,6 +28,9 @@ public sealed class BlockGraph : IAsyncDisposable
 
     public BlockEvents Events { get; } = new();
 
+    /// <summary>Secrets from --object secret, for images that name one (encrypt.key-secret).</summary>
+    public SecretStore Secrets { get; } = new();
+
     public Jobs.JobManager Jobs { get; } = new();
 
     public IReadOnlyList<BlockBackend> Devices => _devices;

@@ -20,6 +20,8 @@ public static class Qcow2Driver
             if (o.LazyRefcounts is { } lazy)
                 node.LazyRefcountsOverride = lazy;
             node.ConfigureCaches(new Qcow2CacheOptions(o.CacheSize, o.L2CacheSize, o.L2CacheEntrySize, o.RefcountCacheSize, o.CacheCleanInterval));
+            if (o.Encrypt is { } encrypt)
+                Unlock(ctx.Graph, node, encrypt);
             BlockNode? backing = null;
             if (o.Backing is { } b)
             {
@@ -42,6 +44,23 @@ public static class Qcow2Driver
             await node.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Newer QEMU's way to give the key at open (encrypt.format=aes,encrypt.key-secret=ID with a secret from
+    /// --object), checked as QEMU checks it. Without these options an encrypted image still opens and waits
+    /// for block_passwd, as in 2.1.
+    /// </summary>
+    private static void Unlock(BlockGraph graph, Qcow2Node node, BlockdevQcow2Encryption encrypt)
+    {
+        string wanted = encrypt.Format.ToWire();
+        // Images of any other crypt method were refused when the header was read.
+        if (!node.Encrypted)
+            throw new BlockException(Errno.EINVAL, $"No encryption in image header, but options specified format '{wanted}'");
+        if (encrypt.Format != BlockdevQcow2EncryptionFormat.Aes)
+            throw new BlockException(Errno.EINVAL, $"Header reported 'aes' encryption format but options specify '{wanted}'");
+        string id = encrypt.KeySecret ?? throw new BlockException(Errno.EINVAL, "Parameter 'encrypt.key-secret' is required for cipher");
+        node.SetEncryptionKey(graph.Secrets.Get(id));
     }
 
     /// <summary>A relative backing name is relative to the directory of the image that names it.</summary>
