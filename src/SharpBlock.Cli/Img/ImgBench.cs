@@ -14,7 +14,7 @@ internal static class ImgBench
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "cdfsSotib", "wqhnU", ["pattern", "flush-interval"], ["no-drain", "force-share", "image-opts"]);
+        var a = ImgArgs.Parse(argv, "cdfsSotib", "wqhnU", ["pattern", "flush-interval", "object"], ["no-drain", "force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
         var ci = CultureInfo.InvariantCulture;
@@ -33,7 +33,13 @@ internal static class ImgBench
         BlockdevOptions options;
         if (a.Has("--image-opts"))
         {
-            // The argument is the image's options in key=value form, as --blockdev takes them.
+            // The argument is the image's options in key=value form, as --blockdev takes them. qemu-img's
+            // --image-opts lets a key secret stand alone; the format it implies is the only one we read.
+            // The same for a file child named only by its file name.
+            if (path.Contains("encrypt.key-secret=", StringComparison.Ordinal) && !path.Contains("encrypt.format=", StringComparison.Ordinal))
+                path += ",encrypt.format=aes";
+            if (path.Contains("file.filename=", StringComparison.Ordinal) && !path.Contains("file.driver=", StringComparison.Ordinal))
+                path += ",file.driver=file";
             options = Daemon.DaemonCommand.ParseBlockdev(path);
             options.ReadOnly = !write;
             options.NodeName ??= "bench";
@@ -48,6 +54,8 @@ internal static class ImgBench
         var graph = new BlockGraph();
         await using (graph.ConfigureAwait(false))
         {
+            foreach (var (id, secret) in ImgSecrets.Parse(a.GetAll("--object")).All)
+                graph.Secrets.Add(id, secret);
             BlockNode node;
             try
             {

@@ -64,6 +64,11 @@ internal static class ImgCommand
         {
             return Fail(ex.Message);
         }
+        catch (SharpBlock.Qmp.Protocol.QmpException ex)
+        {
+            // Options in key=value form (--image-opts) that the schema refused.
+            return Fail(ex.Message);
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // Whatever the library did not word itself (a path it cannot create, a full disk) still ends as

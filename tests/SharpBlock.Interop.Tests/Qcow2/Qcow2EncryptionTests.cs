@@ -227,6 +227,19 @@ public class Qcow2EncryptionTests
     }
 
     [Fact]
+    public async Task Bench_writes_through_the_key_its_image_opts_name()
+    {
+        using var dir = new TempDir();
+        string img = dir.File("enc.qcow2");
+        await QemuCreateAsync(img, "1M");
+        (await Tools.RunAsync("sharpblock", ["img", "bench", .. Secret(), "-w", "-c", "256", "--pattern", "7", "--image-opts", ImageOpts(img)])).Ok();
+        (await Tools.RunAsync("qemu-io", [.. Secret(), "--image-opts", ImageOpts(img), "-c", "read -P 7 0 1M"])).Ok();
+        var r = await Tools.RunAsync("sharpblock", "img", "bench", "--image-opts", "driver=qcow2,file.bogus=1");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("sharpblock: Parameter 'file.driver' is missing", r.Stderr.Trim());
+    }
+
+    [Fact]
     public async Task Commit_dd_and_map_take_keys_for_a_whole_encrypted_chain()
     {
         using var dir = new TempDir();
