@@ -19,4 +19,32 @@ public sealed partial class Qcow2Node
     /// <summary>True when every cached table and queued free has reached the file.</summary>
     private bool MetadataClean =>
         _pendingFrees.Count == 0 && !_l1Dirty && _l2Cache.DirtyEntries().Count == 0 && _refCache.DirtyEntries().Count == 0;
+
+    /// <summary>
+    /// Read-only to read-write (commit does this to its base): a dirty image was never repaired, since the
+    /// read-only open could not write, and its refcounts may lag its tables; rebuild them before anything
+    /// allocates from them. Read-write to read-only: the flush before this left nothing dirty, so the bit
+    /// goes, as a close would clear it.
+    /// </summary>
+    protected override async ValueTask ReopenCoreAsync(bool readOnly, CancellationToken cancellationToken)
+    {
+        await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (readOnly)
+            {
+                if (_headerDirtyBitSet && MetadataClean)
+                    await SetDirtyBitAsync(false, cancellationToken).ConfigureAwait(false);
+            }
+            else if (IsDirty)
+            {
+                await RepairLockedAsync(Qcow2CheckMode.All, null, cancellationToken).ConfigureAwait(false);
+                await SetDirtyBitAsync(false, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _meta.Release();
+        }
+    }
 }
