@@ -21,9 +21,9 @@ public sealed partial class Qcow2Node
         _pendingFrees.Count == 0 && !_l1Dirty && _l2Cache.DirtyEntries().Count == 0 && _refCache.DirtyEntries().Count == 0;
 
     /// <summary>
-    /// Read-only to read-write (commit does this to its base): a dirty image was never repaired, since the
-    /// read-only open could not write, and its refcounts may lag its tables; rebuild them before anything
-    /// allocates from them. Read-write to read-only: the flush before this left nothing dirty, so the bit
+    /// Read-only to read-write (commit does this to its base): the read-only open could not write, so a dirty
+    /// image was never repaired (its refcounts may lag its tables) and autoclear features we do not maintain
+    /// are still set; both are dealt with before anything allocates or writes. Read-write to read-only: the flush before this left nothing dirty, so the bit
     /// goes, as a close would clear it.
     /// </summary>
     protected override async ValueTask ReopenCoreAsync(bool readOnly, CancellationToken cancellationToken)
@@ -36,10 +36,9 @@ public sealed partial class Qcow2Node
                 if (_headerDirtyBitSet && MetadataClean)
                     await SetDirtyBitAsync(false, cancellationToken).ConfigureAwait(false);
             }
-            else if (IsDirty)
+            else
             {
-                await RepairLockedAsync(Qcow2CheckMode.All, null, cancellationToken).ConfigureAwait(false);
-                await SetDirtyBitAsync(false, cancellationToken).ConfigureAwait(false);
+                await PrepareForWritingAsync(cancellationToken).ConfigureAwait(false);
             }
         }
         finally
