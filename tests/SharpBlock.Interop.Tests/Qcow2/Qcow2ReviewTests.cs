@@ -90,6 +90,43 @@ public class Qcow2ReviewTests
         Assert.True(check.ExitCode is 0 or 3, check.Stdout + check.Stderr);
     }
 
+    /// <summary>
+    /// Growing an image over a longer backing file must not make the backing file's data (or, after a shrink,
+    /// the guest's old data in the kept partial cluster) appear in the new area: it reads as zeros, as in qemu.
+    /// </summary>
+    [Fact]
+    public async Task Growing_over_a_longer_backing_file_shows_zeros_in_the_new_area()
+    {
+        using var dir = new TempDir();
+        string baseImg = dir.File("base.raw");
+        string img = dir.File("top.qcow2");
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "raw", baseImg, "2M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 0x77 0 2M", baseImg)).Ok();
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", "-b", baseImg, "-F", "raw", img, "2M")).Ok();
+
+        var (g, node) = await OpenAsync(img, readOnly: false);
+        try
+        {
+            byte[] d = new byte[200_000];
+            Array.Fill(d, (byte)0x5a);
+            await node.WriteAsync(900_000, d);
+            await node.TruncateAsync(1000 * 1024);
+            await node.TruncateAsync(2 << 20);
+            await node.FlushAsync();
+        }
+        finally
+        {
+            await g.DisposeAsync();
+        }
+
+        var check = await Tools.RunAsync("qemu-img", "check", img);
+        Assert.True(check.ExitCode == 0, check.Stdout + check.Stderr);
+        var read = await Tools.RunAsync("qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x77 0 900000", "-c", "read -P 0x5a 900000 124000",
+            "-c", "read -P 0 1024000 1073152", img);
+        Assert.DoesNotContain("Pattern verification failed", read.Stdout + read.Stderr, StringComparison.Ordinal);
+        Assert.Contains("read 1073152/1073152", read.Stdout, StringComparison.Ordinal);
+    }
+
     private static async Task<ulong> ReadAutoclearAsync(string img)
     {
         byte[] h = new byte[8];
