@@ -127,6 +127,34 @@ public class Qcow2ReviewTests
         Assert.Contains("read 1073152/1073152", read.Stdout, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// qemu takes any cache-clean-interval up to 2^32-1 seconds; a .NET timer takes at most about 49 days, so a
+    /// longer interval must still open (and simply never clean within the timer's reach).
+    /// </summary>
+    [Theory]
+    [InlineData(4294967295L)]
+    [InlineData(5_000_000L)]
+    public async Task A_cache_clean_interval_longer_than_a_timer_can_wait_still_opens(long seconds)
+    {
+        using var dir = new TempDir();
+        string img = dir.File("clean.qcow2");
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", img, "8M")).Ok();
+        var g = new BlockGraph();
+        try
+        {
+            var o = Qcow2Driver.ImageOptions(img, "qcow2", false, "n0");
+            o.Qcow2!.CacheCleanInterval = seconds;
+            var node = await g.AddAsync(o);
+            await node.WriteAsync(0, new byte[4096]);
+        }
+        finally
+        {
+            await g.DisposeAsync();
+        }
+
+        (await Tools.RunAsync("qemu-img", "check", img)).Ok();
+    }
+
     private static async Task<ulong> ReadAutoclearAsync(string img)
     {
         byte[] h = new byte[8];
