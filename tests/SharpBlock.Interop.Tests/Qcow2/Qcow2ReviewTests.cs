@@ -1,5 +1,6 @@
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Graph;
+using SharpBlock.Io;
 using SharpBlock.Testing;
 
 namespace SharpBlock.Interop.Tests.Qcow2;
@@ -204,6 +205,9 @@ public class Qcow2ReviewTests
                             long sector = first + (k * writers);
                             if (sector >= size / 512)
                                 break;
+                            // Every fourth cluster belongs to the zeroing task below.
+                            if ((sector * 512 / 4096) % 4 == 3)
+                                continue;
                             byte[] d = new byte[512];
                             if (rnd.Next(6) == 0)
                             {
@@ -221,6 +225,46 @@ public class Qcow2ReviewTests
                     }
                 }));
             }
+
+            // Whole clusters of their own, in the same L2 tables, rewritten, zeroed (with and without unmap) and
+            // discarded while the writers allocate around them.
+            tasks.Add(Task.Run(async () =>
+            {
+                var rnd = new Random(7);
+                for (int i = 0; i < 300; i++)
+                {
+                    long cluster = (rnd.Next(size / 4096 / 4) * 4) + 3;
+                    long at = cluster * 4096;
+                    byte[] d = new byte[4096];
+                    switch (rnd.Next(5))
+                    {
+                        case 0:
+                            await node.WriteZeroesAsync(at, 4096, RequestFlags.MayUnmap);
+                            break;
+                        case 1:
+                            await node.WriteZeroesAsync(at, 4096);
+                            break;
+                        case 2:
+                            await node.DiscardAsync(at, 4096);
+                            break;
+                        default:
+                            {
+                                int off = rnd.Next(4096);
+                                int len = rnd.Next(1, 4096 - off + 1);
+                                lock (model)
+                                    Array.Copy(model, at, d, 0, 4096);
+                                var part = new byte[len];
+                                rnd.NextBytes(part);
+                                part.CopyTo(d, off);
+                                await node.WriteAsync(at + off, part);
+                                break;
+                            }
+                    }
+
+                    lock (model)
+                        d.CopyTo(model, at);
+                }
+            }));
 
             // Flushes racing the allocations: write-back in the middle of a writer's lookup, data and mapping.
             tasks.Add(Task.Run(async () =>
