@@ -13,6 +13,9 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 /// </remarks>
 public sealed partial class Qcow2Node
 {
+    /// <summary>Set when a flush failed: what it wrote may not be on disk, so the dirty bit must stay.</summary>
+    private bool _flushFailed;
+
     /// <summary>Whether refcount block writes may lag behind the tables right now.</summary>
     private bool DeferRefcountWrites => UseLazyRefcounts && _headerDirtyBitSet;
 
@@ -33,7 +36,7 @@ public sealed partial class Qcow2Node
         {
             if (readOnly)
             {
-                if (_headerDirtyBitSet && MetadataClean)
+                if (_headerDirtyBitSet && MetadataClean && !_flushFailed)
                     await SetDirtyBitAsync(false, cancellationToken).ConfigureAwait(false);
             }
             else

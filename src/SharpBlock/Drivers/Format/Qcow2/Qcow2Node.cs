@@ -448,7 +448,7 @@ public sealed partial class Qcow2Node : BlockNode
     {
         StopCacheCleaning();
         // A failed last flush leaves the dirty bit set, so the next open rebuilds what did not reach the disk.
-        if (!ReadOnly && _headerDirtyBitSet && MetadataClean)
+        if (!ReadOnly && _headerDirtyBitSet && MetadataClean && !_flushFailed)
         {
             try
             {
