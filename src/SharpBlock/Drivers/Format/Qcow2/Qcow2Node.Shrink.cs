@@ -12,7 +12,7 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 /// Ordering: every refcount is lowered only after the table that dropped the reference is on disk. The
 /// tables wholly past the end go (and their clusters are freed) before the header's new size is written, the
 /// tail of the last kept table after it; the file is cut last. A crash in between leaks clusters at worst and
-/// loses nothing the smaller image still shows (the old size may remain, reading zeros past the new end).
+/// loses nothing the smaller image still shows (the old size may remain, its dropped area unallocated).
 /// </remarks>
 public sealed partial class Qcow2Node
 {
