@@ -22,6 +22,9 @@ public sealed partial class Qcow2Node
     /// <summary>QEMU's default cache-clean-interval, in seconds.</summary>
     internal const long DefaultCacheCleanInterval = 600;
 
+    /// <summary>The longest due time or period a <see cref="Timer"/> accepts.</summary>
+    private const long MaxTimerMilliseconds = uint.MaxValue - 1L;
+
     private Timer? _cleanTimer;
 
     /// <summary>The number of L2 tables and refcount blocks the caches hold (for tests and query output).</summary>
@@ -49,7 +52,12 @@ public sealed partial class Qcow2Node
         _cleanTimer?.Dispose();
         _cleanTimer = null;
         if (interval > 0)
-            _cleanTimer = new Timer(static s => ((Qcow2Node)s!).CleanIdleCaches(), this, TimeSpan.FromSeconds(interval), TimeSpan.FromSeconds(interval));
+        {
+            // qemu takes up to 2^32-1 seconds; a timer waits at most 2^32-2 ms (about 49 days), which for an
+            // idle-memory clean-up is the same thing.
+            var period = TimeSpan.FromMilliseconds(Math.Min(interval * 1000, MaxTimerMilliseconds));
+            _cleanTimer = new Timer(static s => ((Qcow2Node)s!).CleanIdleCaches(), this, period, period);
+        }
     }
 
     /// <summary>QEMU's arithmetic: (L2 cache bytes, refcount cache bytes), or its error for a bad combination.</summary>

@@ -23,7 +23,7 @@ public sealed partial class Qcow2Node
         if (Encrypted)
             _ = Cipher;
 
-        // Our refcounts are never behind the tables (lazy mode only sets the bit), so cleaning is a flush.
+        // Lazy refcounts lag only in the cache: the flush writes them, and then the bit may go.
         await FlushMetadataLockedAsync(ct).ConfigureAwait(false);
         await _file.FlushAsync(ct).ConfigureAwait(false);
         if (IsDirty)

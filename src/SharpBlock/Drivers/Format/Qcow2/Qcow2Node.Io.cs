@@ -631,12 +631,42 @@ public sealed partial class Qcow2Node
             return;
         }
 
+        // A backing file longer than the old size would show through the new area (after a shrink, its old
+        // data): as QEMU does, the new area reads as zeros, which needs zero clusters (version 3).
+        long oldSize = _size;
+        long backingEnd = Backing is { } b ? b.Length : 0;
+        bool zeroNew = backingEnd > oldSize && size > oldSize;
+        if (zeroNew && !V3)
+            throw new BlockException(Errno.EOPNOTSUPP, "Failed to zero out new clusters: qcow2 zero clusters need compat=1.1");
+        long alignedOld = (oldSize + _clusterSize - 1) & ~((long)_clusterSize - 1);
         await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             long needed = L1EntriesFor(size);
             if (needed > _l1.Length)
                 await GrowL1LockedAsync(needed, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _meta.Release();
+        }
+
+        if (zeroNew && alignedOld > oldSize)
+            await base.WriteZeroesCoreAsync(oldSize, Math.Min(alignedOld, size) - oldSize, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+
+        await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Beyond the backing file's end an unallocated cluster reads as zeros already.
+            long zeroEnd = Math.Min((size + _clusterSize - 1) & ~((long)_clusterSize - 1), (backingEnd + _clusterSize - 1) & ~((long)_clusterSize - 1));
+            if (zeroNew && zeroEnd > alignedOld)
+            {
+                await SetMappingLockedAsync(alignedOld >> _clusterBits, (zeroEnd - alignedOld) >> _clusterBits, static _ => Qcow2Layout.OflagZero, FreeReason.Other).ConfigureAwait(false);
+                // The zero clusters are durable before the size that exposes them.
+                await FlushMetadataLockedAsync(cancellationToken).ConfigureAwait(false);
+                await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             await WriteHeaderFieldAsync(Qcow2Header.SizeOffset, (ulong)size, cancellationToken).ConfigureAwait(false);
             await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
             _header = _header with { Size64 = (ulong)size };

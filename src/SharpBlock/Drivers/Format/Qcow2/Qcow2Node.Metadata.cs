@@ -533,16 +533,26 @@ public sealed partial class Qcow2Node
     {
         if (ReadOnly)
             return;
-        await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await FlushMetadataLockedAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _meta.Release();
-        }
+            await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await FlushMetadataLockedAsync(cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _meta.Release();
+            }
 
-        await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (BlockException)
+        {
+            // Tables written but not known durable: the cache looks clean, yet a close must not take that
+            // as leave to clear the dirty bit (see CloseCoreAsync).
+            _flushFailed = true;
+            throw;
+        }
     }
 }

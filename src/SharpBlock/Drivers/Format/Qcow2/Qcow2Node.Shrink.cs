@@ -9,9 +9,10 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 /// file is cut after the last cluster still in use.
 /// </summary>
 /// <remarks>
-/// Ordering: the tables that drop the clusters are written first, the header's new size next, and only then
-/// are the refcounts lowered and the file cut; a crash in between leaks clusters and loses nothing the
-/// smaller image still shows.
+/// Ordering: every refcount is lowered only after the table that dropped the reference is on disk. The
+/// tables wholly past the end go (and their clusters are freed) before the header's new size is written, the
+/// tail of the last kept table after it; the file is cut last. A crash in between leaks clusters at worst and
+/// loses nothing the smaller image still shows (the old size may remain, its dropped area unallocated).
 /// </remarks>
 public sealed partial class Qcow2Node
 {

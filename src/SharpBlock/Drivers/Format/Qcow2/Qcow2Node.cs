@@ -246,23 +246,31 @@ public sealed partial class Qcow2Node : BlockNode
         _snapshots = await ReadSnapshotsAsync(fileLength, ct).ConfigureAwait(false);
 
         if (!ReadOnly)
-        {
-            if ((h.AutoclearFeatures & ~Qcow2Layout.AutoclearSupported) != 0)
-            {
-                // A feature we do not maintain (bitmaps, raw data file) would go stale under our writes.
-                _header = _header with { AutoclearFeatures = h.AutoclearFeatures & Qcow2Layout.AutoclearSupported };
-                await WriteHeaderFieldAsync(Qcow2Header.AutoclearFeaturesOffset, _header.AutoclearFeatures, ct).ConfigureAwait(false);
-                await _file.FlushAsync(ct).ConfigureAwait(false);
-            }
-
-            if (IsDirty)
-            {
-                await RepairAsync(Qcow2CheckMode.All, null, ct).ConfigureAwait(false);
-                await SetDirtyBitAsync(false, ct).ConfigureAwait(false);
-            }
-        }
+            await PrepareForWritingAsync(ct).ConfigureAwait(false);
 
         _freeHint = 0;
+    }
+
+    /// <summary>
+    /// What a read-write open (or a reopen from read-only) does before the first write: drops autoclear
+    /// features we do not maintain and rebuilds the refcounts of an image left dirty. Caller holds _meta
+    /// or is still opening.
+    /// </summary>
+    private async ValueTask PrepareForWritingAsync(CancellationToken ct)
+    {
+        if ((_header.AutoclearFeatures & ~Qcow2Layout.AutoclearSupported) != 0)
+        {
+            // A feature we do not maintain (bitmaps, raw data file) would go stale under our writes.
+            _header = _header with { AutoclearFeatures = _header.AutoclearFeatures & Qcow2Layout.AutoclearSupported };
+            await WriteHeaderFieldAsync(Qcow2Header.AutoclearFeaturesOffset, _header.AutoclearFeatures, ct).ConfigureAwait(false);
+            await _file.FlushAsync(ct).ConfigureAwait(false);
+        }
+
+        if (IsDirty)
+        {
+            await RepairAsync(Qcow2CheckMode.All, null, ct).ConfigureAwait(false);
+            await SetDirtyBitAsync(false, ct).ConfigureAwait(false);
+        }
     }
 
     internal long L1EntriesFor(long size) => (size + L2Coverage - 1) / L2Coverage;
@@ -440,7 +448,7 @@ public sealed partial class Qcow2Node : BlockNode
     {
         StopCacheCleaning();
         // A failed last flush leaves the dirty bit set, so the next open rebuilds what did not reach the disk.
-        if (!ReadOnly && _headerDirtyBitSet && MetadataClean)
+        if (!ReadOnly && _headerDirtyBitSet && MetadataClean && !_flushFailed)
         {
             try
             {
