@@ -447,18 +447,27 @@ public sealed partial class Qcow2Node : BlockNode
     protected override async ValueTask CloseCoreAsync()
     {
         StopCacheCleaning();
-        // A failed last flush leaves the dirty bit set, so the next open rebuilds what did not reach the disk.
-        if (!ReadOnly && _headerDirtyBitSet && MetadataClean && !_flushFailed)
+        // A clean-interval tick that started before the timer stopped may still walk the caches; the lock
+        // waits for it, and a later tick finds the lock disposed and gives up.
+        await _meta.WaitAsync().ConfigureAwait(false);
+        try
         {
-            try
+            // A failed last flush leaves the dirty bit set, so the next open rebuilds what did not reach the disk.
+            if (!ReadOnly && _headerDirtyBitSet && MetadataClean && !_flushFailed)
             {
-                await SetDirtyBitAsync(false, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (BlockException)
-            {
+                try
+                {
+                    await SetDirtyBitAsync(false, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (BlockException)
+                {
+                }
             }
         }
-
-        _meta.Dispose();
+        finally
+        {
+            _meta.Release();
+            _meta.Dispose();
+        }
     }
 }
