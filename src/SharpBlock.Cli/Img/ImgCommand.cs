@@ -13,11 +13,11 @@ internal static class ImgCommand
           info [-f FMT] [--output=human|json] [--backing-chain] FILE
           check [-f FMT] [-r leaks|all] [--output=human|json] FILE
           map [-f FMT] [--output=human|json] FILE
-          convert [-p] [-c] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
+          convert [-p] [-c] [-n] [-W] [-m N] [-S SIZE] [-B BACKING -F BACKING_FMT] [-t CACHE] [-T CACHE] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
           compare [-f FMT] [-F FMT] [-s] [-p] [-q] FILE1 FILE2
           commit [-f FMT] [-b BASE] [-d] [-p] [-q] [-r RATE] FILE
           rebase [-f FMT] [-F BACKING_FMT] [-u] [-p] [-q] -b BACKING FILE
-          resize [--shrink] [-f FMT] [-q] FILE [+|-]SIZE
+          resize [--shrink] [--preallocation=MODE] [-f FMT] [-q] FILE [+|-]SIZE
           dd [-f FMT] [-O OUTPUT_FMT] if=INPUT of=OUTPUT [bs=N] [count=N] [skip=N]
           amend [-f FMT] [-q] -o compat=0.10|1.1,lazy_refcounts=on|off FILE
           measure [--output=human|json] -O FMT [-o OPTIONS] (--size SIZE | [-f FMT] FILE)
@@ -56,6 +56,11 @@ internal static class ImgCommand
                 _ => Fail($"Command not found: {args[0]}"),
             };
         }
+        catch (ImgHelpRequestedException)
+        {
+            Console.Out.Write(HelpText);
+            return 0;
+        }
         catch (ImgUsageException ex)
         {
             return Fail(ex.Message);
@@ -81,3 +86,6 @@ internal static class ImgCommand
 
 /// <summary>A command line qemu-img would refuse; printed as an error with exit code 1.</summary>
 internal sealed class ImgUsageException(string message) : Exception(message);
+
+/// <summary>-h or --help among a subcommand's options: print the usage text and succeed, as qemu-img does.</summary>
+internal sealed class ImgHelpRequestedException() : Exception("help requested");

@@ -22,7 +22,7 @@ internal static class ImgConvert
         string dst = a.Positional[1];
         string outFmt = a.Get("-O") ?? "raw";
         bool compress = a.Has("-c");
-        long minSparse = a.Get("-S") is { } sparse ? ImgCreate.ParseSize(sparse) : 4096;
+        long minSparse = a.Get("-S") is { } sparse ? ParseMinSparse(sparse) : 4096;
         string? backing = a.Get("-B");
         int streams = 8;
         if (a.Get("-m") is { } m && (!int.TryParse(m, NumberStyles.None, CultureInfo.InvariantCulture, out streams) || streams < 1 || streams > 16))
@@ -33,6 +33,12 @@ internal static class ImgConvert
             throw new ImgUsageException("Backing file (-B) cannot be used together with -n");
         bool progress = a.Has("-p") && !a.Has("-q");
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
+        if (backing != null && outFmt == "raw")
+            throw new ImgUsageException("Backing file not supported for file format 'raw'");
+        // qemu-img 7.2 no longer guesses the backing file's format: probing a file the user names as backing is
+        // how a raw image gets read as qcow2.
+        if (backing != null && a.Get("-F") == null && !opts.ContainsKey("backing_fmt"))
+            throw new ImgUsageException("Use of backing file requires explicit backing format");
         if (compress && outFmt != "qcow2")
             throw new ImgUsageException("Compression not supported for this file format");
         bool encrypt = ImgEncryptOptions.IsEncrypted(opts, outFmt);
@@ -64,13 +70,11 @@ internal static class ImgConvert
                         Preallocation = prealloc,
                         Encrypted = encrypt,
                         BackingFile = backing,
-                        BackingFormat = backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") ?? await Qcow2Driver.ProbeAsync(Qcow2Driver.ResolveBacking(dst, backing), CancellationToken.None).ConfigureAwait(false) : null,
+                        BackingFormat = backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") : null,
                     }).ConfigureAwait(false);
                 }
                 else if (outFmt == "raw")
                 {
-                    if (backing != null)
-                        throw new ImgUsageException("Format 'raw' does not support backing files");
                     await RawCreator.CreateAsync(dst, size, prealloc).ConfigureAwait(false);
                 }
                 else
@@ -83,6 +87,9 @@ internal static class ImgConvert
             targetOptions.Cache = targetCache;
             var target = await graph.AddAsync(targetOptions).ConfigureAwait(false);
             ImgEncryptOptions.UnlockTarget(target, dst, opts, ImgSecrets.Parse(a.GetAll("--object")));
+            // Checked before the first write: a copy that stops at the target's end would leave it half overwritten.
+            if (a.Has("-n") && target.Length < size)
+                throw new ImgUsageException("output file is smaller than input file");
             var copier = new ConvertCopier(source, target, new ConvertSettings
             {
                 Streams = streams,
@@ -99,5 +106,26 @@ internal static class ImgConvert
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// -S: qemu-img counts it in 512-byte sectors and caps it at its largest copy buffer (16 MiB), so other
+    /// values are refused rather than rounded.
+    /// </summary>
+    private static long ParseMinSparse(string text)
+    {
+        long value;
+        try
+        {
+            value = ImgCreate.ParseSize(text);
+        }
+        catch (ImgUsageException)
+        {
+            throw new ImgUsageException("Invalid buffer size for sparse output specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+        }
+
+        if (value % 512 != 0 || value > 16 << 20)
+            throw new ImgUsageException("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16777216. Select 0 to disable sparse detection (fully allocates output).");
+        return value;
     }
 }

@@ -1,0 +1,139 @@
+using System.Text.Json;
+using SharpBlock.Testing;
+
+namespace SharpBlock.Interop.Tests.Img;
+
+/// <summary>
+/// Command lines that qemu-img 7.2 refuses, or treats specially, run through both tools side by side: the same
+/// exit code, the same reason on stderr, and no file created or touched where qemu-img leaves it alone.
+/// </summary>
+public class ImgOptionTests
+{
+    private static Task<Tools.Result> Ours(params string[] args) => Tools.RunAsync("sharpblock", ["img", .. args]);
+
+    private static Task<Tools.Result> Qemu(params string[] args) => Tools.RunAsync("qemu-img", args);
+
+    private static async Task<string> SourceAsync(TempDir dir, string size = "4M")
+    {
+        string src = dir.File("src.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", src, size)).Ok();
+        (await Tools.RunAsync("qemu-io", "-c", "write -P 0x11 0 1M", "-c", "write -P 0x22 2M 512k", src)).Ok();
+        return src;
+    }
+
+    /// <summary>Both tools fail with exit code 1 and a stderr line holding <paramref name="reason"/>.</summary>
+    private static async Task BothRefuseAsync(string reason, params string[] args)
+    {
+        var q = await Qemu(args);
+        var o = await Ours(args);
+        Assert.Equal(1, q.ExitCode);
+        Assert.Contains(reason, q.Stderr, StringComparison.Ordinal);
+        Assert.Equal(1, o.ExitCode);
+        Assert.Contains(reason, o.Stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("7", "Valid sizes are multiples of 512 up to 16777216")]
+    [InlineData("1G", "Valid sizes are multiples of 512 up to 16777216")]
+    [InlineData("abc", "Invalid buffer size for sparse output specified")]
+    public async Task Convert_refuses_an_S_that_is_not_a_multiple_of_512_up_to_16M(string sparse, string reason)
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string dst = dir.File("out.raw");
+        await BothRefuseAsync(reason, "convert", "-S", sparse, "-O", "raw", src, dst);
+        Assert.False(File.Exists(dst));
+    }
+
+    [Fact]
+    public async Task Convert_n_into_a_smaller_target_is_refused_before_anything_is_written()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string small = dir.File("small.raw");
+        var before = new byte[1 << 20];
+        Array.Fill(before, (byte)0x55);
+        await File.WriteAllBytesAsync(small, before);
+        await BothRefuseAsync("output file is smaller than input file", "convert", "-n", "-O", "raw", src, small);
+        Assert.Equal(before, await File.ReadAllBytesAsync(small));
+    }
+
+    [Fact]
+    public async Task Convert_B_needs_an_explicit_backing_format_and_a_target_format_with_backing_files()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string dst = dir.File("out.qcow2");
+        await BothRefuseAsync("Use of backing file requires explicit backing format", "convert", "-B", src, "-O", "qcow2", src, dst);
+        Assert.False(File.Exists(dst));
+        await BothRefuseAsync("Backing file not supported for file format 'raw'", "convert", "-B", src, "-F", "qcow2", "-O", "raw", src, dst);
+        Assert.False(File.Exists(dst));
+
+        // backing_fmt in -o is as explicit as -F.
+        (await Ours("convert", "-B", src, "-o", "backing_fmt=qcow2", "-O", "qcow2", src, dst)).Ok();
+        (await Qemu("compare", src, dst)).Ok();
+    }
+
+    [Theory]
+    [InlineData("convert", "-h")]
+    [InlineData("info", "--help")]
+    [InlineData("check", "-h")]
+    public async Task A_subcommand_given_h_prints_the_usage_and_succeeds_without_acting(string command, string help)
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string dst = dir.File("out.raw");
+        string[] args = command == "convert" ? [command, help, src, dst] : [command, help, src];
+        var q = await Qemu(args);
+        var o = await Ours(args);
+        Assert.Equal(0, q.ExitCode);
+        Assert.Equal(0, o.ExitCode);
+        Assert.Contains("convert", o.Stdout, StringComparison.Ordinal);
+        Assert.False(File.Exists(dst));
+    }
+
+    [Fact]
+    public async Task Resize_preallocation_refuses_what_qemu_img_refuses()
+    {
+        using var dir = new TempDir();
+        string raw = dir.File("r.raw");
+        (await Qemu("create", "-q", "-f", "raw", raw, "4M")).Ok();
+        await BothRefuseAsync("Invalid preallocation mode 'bogus'", "resize", "-f", "raw", "--preallocation=bogus", raw, "8M");
+        await BothRefuseAsync("Preallocation can only be used for growing images", "resize", "-f", "raw", "--shrink", "--preallocation=full", raw, "1M");
+        await BothRefuseAsync("Unsupported preallocation mode: metadata", "resize", "-f", "raw", "--preallocation=metadata", raw, "8M");
+        Assert.Equal(4L << 20, new FileInfo(raw).Length);
+    }
+
+    [Theory]
+    [InlineData("raw", "falloc")]
+    [InlineData("raw", "full")]
+    [InlineData("qcow2", "full")]
+    [InlineData("qcow2", "metadata")]
+    public async Task Resize_preallocation_allocates_the_grown_part(string fmt, string mode)
+    {
+        using var dir = new TempDir();
+        string img = dir.File("r." + fmt);
+        (await Qemu("create", "-q", "-f", fmt, img, "4M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", fmt, "-c", "write -P 0x11 1M 64k", img)).Ok();
+        string reference = dir.File("ref." + fmt);
+        File.Copy(img, reference);
+        (await Qemu("resize", "-q", "-f", fmt, reference, "12M")).Ok();
+
+        (await Ours("resize", "-q", "-f", fmt, "--preallocation=" + mode, img, "12M")).Ok();
+
+        (await Qemu("compare", "-f", fmt, "-F", fmt, img, reference)).Ok();
+        if (fmt == "qcow2")
+            (await Qemu("check", img)).Ok();
+        var map = JsonDocument.Parse((await Qemu("map", "--output=json", "-f", fmt, img)).Ok().Stdout).RootElement;
+        foreach (var e in map.EnumerateArray())
+        {
+            long start = e.GetProperty("start").GetInt64();
+            long end = start + e.GetProperty("length").GetInt64();
+            if (end > 4 << 20)
+                Assert.True(e.GetProperty("data").GetBoolean(), $"{start}..{end} of the grown part is allocated");
+        }
+
+        var info = JsonDocument.Parse((await Qemu("info", "--output=json", "-f", fmt, img)).Ok().Stdout).RootElement;
+        Assert.True(info.GetProperty("actual-size").GetInt64() >= 8L << 20, "the grown 8 MiB own host space");
+    }
+}
