@@ -42,7 +42,8 @@ internal static class ImgAmend
             }
         }
 
-        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: false).ConfigureAwait(false);
+        var cache = ImgCacheMode.Target(a);
+        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: false, cache: cache).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             if (node is not Qcow2Node q)

@@ -49,8 +49,8 @@ internal static class ImgConvert
 
         // As with qemu-img, the target defaults to cache=unsafe: a convert that dies leaves a useless target
         // anyway, so it is not flushed to disk at the end; -t writeback (or stricter) makes it durable.
-        var targetCache = ImgCacheMode.Parse(a.Get("-t") ?? "unsafe");
-        var sourceCache = ImgCacheMode.Parse(a.Get("-T") ?? "writeback");
+        var targetCache = ImgCacheMode.Target(a) ?? ImgCacheMode.Parse("unsafe", "");
+        var sourceCache = ImgCacheMode.Source(a) ?? ImgCacheMode.Parse("writeback", "");
         var (graph, source) = await ImgImage.OpenAsync(a, src, a.Get("-f"), readOnly: true, cache: sourceCache).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
@@ -65,8 +65,8 @@ internal static class ImgConvert
                         Size = size,
                         ClusterSize = opts.TryGetValue("cluster_size", out var cs) ? (int)ImgCreate.ParseSize(cs) : 65536,
                         Compat = opts.GetValueOrDefault("compat") ?? "1.1",
-                        LazyRefcounts = opts.GetValueOrDefault("lazy_refcounts") == "on",
-                        RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16,
+                        LazyRefcounts = ImgCreate.ParseBool(opts.GetValueOrDefault("lazy_refcounts"), "lazy_refcounts"),
+                        RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? ImgCreate.ParseInt(rb, "refcount_bits") : 16,
                         Preallocation = prealloc,
                         Encrypted = encrypt,
                         BackingFile = backing,

@@ -31,11 +31,9 @@ internal static class ImgCreate
 
         opts.TryGetValue("backing_file", out var backing);
         opts.TryGetValue("backing_fmt", out var backingFmt);
-        if (backing != null && backingFmt == null && !a.Has("-u"))
-        {
-            string resolved = Qcow2Driver.ResolveBacking(path, backing);
-            backingFmt = await Qcow2Driver.ProbeAsync(resolved, CancellationToken.None).ConfigureAwait(false);
-        }
+        // qemu-img 7.2 refuses to guess a backing file's format (a probed raw file can pass for anything), -u or not.
+        if (backing != null && backingFmt == null)
+            throw new ImgUsageException($"{path}: Backing file specified without backing format");
 
         if (size == null && backing != null)
         {
@@ -171,10 +169,10 @@ internal static class ImgCreate
         return (long)v;
     }
 
-    private static int ParseInt(string s, string name) =>
+    public static int ParseInt(string s, string name) =>
         int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int v) ? v : throw new ImgUsageException($"Parameter '{name}' expects a number");
 
-    private static bool ParseBool(string? s, string name) => s switch
+    public static bool ParseBool(string? s, string name) => s switch
     {
         null or "off" or "false" or "no" => false,
         "on" or "true" or "yes" => true,

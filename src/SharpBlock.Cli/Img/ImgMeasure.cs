@@ -20,7 +20,7 @@ internal static class ImgMeasure
         // qemu-img shows the bitmaps figure only when both the input and the output format can hold bitmaps.
         bool bitmaps = false;
         int clusterSize = opts.TryGetValue("cluster_size", out var cs) ? (int)ImgCreate.ParseSize(cs) : 65536;
-        int refcountBits = opts.TryGetValue("refcount_bits", out var rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16;
+        int refcountBits = opts.TryGetValue("refcount_bits", out var rb) ? ImgCreate.ParseInt(rb, "refcount_bits") : 16;
         if (a.Get("--size") is { } sizeText)
         {
             if (a.Positional.Count != 0)

@@ -136,4 +136,80 @@ public class ImgOptionTests
         var info = JsonDocument.Parse((await Qemu("info", "--output=json", "-f", fmt, img)).Ok().Stdout).RootElement;
         Assert.True(info.GetProperty("actual-size").GetInt64() >= 8L << 20, "the grown 8 MiB own host space");
     }
+
+    [Fact]
+    public async Task A_bad_cache_mode_is_refused_by_every_command_that_takes_one()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string top = dir.File("top.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", "-b", src, "-F", "qcow2", top)).Ok();
+        string topBefore = Convert.ToHexString(await File.ReadAllBytesAsync(top));
+        await BothRefuseAsync("Invalid cache option: bogus", "convert", "-t", "bogus", "-O", "raw", src, dir.File("out.raw"));
+        await BothRefuseAsync("Invalid source cache option: bogus", "convert", "-T", "bogus", "-O", "raw", src, dir.File("out.raw"));
+        await BothRefuseAsync("Invalid cache option: bogus", "commit", "-t", "bogus", top);
+        await BothRefuseAsync("Invalid source cache option: bogus", "rebase", "-T", "bogus", "-u", "-b", src, "-F", "qcow2", top);
+        await BothRefuseAsync("Invalid cache option: bogus", "amend", "-t", "bogus", "-o", "lazy_refcounts=on", top);
+        await BothRefuseAsync("Invalid cache mode", "bench", "-t", "bogus", "-c", "1", src);
+        Assert.Equal(topBefore, Convert.ToHexString(await File.ReadAllBytesAsync(top)));
+
+        // "off" is qemu's other name for none.
+        (await Ours("convert", "-t", "off", "-O", "raw", src, dir.File("off.raw"))).Ok();
+        (await Qemu("compare", src, dir.File("off.raw"))).Ok();
+    }
+
+    [Theory]
+    [InlineData("Invalid request count specified", "-c", "abc")]
+    [InlineData("Invalid request count specified", "-c", "-1")]
+    [InlineData("Invalid queue depth specified", "-d", "x")]
+    [InlineData("Invalid pattern byte specified", "--pattern=300")]
+    [InlineData("Invalid flush interval specified", "--flush-interval=abc")]
+    [InlineData("Invalid step_size specified", "-S", "abc")]
+    [InlineData("Invalid buffer size specified. Must be between 0 and 2147483647.", "-s", "3G")]
+    public async Task Bench_refuses_bad_numbers_in_one_line_without_a_stack_trace(string reason, params string[] option)
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        await BothRefuseAsync(reason, ["bench", .. option, src]);
+    }
+
+    [Fact]
+    public async Task Create_and_rebase_need_an_explicit_backing_format()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string top = dir.File("top.qcow2");
+        await BothRefuseAsync("Backing file specified without backing format", "create", "-f", "qcow2", "-b", src, top);
+        await BothRefuseAsync("Backing file specified without backing format", "create", "-f", "qcow2", "-u", "-b", src, top, "4M");
+        Assert.False(File.Exists(top));
+
+        // qemu-img itself writes to the image before refusing, so ours is checked on an image of its own.
+        string theirs = dir.File("theirs.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", top, "4M")).Ok();
+        File.Copy(top, theirs);
+        string before = Convert.ToHexString(await File.ReadAllBytesAsync(top));
+        foreach (string[] mode in new[] { new[] { "-u" }, Array.Empty<string>() })
+        {
+            var q = await Qemu(["rebase", .. mode, "-b", src, theirs]);
+            var o = await Ours(["rebase", .. mode, "-b", src, top]);
+            Assert.Equal(1, q.ExitCode);
+            Assert.Equal(1, o.ExitCode);
+            Assert.Contains("backing format must be specified", q.Stderr, StringComparison.Ordinal);
+            Assert.Contains("backing format must be specified", o.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(before, Convert.ToHexString(await File.ReadAllBytesAsync(top)));
+    }
+
+    [Theory]
+    [InlineData("convert", "-O", "qcow2", "-o", "refcount_bits=abc", "Parameter 'refcount_bits' expects a number")]
+    [InlineData("convert", "-O", "qcow2", "-o", "lazy_refcounts=maybe", "Parameter 'lazy_refcounts' expects 'on' or 'off'")]
+    [InlineData("measure", "-O", "qcow2", "-o", "refcount_bits=abc", "Parameter 'refcount_bits' expects a number")]
+    public async Task Bad_target_options_are_refused_in_one_line(string command, string fmtFlag, string fmt, string optFlag, string opt, string reason)
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string[] args = command == "convert" ? [command, fmtFlag, fmt, optFlag, opt, src, dir.File("out.qcow2")] : [command, fmtFlag, fmt, optFlag, opt, src];
+        await BothRefuseAsync(reason, args);
+    }
 }
