@@ -16,6 +16,8 @@ internal static class ImgConvert
     public static async Task<int> RunAsync(string[] argv)
     {
         var a = ImgArgs.Parse(argv, "fOoSBFmtTl", "pcqnhUW", ["object", "target-image-opts"], ["force-share", "image-opts", "target-is-zero"]);
+        if (ImgOptionHelp.Requested(a.GetAll("-o")))
+            return ImgOptionHelp.PrintCreate(a.Get("-O") ?? "raw");
         if (a.Positional.Count != 2)
             throw new ImgUsageException("Expecting one source and one target file name");
         string src = a.Positional[0];

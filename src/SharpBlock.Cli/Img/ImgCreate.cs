@@ -13,6 +13,8 @@ internal static class ImgCreate
     {
         var a = ImgArgs.Parse(argv, "fobF", "quh", ["object"], []);
         string fmt = a.Get("-f") ?? "raw";
+        if (ImgOptionHelp.Requested(a.GetAll("-o")))
+            return ImgOptionHelp.PrintCreate(fmt);
         var opts = ParseOptions(a.GetAll("-o"));
         if (a.Get("-b") is { } b)
             opts["backing_file"] = b;

@@ -212,4 +212,36 @@ public class ImgOptionTests
         string[] args = command == "convert" ? [command, fmtFlag, fmt, optFlag, opt, src, dir.File("out.qcow2")] : [command, fmtFlag, fmt, optFlag, opt, src];
         await BothRefuseAsync(reason, args);
     }
+
+    [Fact]
+    public async Task O_help_lists_the_options_and_succeeds_without_acting()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string raw = dir.File("r.raw");
+        (await Qemu("create", "-q", "-f", "raw", raw, "1M")).Ok();
+        string dst = dir.File("out.qcow2");
+        string[][] cases =
+        [
+            ["create", "-f", "qcow2", "-o", "help"],
+            ["create", "-f", "qcow2", "-o", "cluster_size=4k,?"],
+            ["convert", "-O", "qcow2", "-o", "help", src, dst],
+            ["amend", "-o", "help", src],
+        ];
+        foreach (var args in cases)
+        {
+            var q = await Qemu(args);
+            var o = await Ours(args);
+            Assert.Equal(0, q.ExitCode);
+            Assert.Equal(0, o.ExitCode);
+            foreach (string option in new[] { "compat=<str>", "lazy_refcounts=<bool (on/off)>", "refcount_bits=<num>" })
+            {
+                Assert.Contains(option, q.Stdout, StringComparison.Ordinal);
+                Assert.Contains(option, o.Stdout, StringComparison.Ordinal);
+            }
+        }
+
+        Assert.False(File.Exists(dst));
+        await BothRefuseAsync("Format driver 'raw' does not support option amendment", "amend", "-f", "raw", "-o", "help", raw);
+    }
 }
