@@ -67,7 +67,15 @@ internal static class ImgCommand
         }
         catch (BlockException ex)
         {
-            return Fail(ex.Message);
+            Fail(ex.Message);
+            // A lock held by another process is the one failure a user fixes outside this tool; say so as qemu-img does.
+            if (ex.Errno == Errno.EAGAIN && ex.Message.StartsWith("Could not open '", StringComparison.Ordinal) && ex.Message.Contains("\" lock", StringComparison.Ordinal))
+            {
+                int end = ex.Message.IndexOf("': ", StringComparison.Ordinal);
+                Console.Error.WriteLine($"Is another process using the image [{ex.Message[16..end]}]?");
+            }
+
+            return 1;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

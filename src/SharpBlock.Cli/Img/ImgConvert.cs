@@ -1,6 +1,8 @@
 using System.Globalization;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
 
 namespace SharpBlock.Cli.Img;
 
@@ -87,7 +89,16 @@ internal static class ImgConvert
 
             var targetOptions = Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1");
             targetOptions.Cache = targetCache;
-            var target = await graph.AddAsync(targetOptions).ConfigureAwait(false);
+            BlockNode target;
+            try
+            {
+                target = await graph.AddAsync(targetOptions).ConfigureAwait(false);
+            }
+            catch (BlockException ex) when (!ex.Message.StartsWith("Could not open", StringComparison.Ordinal))
+            {
+                throw new BlockException(ex.Errno, $"Could not open '{dst}': {ex.Message}", ex);
+            }
+
             ImgEncryptOptions.UnlockTarget(target, dst, opts, ImgSecrets.Parse(a.GetAll("--object")));
             // Checked before the first write: a copy that stops at the target's end would leave it half overwritten.
             if (a.Has("-n") && target.Length < size)

@@ -244,4 +244,48 @@ public class ImgOptionTests
         Assert.False(File.Exists(dst));
         await BothRefuseAsync("Format driver 'raw' does not support option amendment", "amend", "-f", "raw", "-o", "help", raw);
     }
+
+    [Fact]
+    public async Task An_image_another_process_writes_is_refused_with_qemu_img_hint()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string img = dir.File("busy.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", img, "4M")).Ok();
+        string before = Convert.ToHexString(await File.ReadAllBytesAsync(img));
+
+        // qemu-io without -c holds the image read-write until its stdin closes.
+        var psi = new System.Diagnostics.ProcessStartInfo(Tools.Require("qemu-io")) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(img);
+        using var holder = System.Diagnostics.Process.Start(psi)!;
+        try
+        {
+            for (int i = 0; i < 100 && (await Qemu("info", img)).ExitCode == 0; i++)
+                await Task.Delay(50);
+            string[][] cases =
+            [
+                ["amend", "-o", "lazy_refcounts=on", img],
+                ["resize", img, "8M"],
+                ["convert", "-n", "-O", "qcow2", src, img],
+            ];
+            foreach (var args in cases)
+            {
+                var q = await Qemu(args);
+                var o = await Ours(args);
+                Assert.Equal(1, q.ExitCode);
+                Assert.Equal(1, o.ExitCode);
+                string hint = $"Is another process using the image [{img}]?";
+                Assert.Contains($"Could not open '{img}': Failed to get \"write\" lock", o.Stderr, StringComparison.Ordinal);
+                Assert.Contains(hint, q.Stderr, StringComparison.Ordinal);
+                Assert.Contains(hint, o.Stderr, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            holder.StandardInput.Close();
+            await holder.WaitForExitAsync();
+        }
+
+        Assert.Equal(before, Convert.ToHexString(await File.ReadAllBytesAsync(img)));
+    }
 }
