@@ -1,6 +1,7 @@
 using System.Globalization;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
+using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 
@@ -60,6 +61,10 @@ internal static class ImgConvert
         {
             long size = source.Length;
             var prealloc = ImgCreate.ParsePrealloc(opts.GetValueOrDefault("preallocation"));
+            // qemu-img's read lock keeps the target from being one of the source's own files; our readers share
+            // everything, so the same refusal is made here before creating the target truncates the source.
+            if (ReadsFile(source, dst))
+                throw new BlockException(Errno.EAGAIN, $"Could not open '{dst}': Failed to get \"write\" lock");
             if (!a.Has("-n"))
             {
                 if (outFmt == "qcow2")
@@ -140,5 +145,27 @@ internal static class ImgConvert
         if (value % 512 != 0 || value > 16 << 20)
             throw new ImgUsageException("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16777216. Select 0 to disable sparse detection (fully allocates output).");
         return value;
+    }
+
+    /// <summary>True when <paramref name="path"/> is one of the files under <paramref name="node"/> (its image, backing chain, data files).</summary>
+    private static bool ReadsFile(BlockNode node, string path)
+    {
+        if (node is FileNode f && SameFile(f.Path, path))
+            return true;
+        foreach (var child in node.Children)
+        {
+            if (ReadsFile(child.Node, path))
+                return true;
+        }
+
+        return false;
+    }
+
+    private static bool SameFile(string a, string b) => string.Equals(RealPath(a), RealPath(b), StringComparison.Ordinal);
+
+    private static string RealPath(string path)
+    {
+        var full = Path.GetFullPath(path);
+        return File.Exists(full) && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target ? target.FullName : full;
     }
 }

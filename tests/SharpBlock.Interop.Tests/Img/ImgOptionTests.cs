@@ -288,4 +288,26 @@ public class ImgOptionTests
 
         Assert.Equal(before, Convert.ToHexString(await File.ReadAllBytesAsync(img)));
     }
+
+    [Fact]
+    public async Task Convert_onto_its_own_source_or_backing_file_is_refused_and_leaves_it_intact()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string top = dir.File("top.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", "-b", src, "-F", "qcow2", top)).Ok();
+        string link = dir.File("link.qcow2");
+        File.CreateSymbolicLink(link, src);
+        string before = Convert.ToHexString(await File.ReadAllBytesAsync(src));
+        string[][] cases =
+        [
+            ["convert", "-O", "qcow2", src, src],
+            ["convert", "-O", "raw", top, src],
+            ["convert", "-O", "qcow2", link, src],
+            ["convert", "-n", "-O", "qcow2", top, link],
+        ];
+        foreach (var args in cases)
+            await BothRefuseAsync("Failed to get \"write\" lock", args);
+        Assert.Equal(before, Convert.ToHexString(await File.ReadAllBytesAsync(src)));
+    }
 }
