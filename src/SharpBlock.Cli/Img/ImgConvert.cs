@@ -67,29 +67,32 @@ internal static class ImgConvert
                 throw new BlockException(Errno.EAGAIN, $"Could not open '{dst}': Failed to get \"write\" lock");
             if (!a.Has("-n"))
             {
-                if (outFmt == "qcow2")
+                await ImgTargetLock.CreateAsync(dst, async () =>
                 {
-                    await Qcow2Creator.CreateAsync(dst, new Qcow2CreateOptions
+                    if (outFmt == "qcow2")
                     {
-                        Size = size,
-                        ClusterSize = opts.TryGetValue("cluster_size", out var cs) ? (int)ImgCreate.ParseSize(cs) : 65536,
-                        Compat = opts.GetValueOrDefault("compat") ?? "1.1",
-                        LazyRefcounts = ImgCreate.ParseBool(opts.GetValueOrDefault("lazy_refcounts"), "lazy_refcounts"),
-                        RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? ImgCreate.ParseInt(rb, "refcount_bits") : 16,
-                        Preallocation = prealloc,
-                        Encrypted = encrypt,
-                        BackingFile = backing,
-                        BackingFormat = backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") : null,
-                    }).ConfigureAwait(false);
-                }
-                else if (outFmt == "raw")
-                {
-                    await RawCreator.CreateAsync(dst, size, prealloc).ConfigureAwait(false);
-                }
-                else
-                {
-                    throw new ImgUsageException($"Unknown file format '{outFmt}'");
-                }
+                        await Qcow2Creator.CreateAsync(dst, new Qcow2CreateOptions
+                        {
+                            Size = size,
+                            ClusterSize = opts.TryGetValue("cluster_size", out var cs) ? (int)ImgCreate.ParseSize(cs) : 65536,
+                            Compat = opts.GetValueOrDefault("compat") ?? "1.1",
+                            LazyRefcounts = ImgCreate.ParseBool(opts.GetValueOrDefault("lazy_refcounts"), "lazy_refcounts"),
+                            RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? ImgCreate.ParseInt(rb, "refcount_bits") : 16,
+                            Preallocation = prealloc,
+                            Encrypted = encrypt,
+                            BackingFile = backing,
+                            BackingFormat = backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") : null,
+                        }).ConfigureAwait(false);
+                    }
+                    else if (outFmt == "raw")
+                    {
+                        await RawCreator.CreateAsync(dst, size, prealloc).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        throw new ImgUsageException($"Unknown file format '{outFmt}'");
+                    }
+                }).ConfigureAwait(false);
             }
 
             var targetOptions = Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1");
@@ -148,7 +151,7 @@ internal static class ImgConvert
     }
 
     /// <summary>True when <paramref name="path"/> is one of the files under <paramref name="node"/> (its image, backing chain, data files).</summary>
-    private static bool ReadsFile(BlockNode node, string path)
+    public static bool ReadsFile(BlockNode node, string path)
     {
         if (node is FileNode f && SameFile(f.Path, path))
             return true;

@@ -71,7 +71,7 @@ internal static class ImgCreate
                     if (!quiet)
                         Console.Out.WriteLine(Describe(path, o, opts.ContainsKey("compat"), opts.ContainsKey("preallocation")).Replace("fmt=qcow2", "fmt=qcow2" + ImgEncryptOptions.Describe(opts), StringComparison.Ordinal));
                     Qcow2Creator.Validate(o);
-                    await Qcow2Creator.CreateAsync(path, o).ConfigureAwait(false);
+                    await ImgTargetLock.CreateAsync(path, async () => await Qcow2Creator.CreateAsync(path, o).ConfigureAwait(false)).ConfigureAwait(false);
                     break;
                 }
 
@@ -86,7 +86,7 @@ internal static class ImgCreate
                         : $"Formatting '{path}', fmt=raw size={size.Value}");
                 }
 
-                await RawCreator.CreateAsync(path, size.Value, prealloc).ConfigureAwait(false);
+                await ImgTargetLock.CreateAsync(path, async () => await RawCreator.CreateAsync(path, size.Value, prealloc).ConfigureAwait(false)).ConfigureAwait(false);
                 break;
             default:
                 throw new ImgUsageException($"Unknown file format '{fmt}'");

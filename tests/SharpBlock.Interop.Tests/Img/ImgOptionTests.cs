@@ -26,9 +26,9 @@ public class ImgOptionTests
     {
         var q = await Qemu(args);
         var o = await Ours(args);
-        Assert.Equal(1, q.ExitCode);
+        Assert.True(q.ExitCode == 1, $"qemu-img {string.Join(' ', args)}: exit {q.ExitCode}, {q.Stderr}");
         Assert.Contains(reason, q.Stderr, StringComparison.Ordinal);
-        Assert.Equal(1, o.ExitCode);
+        Assert.True(o.ExitCode == 1, $"sharpblock img {string.Join(' ', args)}: exit {o.ExitCode}, {o.Stderr}");
         Assert.Contains(reason, o.Stderr, StringComparison.Ordinal);
     }
 
@@ -254,14 +254,9 @@ public class ImgOptionTests
         (await Qemu("create", "-q", "-f", "qcow2", img, "4M")).Ok();
         string before = Convert.ToHexString(await File.ReadAllBytesAsync(img));
 
-        // qemu-io without -c holds the image read-write until its stdin closes.
-        var psi = new System.Diagnostics.ProcessStartInfo(Tools.Require("qemu-io")) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(img);
-        using var holder = System.Diagnostics.Process.Start(psi)!;
+        using var holder = await HoldAsync(img);
         try
         {
-            for (int i = 0; i < 100 && (await Qemu("info", img)).ExitCode == 0; i++)
-                await Task.Delay(50);
             string[][] cases =
             [
                 ["amend", "-o", "lazy_refcounts=on", img],
@@ -282,11 +277,84 @@ public class ImgOptionTests
         }
         finally
         {
-            holder.StandardInput.Close();
-            await holder.WaitForExitAsync();
+            await ReleaseAsync(holder);
         }
 
         Assert.Equal(before, Convert.ToHexString(await File.ReadAllBytesAsync(img)));
+    }
+
+    /// <summary>
+    /// qemu-io without -c holds the image read-write until its stdin closes; returns once its prompt shows the
+    /// image is open. (Polling with qemu-img instead would race qemu-io's own lock check and make it fail.)
+    /// </summary>
+    private static async Task<System.Diagnostics.Process> HoldAsync(string img)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(Tools.Require("qemu-io")) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(img);
+        var holder = System.Diagnostics.Process.Start(psi)!;
+        var seen = new System.Text.StringBuilder();
+        var buf = new char[64];
+        using var cts = new CancellationTokenSource(10_000);
+        while (!seen.ToString().Contains("qemu-io> ", StringComparison.Ordinal))
+        {
+            int n = await holder.StandardOutput.ReadAsync(buf, cts.Token);
+            Assert.True(n > 0, "qemu-io ended before opening the image: " + seen);
+            seen.Append(buf, 0, n);
+        }
+
+        Assert.True((await Qemu("info", img)).ExitCode == 1, "qemu-io holds the image: " + seen);
+        return holder;
+    }
+
+    private static async Task ReleaseAsync(System.Diagnostics.Process holder)
+    {
+        holder.StandardInput.Close();
+        await holder.WaitForExitAsync();
+    }
+
+    [Fact]
+    public async Task Replacing_an_image_another_process_writes_is_refused_and_leaves_it_intact()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string img = dir.File("busy.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", img, "4M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-c", "write -P 0x77 0 64k", img)).Ok();
+        string before = Convert.ToHexString(await File.ReadAllBytesAsync(img));
+        using var holder = await HoldAsync(img);
+        try
+        {
+            string[][] cases =
+            [
+                ["create", "-f", "qcow2", img, "1M"],
+                ["create", "-f", "raw", img, "1M"],
+                ["convert", "-O", "raw", src, img],
+                ["dd", "-O", "qcow2", "if=" + src, "of=" + img, "bs=64k", "count=1"],
+            ];
+            foreach (var args in cases)
+            {
+                await BothRefuseAsync("Failed to get \"write\" lock", args);
+                Assert.Equal(before, Convert.ToHexString(await File.ReadAllBytesAsync(img)));
+            }
+        }
+        finally
+        {
+            await ReleaseAsync(holder);
+        }
+
+        // Once it is free, both replace it.
+        (await Ours("create", "-q", "-f", "qcow2", img, "1M")).Ok();
+        Assert.Equal(1L << 20, JsonDocument.Parse((await Qemu("info", "--output=json", img)).Ok().Stdout).RootElement.GetProperty("virtual-size").GetInt64());
+    }
+
+    [Fact]
+    public async Task Dd_onto_its_own_input_is_refused_and_leaves_it_intact()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string before = Convert.ToHexString(await File.ReadAllBytesAsync(src));
+        await BothRefuseAsync("Failed to get \"write\" lock", "dd", "-O", "qcow2", "if=" + src, "of=" + src);
+        Assert.Equal(before, Convert.ToHexString(await File.ReadAllBytesAsync(src)));
     }
 
     [Fact]
