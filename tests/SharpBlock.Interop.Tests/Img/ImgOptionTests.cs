@@ -378,4 +378,18 @@ public class ImgOptionTests
             await BothRefuseAsync("Failed to get \"write\" lock", args);
         Assert.Equal(before, Convert.ToHexString(await File.ReadAllBytesAsync(src)));
     }
+
+    [Fact]
+    public async Task Convert_l_is_refused_rather_than_copying_the_current_state()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        (await Qemu("snapshot", "-c", "s1", src)).Ok();
+        (await Tools.RunAsync("qemu-io", "-c", "write -P 0x33 0 1M", src)).Ok();
+        string dst = dir.File("out.raw");
+        var o = await Ours("convert", "-l", "s1", "-O", "raw", src, dst);
+        Assert.Equal(1, o.ExitCode);
+        Assert.Contains("(-l) is not supported", o.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(dst));
+    }
 }
