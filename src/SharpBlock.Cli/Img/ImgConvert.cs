@@ -18,7 +18,7 @@ internal static class ImgConvert
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fOoSBFmtTl", "pcqnhUW", ["object", "target-image-opts"], ["force-share", "image-opts", "target-is-zero"]);
+        var a = ImgArgs.Parse(argv, "fOoSBFmtTl", "pcqnhUW", ["object"], ["force-share", "image-opts", "target-image-opts", "target-is-zero"]);
         if (ImgOptionHelp.Requested(a.GetAll("-o")))
             return ImgOptionHelp.PrintCreate(a.Get("-O") ?? "raw");
         if (a.Positional.Count != 2)
@@ -30,6 +30,17 @@ internal static class ImgConvert
         string src = a.Positional[0];
         string dst = a.Positional[1];
         string outFmt = a.Get("-O") ?? "raw";
+        string? targetKeySecret = null;
+        if (a.Has("--target-image-opts"))
+        {
+            // The target is named by its options ("driver=qcow2,file.filename=PATH"); it must exist already.
+            if (!a.Has("-n"))
+                throw new ImgUsageException("--target-image-opts requires use of -n flag");
+            var spec = ImgImageSpec.Parse(dst);
+            dst = spec.Path;
+            outFmt = spec.Format ?? outFmt;
+            targetKeySecret = spec.KeySecrets.GetValueOrDefault(0);
+        }
         bool compress = a.Has("-c");
         long minSparse = a.Get("-S") is { } sparse ? ParseMinSparse(sparse) : 4096;
         string? backing = a.Get("-B");
@@ -42,6 +53,8 @@ internal static class ImgConvert
             throw new ImgUsageException("Backing file (-B) cannot be used together with -n");
         bool progress = a.Has("-p") && !a.Has("-q");
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
+        if (targetKeySecret != null)
+            opts.TryAdd(ImgEncryptOptions.KeySecret, targetKeySecret);
         if (backing != null && outFmt == "raw")
             throw new ImgUsageException("Backing file not supported for file format 'raw'");
         // qemu-img 7.2 no longer guesses the backing file's format: probing a file the user names as backing is

@@ -12,6 +12,8 @@ internal static class ImgMeasure
     public static async Task<int> RunAsync(string[] argv)
     {
         var a = ImgArgs.Parse(argv, "fOol", "qU", ["output", "size", "object"], ["force-share", "image-opts"]);
+        if (a.Get("-l") != null)
+            throw new ImgUsageException("Measuring an internal snapshot (-l) is not supported");
         bool json = a.Json();
         string outFmt = a.Get("-O") ?? "raw";
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));

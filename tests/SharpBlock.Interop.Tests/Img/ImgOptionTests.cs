@@ -380,7 +380,7 @@ public class ImgOptionTests
     }
 
     [Fact]
-    public async Task Convert_l_is_refused_rather_than_copying_the_current_state()
+    public async Task Convert_and_measure_l_are_refused_rather_than_reading_the_current_state()
     {
         using var dir = new TempDir();
         string src = await SourceAsync(dir);
@@ -391,6 +391,9 @@ public class ImgOptionTests
         Assert.Equal(1, o.ExitCode);
         Assert.Contains("(-l) is not supported", o.Stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(dst));
+        var m = await Ours("measure", "-l", "s1", "-O", "qcow2", src);
+        Assert.Equal(1, m.ExitCode);
+        Assert.Contains("(-l) is not supported", m.Stderr, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -423,5 +426,32 @@ public class ImgOptionTests
         string src = await SourceAsync(dir);
         await BothRefuseAsync("Invalid start offset specified", "map", "--start-offset=abc", src);
         await BothRefuseAsync("Invalid max length specified", "map", "--max-length=-1", src);
+    }
+
+    [Fact]
+    public async Task Convert_target_image_opts_is_a_flag_that_needs_n()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        string dst = dir.File("t.qcow2");
+        await BothRefuseAsync("--target-image-opts requires use of -n flag", "convert", "--target-image-opts", "-O", "raw", src, $"driver=raw,file.filename={dst}");
+        Assert.False(File.Exists(dst));
+
+        (await Qemu("create", "-q", "-f", "qcow2", dst, "4M")).Ok();
+        (await Ours("convert", "-n", "--target-image-opts", src, $"driver=qcow2,file.driver=file,file.filename={dst}")).Ok();
+        (await Qemu("compare", src, dst)).Ok();
+        (await Qemu("check", dst)).Ok();
+    }
+
+    [Fact]
+    public async Task Compare_refuses_a_bad_T_with_exit_code_2()
+    {
+        using var dir = new TempDir();
+        string src = await SourceAsync(dir);
+        var q = await Qemu("compare", "-T", "bogus", src, src);
+        var o = await Ours("compare", "-T", "bogus", src, src);
+        Assert.Equal(2, q.ExitCode);
+        Assert.Equal(2, o.ExitCode);
+        Assert.Contains("Invalid source cache option: bogus", o.Stderr, StringComparison.Ordinal);
     }
 }
