@@ -12,7 +12,7 @@ internal static class ImgCommand
           create [-f FMT] [-o OPTIONS] [-b BACKING -F BACKING_FMT] FILE [SIZE]
           info [-f FMT] [--output=human|json] [--backing-chain] FILE
           check [-f FMT] [-r leaks|all] [--output=human|json] FILE
-          map [-f FMT] [--output=human|json] FILE
+          map [-f FMT] [--output=human|json] [--start-offset=OFFSET] [--max-length=LEN] FILE
           convert [-p] [-c] [-n] [-W] [-m N] [-S SIZE] [-B BACKING -F BACKING_FMT] [-t CACHE] [-T CACHE] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
           compare [-f FMT] [-F FMT] [-s] [-p] [-q] FILE1 FILE2
           commit [-f FMT] [-b BASE] [-d] [-p] [-q] [-r RATE] FILE
