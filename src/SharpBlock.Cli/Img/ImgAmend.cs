@@ -13,6 +13,12 @@ internal static class ImgAmend
             throw new ImgUsageException("Expecting one image file name");
         if (a.GetAll("-o").Count == 0)
             throw new ImgUsageException("Must specify options (-o)");
+        if (ImgOptionHelp.Requested(a.GetAll("-o")))
+        {
+            var spec = ImgImage.Spec(a, a.Positional[0], a.Get("-f"));
+            return ImgOptionHelp.PrintAmend(spec.Format ?? await Qcow2Driver.ProbeAsync(spec.Path, CancellationToken.None).ConfigureAwait(false));
+        }
+
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
         string? compat = null;
         bool? lazy = null;
@@ -42,7 +48,8 @@ internal static class ImgAmend
             }
         }
 
-        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: false).ConfigureAwait(false);
+        var cache = ImgCacheMode.Target(a);
+        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: false, cache: cache).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             if (node is not Qcow2Node q)

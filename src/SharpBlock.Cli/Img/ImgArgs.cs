@@ -34,6 +34,8 @@ internal sealed class ImgArgs
                     name = name[..eq];
                 }
 
+                if (name == "help" && value == null)
+                    throw new ImgHelpRequestedException();
                 if (Array.IndexOf(longFlags, name) >= 0 && value == null)
                 {
                     r._flags.Add("--" + name);
@@ -58,6 +60,9 @@ internal sealed class ImgArgs
                 for (int j = 1; j < a.Length; j++)
                 {
                     char c = a[j];
+                    // Every qemu-img subcommand takes -h, wherever it stands, as a request for the usage text.
+                    if (c == 'h' && !shortWithValue.Contains(c, StringComparison.Ordinal))
+                        throw new ImgHelpRequestedException();
                     if (shortFlags.Contains(c, StringComparison.Ordinal))
                     {
                         r._flags.Add("-" + c);

@@ -17,16 +17,16 @@ internal static class ImgBench
         var a = ImgArgs.Parse(argv, "cdfsSotib", "wqhnU", ["pattern", "flush-interval", "object"], ["no-drain", "force-share", "image-opts"]);
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
-        var ci = CultureInfo.InvariantCulture;
-        long count = a.Get("-c") is { } c ? long.Parse(c, ci) : 75000;
-        int depth = a.Get("-d") is { } d ? int.Parse(d, ci) : 64;
-        int size = a.Get("-s") is { } s ? (int)ImgCreate.ParseSize(s) : 4096;
-        long step = a.Get("-S") is { } st ? ImgCreate.ParseSize(st) : size;
-        long offset0 = a.Get("-o") is { } o ? ImgCreate.ParseSize(o) : 0;
+        long count = Number(a, "-c", 75000, int.MaxValue, "Invalid request count specified");
+        int depth = (int)Number(a, "-d", 64, int.MaxValue, "Invalid queue depth specified");
+        int size = (int)Size(a, "-s", 4096, "Invalid buffer size specified");
+        long step = Size(a, "-S", size, "Invalid step_size specified");
+        long offset0 = Size(a, "-o", 0, "Invalid offset specified");
         bool write = a.Has("-w");
-        byte pattern = a.Get("--pattern") is { } p ? byte.Parse(p, ci) : (byte)0;
+        byte pattern = (byte)Number(a, "--pattern", 0, 0xff, "Invalid pattern byte specified");
+        Number(a, "--flush-interval", 0, int.MaxValue, "Invalid flush interval specified");
         string cache = a.Get("-t") ?? "writeback";
-        if (depth < 1 || size < 1 || count < 0)
+        if (depth < 1 || size < 1)
             throw new ImgUsageException("Invalid request count, depth or size");
 
         string path = a.Positional[0];
@@ -50,7 +50,7 @@ internal static class ImgBench
             options = Qcow2Driver.ImageOptions(path, fmt, readOnly: !write, "bench");
         }
 
-        options.Cache = ImgCacheMode.Parse(cache);
+        options.Cache = ImgCacheMode.Parse(cache, "Invalid cache mode");
         var graph = new BlockGraph();
         await using (graph.ConfigureAwait(false))
         {
@@ -71,7 +71,7 @@ internal static class ImgBench
                 throw new ImgUsageException("Offset and request size exceed the image size");
             if (!a.Has("-q"))
             {
-                Console.Out.WriteLine(string.Format(ci, "Sending {0} {1} requests, {2} bytes each, {3} in parallel (starting at offset {4}, step size {5})",
+                Console.Out.WriteLine(string.Format(CultureInfo.InvariantCulture, "Sending {0} {1} requests, {2} bytes each, {3} in parallel (starting at offset {4}, step size {5})",
                     count, write ? "write" : "read", size, depth, offset0, step));
             }
 
@@ -115,9 +115,59 @@ internal static class ImgBench
             if (write)
                 await node.FlushAsync().ConfigureAwait(false);
             if (!a.Has("-q"))
-                Console.Out.WriteLine(string.Format(ci, "Run completed in {0:0.000} seconds.", sw.Elapsed.TotalSeconds));
+                Console.Out.WriteLine(string.Format(CultureInfo.InvariantCulture, "Run completed in {0:0.000} seconds.", sw.Elapsed.TotalSeconds));
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// A count-like option, read as C's strtoul with base 0 reads it (decimal, 0x hex, leading-0 octal), every
+    /// occurrence checked as qemu-img checks each one it meets; <paramref name="invalid"/> when out of range.
+    /// </summary>
+    private static long Number(ImgArgs a, string key, long fallback, long max, string invalid)
+    {
+        long value = fallback;
+        foreach (string text in a.GetAll(key))
+        {
+            int radix = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? 16 : text.Length > 1 && text[0] == '0' ? 8 : 10;
+            string digits = radix == 16 ? text[2..] : text;
+            if (digits.Length == 0)
+                throw new ImgUsageException(invalid);
+            value = 0;
+            foreach (char ch in digits)
+            {
+                int d = char.IsAsciiDigit(ch) ? ch - '0' : char.IsAsciiHexDigitLower(ch) ? ch - 'a' + 10 : char.IsAsciiHexDigitUpper(ch) ? ch - 'A' + 10 : 99;
+                if (d >= radix)
+                    throw new ImgUsageException(invalid);
+                value = (value * radix) + d;
+                if (value > max)
+                    throw new ImgUsageException(invalid);
+            }
+        }
+
+        return value;
+    }
+
+    /// <summary>A size option with k/M/G... suffixes; <paramref name="invalid"/> leads qemu-img's message when it does not parse.</summary>
+    private static long Size(ImgArgs a, string key, long fallback, string invalid)
+    {
+        long value = fallback;
+        foreach (string text in a.GetAll(key))
+        {
+            try
+            {
+                value = ImgCreate.ParseSize(text);
+            }
+            catch (ImgUsageException)
+            {
+                throw new ImgUsageException(invalid + ". You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+            }
+
+            if (value > int.MaxValue && key == "-s")
+                throw new ImgUsageException(invalid + ". Must be between 0 and 2147483647.");
+        }
+
+        return value;
     }
 }

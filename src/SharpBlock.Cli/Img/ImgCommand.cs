@@ -12,12 +12,12 @@ internal static class ImgCommand
           create [-f FMT] [-o OPTIONS] [-b BACKING -F BACKING_FMT] FILE [SIZE]
           info [-f FMT] [--output=human|json] [--backing-chain] FILE
           check [-f FMT] [-r leaks|all] [--output=human|json] FILE
-          map [-f FMT] [--output=human|json] FILE
-          convert [-p] [-c] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
+          map [-f FMT] [--output=human|json] [--start-offset=OFFSET] [--max-length=LEN] FILE
+          convert [-p] [-c] [-n] [-W] [-m N] [-S SIZE] [-B BACKING -F BACKING_FMT] [-t CACHE] [-T CACHE] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] SRC DST
           compare [-f FMT] [-F FMT] [-s] [-p] [-q] FILE1 FILE2
           commit [-f FMT] [-b BASE] [-d] [-p] [-q] [-r RATE] FILE
           rebase [-f FMT] [-F BACKING_FMT] [-u] [-p] [-q] -b BACKING FILE
-          resize [--shrink] [-f FMT] [-q] FILE [+|-]SIZE
+          resize [--shrink] [--preallocation=MODE] [-f FMT] [-q] FILE [+|-]SIZE
           dd [-f FMT] [-O OUTPUT_FMT] if=INPUT of=OUTPUT [bs=N] [count=N] [skip=N]
           amend [-f FMT] [-q] -o compat=0.10|1.1,lazy_refcounts=on|off FILE
           measure [--output=human|json] -O FMT [-o OPTIONS] (--size SIZE | [-f FMT] FILE)
@@ -56,13 +56,26 @@ internal static class ImgCommand
                 _ => Fail($"Command not found: {args[0]}"),
             };
         }
+        catch (ImgHelpRequestedException)
+        {
+            Console.Out.Write(HelpText);
+            return 0;
+        }
         catch (ImgUsageException ex)
         {
             return Fail(ex.Message);
         }
         catch (BlockException ex)
         {
-            return Fail(ex.Message);
+            Fail(ex.Message);
+            // A lock held by another process is the one failure a user fixes outside this tool; say so as qemu-img does.
+            if (ex.Errno == Errno.EAGAIN && ex.Message.StartsWith("Could not open '", StringComparison.Ordinal) && ex.Message.Contains("\" lock", StringComparison.Ordinal))
+            {
+                int end = ex.Message.IndexOf("': ", StringComparison.Ordinal);
+                Console.Error.WriteLine($"Is another process using the image [{ex.Message[16..end]}]?");
+            }
+
+            return 1;
         }
         catch (SharpBlock.Qmp.Protocol.QmpException ex)
         {
@@ -86,3 +99,6 @@ internal static class ImgCommand
 
 /// <summary>A command line qemu-img would refuse; printed as an error with exit code 1.</summary>
 internal sealed class ImgUsageException(string message) : Exception(message);
+
+/// <summary>-h or --help among a subcommand's options: print the usage text and succeed, as qemu-img does.</summary>
+internal sealed class ImgHelpRequestedException() : Exception("help requested");

@@ -27,6 +27,8 @@ internal static class ImgCommit
 
         string format = spec.Format ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
         var options = Qcow2Driver.ImageOptions(path, format, readOnly: false, "img0");
+        if (ImgCacheMode.Target(a) is { } cache)
+            options.Cache = cache;
         await using var graph = new BlockGraph();
         BlockNode top;
         try

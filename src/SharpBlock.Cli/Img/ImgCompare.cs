@@ -19,14 +19,26 @@ internal static class ImgCompare
         if (a.Positional.Count != 2)
             throw new ImgUsageException("Expecting two image file names");
         bool quiet = a.Has("-q");
+        Schema.BlockdevCacheOptions? cache;
+        try
+        {
+            cache = ImgCacheMode.Source(a);
+        }
+        catch (ImgUsageException ex)
+        {
+            // compare keeps exit code 1 for "different"; an error is 2.
+            Console.Error.WriteLine("sharpblock: " + ex.Message);
+            return 2;
+        }
+
         BlockGraph? ga = null, gb = null;
         try
         {
             BlockNode na, nb;
             try
             {
-                (ga, na) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
-                (gb, nb) = await ImgImage.OpenAsync(a, a.Positional[1], a.Get("-F") ?? a.Get("-f"), readOnly: true).ConfigureAwait(false);
+                (ga, na) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true, cache: cache).ConfigureAwait(false);
+                (gb, nb) = await ImgImage.OpenAsync(a, a.Positional[1], a.Get("-F") ?? a.Get("-f"), readOnly: true, cache: cache).ConfigureAwait(false);
             }
             catch (BlockException ex)
             {

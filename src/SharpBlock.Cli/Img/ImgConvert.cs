@@ -1,6 +1,9 @@
 using System.Globalization;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
+using SharpBlock.Drivers.Protocol.File;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
 
 namespace SharpBlock.Cli.Img;
 
@@ -15,14 +18,31 @@ internal static class ImgConvert
 {
     public static async Task<int> RunAsync(string[] argv)
     {
-        var a = ImgArgs.Parse(argv, "fOoSBFmtTl", "pcqnhUW", ["object", "target-image-opts"], ["force-share", "image-opts", "target-is-zero"]);
+        var a = ImgArgs.Parse(argv, "fOoSBFmtTl", "pcqnhUW", ["object"], ["force-share", "image-opts", "target-image-opts", "target-is-zero"]);
+        if (ImgOptionHelp.Requested(a.GetAll("-o")))
+            return ImgOptionHelp.PrintCreate(a.Get("-O") ?? "raw");
         if (a.Positional.Count != 2)
             throw new ImgUsageException("Expecting one source and one target file name");
+        // Reading an internal snapshot without reverting to it is not implemented; copying the current state
+        // instead would hand back the wrong data with exit code 0.
+        if (a.Get("-l") != null)
+            throw new ImgUsageException("Converting from an internal snapshot (-l) is not supported; revert to it with 'snapshot -a' on a copy first");
         string src = a.Positional[0];
         string dst = a.Positional[1];
         string outFmt = a.Get("-O") ?? "raw";
+        string? targetKeySecret = null;
+        if (a.Has("--target-image-opts"))
+        {
+            // The target is named by its options ("driver=qcow2,file.filename=PATH"); it must exist already.
+            if (!a.Has("-n"))
+                throw new ImgUsageException("--target-image-opts requires use of -n flag");
+            var spec = ImgImageSpec.Parse(dst);
+            dst = spec.Path;
+            outFmt = spec.Format ?? outFmt;
+            targetKeySecret = spec.KeySecrets.GetValueOrDefault(0);
+        }
         bool compress = a.Has("-c");
-        long minSparse = a.Get("-S") is { } sparse ? ImgCreate.ParseSize(sparse) : 4096;
+        long minSparse = a.Get("-S") is { } sparse ? ParseMinSparse(sparse) : 4096;
         string? backing = a.Get("-B");
         int streams = 8;
         if (a.Get("-m") is { } m && (!int.TryParse(m, NumberStyles.None, CultureInfo.InvariantCulture, out streams) || streams < 1 || streams > 16))
@@ -33,6 +53,14 @@ internal static class ImgConvert
             throw new ImgUsageException("Backing file (-B) cannot be used together with -n");
         bool progress = a.Has("-p") && !a.Has("-q");
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
+        if (targetKeySecret != null)
+            opts.TryAdd(ImgEncryptOptions.KeySecret, targetKeySecret);
+        if (backing != null && outFmt == "raw")
+            throw new ImgUsageException("Backing file not supported for file format 'raw'");
+        // qemu-img 7.2 no longer guesses the backing file's format: probing a file the user names as backing is
+        // how a raw image gets read as qcow2.
+        if (backing != null && a.Get("-F") == null && !opts.ContainsKey("backing_fmt"))
+            throw new ImgUsageException("Use of backing file requires explicit backing format");
         if (compress && outFmt != "qcow2")
             throw new ImgUsageException("Compression not supported for this file format");
         bool encrypt = ImgEncryptOptions.IsEncrypted(opts, outFmt);
@@ -43,46 +71,63 @@ internal static class ImgConvert
 
         // As with qemu-img, the target defaults to cache=unsafe: a convert that dies leaves a useless target
         // anyway, so it is not flushed to disk at the end; -t writeback (or stricter) makes it durable.
-        var targetCache = ImgCacheMode.Parse(a.Get("-t") ?? "unsafe");
-        var sourceCache = ImgCacheMode.Parse(a.Get("-T") ?? "writeback");
+        var targetCache = ImgCacheMode.Target(a) ?? ImgCacheMode.Parse("unsafe", "");
+        var sourceCache = ImgCacheMode.Source(a) ?? ImgCacheMode.Parse("writeback", "");
         var (graph, source) = await ImgImage.OpenAsync(a, src, a.Get("-f"), readOnly: true, cache: sourceCache).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             long size = source.Length;
             var prealloc = ImgCreate.ParsePrealloc(opts.GetValueOrDefault("preallocation"));
+            // qemu-img's read lock keeps the target from being one of the source's own files; our readers share
+            // everything, so the same refusal is made here before creating the target truncates the source.
+            if (ReadsFile(source, dst))
+                throw new BlockException(Errno.EAGAIN, $"Could not open '{dst}': Failed to get \"write\" lock");
             if (!a.Has("-n"))
             {
-                if (outFmt == "qcow2")
+                await ImgTargetLock.CreateAsync(dst, async () =>
                 {
-                    await Qcow2Creator.CreateAsync(dst, new Qcow2CreateOptions
+                    if (outFmt == "qcow2")
                     {
-                        Size = size,
-                        ClusterSize = opts.TryGetValue("cluster_size", out var cs) ? (int)ImgCreate.ParseSize(cs) : 65536,
-                        Compat = opts.GetValueOrDefault("compat") ?? "1.1",
-                        LazyRefcounts = opts.GetValueOrDefault("lazy_refcounts") == "on",
-                        RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16,
-                        Preallocation = prealloc,
-                        Encrypted = encrypt,
-                        BackingFile = backing,
-                        BackingFormat = backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") ?? await Qcow2Driver.ProbeAsync(Qcow2Driver.ResolveBacking(dst, backing), CancellationToken.None).ConfigureAwait(false) : null,
-                    }).ConfigureAwait(false);
-                }
-                else if (outFmt == "raw")
-                {
-                    if (backing != null)
-                        throw new ImgUsageException("Format 'raw' does not support backing files");
-                    await RawCreator.CreateAsync(dst, size, prealloc).ConfigureAwait(false);
-                }
-                else
-                {
-                    throw new ImgUsageException($"Unknown file format '{outFmt}'");
-                }
+                        await Qcow2Creator.CreateAsync(dst, new Qcow2CreateOptions
+                        {
+                            Size = size,
+                            ClusterSize = opts.TryGetValue("cluster_size", out var cs) ? (int)ImgCreate.ParseSize(cs) : 65536,
+                            Compat = opts.GetValueOrDefault("compat") ?? "1.1",
+                            LazyRefcounts = ImgCreate.ParseBool(opts.GetValueOrDefault("lazy_refcounts"), "lazy_refcounts"),
+                            RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? ImgCreate.ParseInt(rb, "refcount_bits") : 16,
+                            Preallocation = prealloc,
+                            Encrypted = encrypt,
+                            BackingFile = backing,
+                            BackingFormat = backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") : null,
+                        }).ConfigureAwait(false);
+                    }
+                    else if (outFmt == "raw")
+                    {
+                        await RawCreator.CreateAsync(dst, size, prealloc).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        throw new ImgUsageException($"Unknown file format '{outFmt}'");
+                    }
+                }).ConfigureAwait(false);
             }
 
             var targetOptions = Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1");
             targetOptions.Cache = targetCache;
-            var target = await graph.AddAsync(targetOptions).ConfigureAwait(false);
+            BlockNode target;
+            try
+            {
+                target = await graph.AddAsync(targetOptions).ConfigureAwait(false);
+            }
+            catch (BlockException ex) when (!ex.Message.StartsWith("Could not open", StringComparison.Ordinal))
+            {
+                throw new BlockException(ex.Errno, $"Could not open '{dst}': {ex.Message}", ex);
+            }
+
             ImgEncryptOptions.UnlockTarget(target, dst, opts, ImgSecrets.Parse(a.GetAll("--object")));
+            // Checked before the first write: a copy that stops at the target's end would leave it half overwritten.
+            if (a.Has("-n") && target.Length < size)
+                throw new ImgUsageException("output file is smaller than input file");
             var copier = new ConvertCopier(source, target, new ConvertSettings
             {
                 Streams = streams,
@@ -99,5 +144,48 @@ internal static class ImgConvert
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// -S: qemu-img counts it in 512-byte sectors and caps it at its largest copy buffer (16 MiB), so other
+    /// values are refused rather than rounded.
+    /// </summary>
+    private static long ParseMinSparse(string text)
+    {
+        long value;
+        try
+        {
+            value = ImgCreate.ParseSize(text);
+        }
+        catch (ImgUsageException)
+        {
+            throw new ImgUsageException("Invalid buffer size for sparse output specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+        }
+
+        if (value % 512 != 0 || value > 16 << 20)
+            throw new ImgUsageException("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16777216. Select 0 to disable sparse detection (fully allocates output).");
+        return value;
+    }
+
+    /// <summary>True when <paramref name="path"/> is one of the files under <paramref name="node"/> (its image, backing chain, data files).</summary>
+    public static bool ReadsFile(BlockNode node, string path)
+    {
+        if (node is FileNode f && SameFile(f.Path, path))
+            return true;
+        foreach (var child in node.Children)
+        {
+            if (ReadsFile(child.Node, path))
+                return true;
+        }
+
+        return false;
+    }
+
+    private static bool SameFile(string a, string b) => string.Equals(RealPath(a), RealPath(b), StringComparison.Ordinal);
+
+    private static string RealPath(string path)
+    {
+        var full = Path.GetFullPath(path);
+        return File.Exists(full) && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target ? target.FullName : full;
     }
 }

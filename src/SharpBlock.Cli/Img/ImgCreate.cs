@@ -13,6 +13,8 @@ internal static class ImgCreate
     {
         var a = ImgArgs.Parse(argv, "fobF", "quh", ["object"], []);
         string fmt = a.Get("-f") ?? "raw";
+        if (ImgOptionHelp.Requested(a.GetAll("-o")))
+            return ImgOptionHelp.PrintCreate(fmt);
         var opts = ParseOptions(a.GetAll("-o"));
         if (a.Get("-b") is { } b)
             opts["backing_file"] = b;
@@ -31,11 +33,9 @@ internal static class ImgCreate
 
         opts.TryGetValue("backing_file", out var backing);
         opts.TryGetValue("backing_fmt", out var backingFmt);
-        if (backing != null && backingFmt == null && !a.Has("-u"))
-        {
-            string resolved = Qcow2Driver.ResolveBacking(path, backing);
-            backingFmt = await Qcow2Driver.ProbeAsync(resolved, CancellationToken.None).ConfigureAwait(false);
-        }
+        // qemu-img 7.2 refuses to guess a backing file's format (a probed raw file can pass for anything), -u or not.
+        if (backing != null && backingFmt == null)
+            throw new ImgUsageException($"{path}: Backing file specified without backing format");
 
         if (size == null && backing != null)
         {
@@ -71,7 +71,7 @@ internal static class ImgCreate
                     if (!quiet)
                         Console.Out.WriteLine(Describe(path, o, opts.ContainsKey("compat"), opts.ContainsKey("preallocation")).Replace("fmt=qcow2", "fmt=qcow2" + ImgEncryptOptions.Describe(opts), StringComparison.Ordinal));
                     Qcow2Creator.Validate(o);
-                    await Qcow2Creator.CreateAsync(path, o).ConfigureAwait(false);
+                    await ImgTargetLock.CreateAsync(path, async () => await Qcow2Creator.CreateAsync(path, o).ConfigureAwait(false)).ConfigureAwait(false);
                     break;
                 }
 
@@ -86,7 +86,7 @@ internal static class ImgCreate
                         : $"Formatting '{path}', fmt=raw size={size.Value}");
                 }
 
-                await RawCreator.CreateAsync(path, size.Value, prealloc).ConfigureAwait(false);
+                await ImgTargetLock.CreateAsync(path, async () => await RawCreator.CreateAsync(path, size.Value, prealloc).ConfigureAwait(false)).ConfigureAwait(false);
                 break;
             default:
                 throw new ImgUsageException($"Unknown file format '{fmt}'");
@@ -150,10 +150,10 @@ internal static class ImgCreate
         return (long)v;
     }
 
-    private static int ParseInt(string s, string name) =>
+    public static int ParseInt(string s, string name) =>
         int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int v) ? v : throw new ImgUsageException($"Parameter '{name}' expects a number");
 
-    private static bool ParseBool(string? s, string name) => s switch
+    public static bool ParseBool(string? s, string name) => s switch
     {
         null or "off" or "false" or "no" => false,
         "on" or "true" or "yes" => true,

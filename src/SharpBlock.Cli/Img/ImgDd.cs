@@ -1,6 +1,7 @@
 using System.Buffers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
+using SharpBlock.Errors;
 
 namespace SharpBlock.Cli.Img;
 
@@ -48,12 +49,17 @@ internal static class ImgDd
             long end = count >= 0 ? Math.Min(count * bs, source.Length) : source.Length;
             long start = Math.Min(skip * bs, end);
             long size = end - start;
-            if (outFmt == "qcow2")
-                await Qcow2Creator.CreateAsync(output, new Qcow2CreateOptions { Size = size }).ConfigureAwait(false);
-            else if (outFmt == "raw")
-                await RawCreator.CreateAsync(output, size).ConfigureAwait(false);
-            else
+            if (outFmt is not ("qcow2" or "raw"))
                 throw new ImgUsageException($"Unknown file format '{outFmt}'");
+            if (ImgConvert.ReadsFile(source, output))
+                throw new BlockException(Errno.EAGAIN, $"Could not open '{output}': Failed to get \"write\" lock");
+            await ImgTargetLock.CreateAsync(output, async () =>
+            {
+                if (outFmt == "qcow2")
+                    await Qcow2Creator.CreateAsync(output, new Qcow2CreateOptions { Size = size }).ConfigureAwait(false);
+                else
+                    await RawCreator.CreateAsync(output, size).ConfigureAwait(false);
+            }).ConfigureAwait(false);
             var target = await graph.AddAsync(Qcow2Driver.ImageOptions(output, outFmt, readOnly: false, "img1")).ConfigureAwait(false);
             int chunk = (int)Math.Clamp(bs, 512, 4 << 20);
             byte[] buf = ArrayPool<byte>.Shared.Rent(chunk);

@@ -5,7 +5,10 @@ using SharpBlock.Schema;
 
 namespace SharpBlock.Cli.Img;
 
-/// <summary>`img map [-f FMT] [--output=human|json] FILE`: the allocation map merged as qemu-img merges it.</summary>
+/// <summary>
+/// `img map [-f FMT] [--output=human|json] [--start-offset=OFFSET] [--max-length=LEN] FILE`: the allocation map
+/// merged as qemu-img merges it.
+/// </summary>
 internal static class ImgMap
 {
     /// <summary>One map extent: the QAPI entry plus 'present' and the file it maps into.</summary>
@@ -17,12 +20,17 @@ internal static class ImgMap
         if (a.Positional.Count != 1)
             throw new ImgUsageException("Expecting one image file name");
         bool json = a.Json();
+        long start = Offset(a.Get("--start-offset"), "Invalid start offset specified") ?? 0;
+        long? maxLength = Offset(a.Get("--max-length"), "Invalid max length specified");
         var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
-            var extents = await MapAsync(node).ConfigureAwait(false);
+            var extents = await MapAsync(node, start, maxLength).ConfigureAwait(false);
             if (json)
             {
+                // qemu-img prints one empty entry for an empty range (a zero-size image, a start past the end).
+                if (extents.Count == 0)
+                    extents.Add(new Extent(new BlockDeviceMapEntry { Start = start, Length = 0, Depth = 0, Zero = false, Data = false }, false, null));
                 Console.Out.Write(Json(extents));
                 return 0;
             }
@@ -36,11 +44,14 @@ internal static class ImgMap
         }
     }
 
-    public static async Task<List<Extent>> MapAsync(BlockNode top)
+    /// <summary>The merged extents of [start, start + maxLength), cut at the image's end.</summary>
+    public static async Task<List<Extent>> MapAsync(BlockNode top, long start = 0, long? maxLength = null)
     {
         var list = new List<Extent>();
         long size = top.Length;
-        long offset = 0;
+        if (maxLength is { } max && max < size - start)
+            size = start + max;
+        long offset = start;
         while (offset < size)
         {
             var (e, len) = await StatusAboveAsync(top, offset, size - offset).ConfigureAwait(false);
@@ -56,6 +67,20 @@ internal static class ImgMap
         }
 
         return list;
+    }
+
+    private static long? Offset(string? text, string invalid)
+    {
+        if (text == null)
+            return null;
+        try
+        {
+            return ImgCreate.ParseSize(text);
+        }
+        catch (ImgUsageException)
+        {
+            throw new ImgUsageException(invalid + ". You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+        }
     }
 
     private static bool CanMerge(Extent a, Extent b) =>

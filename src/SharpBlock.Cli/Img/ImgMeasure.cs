@@ -12,6 +12,8 @@ internal static class ImgMeasure
     public static async Task<int> RunAsync(string[] argv)
     {
         var a = ImgArgs.Parse(argv, "fOol", "qU", ["output", "size", "object"], ["force-share", "image-opts"]);
+        if (a.Get("-l") != null)
+            throw new ImgUsageException("Measuring an internal snapshot (-l) is not supported");
         bool json = a.Json();
         string outFmt = a.Get("-O") ?? "raw";
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
@@ -20,7 +22,7 @@ internal static class ImgMeasure
         // qemu-img shows the bitmaps figure only when both the input and the output format can hold bitmaps.
         bool bitmaps = false;
         int clusterSize = opts.TryGetValue("cluster_size", out var cs) ? (int)ImgCreate.ParseSize(cs) : 65536;
-        int refcountBits = opts.TryGetValue("refcount_bits", out var rb) ? int.Parse(rb, CultureInfo.InvariantCulture) : 16;
+        int refcountBits = opts.TryGetValue("refcount_bits", out var rb) ? ImgCreate.ParseInt(rb, "refcount_bits") : 16;
         if (a.Get("--size") is { } sizeText)
         {
             if (a.Positional.Count != 0)

@@ -28,6 +28,9 @@ internal static class ImgRebase
 
         await using var graph = new BlockGraph();
         var options = Qcow2Driver.ImageOptions(path, format, readOnly: false, "img0");
+        if (ImgCacheMode.Target(a) is { } cache)
+            options.Cache = cache;
+        var sourceCache = ImgCacheMode.Source(a);
         if (unsafeMode && options.Qcow2 is { } q0)
             q0.Backing = new BlockdevRef { Reference = "" };
         var top = await graph.AddAsync(options).ConfigureAwait(false);
@@ -40,12 +43,15 @@ internal static class ImgRebase
         if (newBacking.Length > 0)
         {
             string resolved = Qcow2Driver.ResolveBacking(path, newBacking);
-            newFormat = a.Get("-F");
-            // Unsafe mode only writes the name, so the new backing file need not exist yet.
-            if (newFormat == null && (!unsafeMode || File.Exists(resolved)))
-                newFormat = await Qcow2Driver.ProbeAsync(resolved, CancellationToken.None).ConfigureAwait(false);
+            // As with create, qemu-img 7.2 no longer probes the new backing file for its format.
+            newFormat = a.Get("-F") ?? throw new ImgUsageException($"Could not change the backing file to '{newBacking}': backing format must be specified");
             if (!unsafeMode)
-                newNode = await graph.AddAsync(Qcow2Driver.ImageOptions(resolved, newFormat!, readOnly: true, "new-backing")).ConfigureAwait(false);
+            {
+                var newOptions = Qcow2Driver.ImageOptions(resolved, newFormat!, readOnly: true, "new-backing");
+                if (sourceCache != null)
+                    newOptions.Cache = sourceCache;
+                newNode = await graph.AddAsync(newOptions).ConfigureAwait(false);
+            }
         }
 
         if (!unsafeMode)

@@ -156,7 +156,7 @@ public class ConvertTests
         (await Qemu("compare", "-f", "raw", "-F", "qcow2", src, dst)).Ok();
         var bad = await Ours("convert", "-t", "sometimes", "-f", "raw", src, dir.File("x.raw"));
         Assert.Equal(1, bad.ExitCode);
-        Assert.Contains("Invalid cache mode", bad.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Invalid cache option: sometimes", bad.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -247,7 +247,7 @@ public class ImgToolTests
         using var dir = new TempDir();
         var (b, t, reference) = await ChainAsync(dir);
         string outImg = dir.File("out.qcow2");
-        (await Ours("convert", "-f", "qcow2", "-O", "qcow2", "-B", b, "-W", "-m", "8", "-t", "none", t, outImg)).Ok();
+        (await Ours("convert", "-f", "qcow2", "-O", "qcow2", "-B", b, "-F", "qcow2", "-W", "-m", "8", "-t", "none", t, outImg)).Ok();
         Assert.Equal(b, await BackingAsync(outImg));
         (await Qemu("check", outImg)).Ok();
         (await Qemu("compare", "-F", "raw", outImg, reference)).Ok();

@@ -1,0 +1,51 @@
+using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
+
+namespace SharpBlock.Cli.Img;
+
+/// <summary>
+/// The write lock on an existing file that create, convert or dd is about to replace, held while the creator
+/// runs. A creator truncates the file before any node has it open, so without this an image that qemu, qemu-io
+/// or a daemon is writing would be wiped under it; qemu-img takes the same lock when it creates.
+/// </summary>
+internal static class ImgTargetLock
+{
+    /// <summary>Runs <paramref name="create"/> holding the write lock on <paramref name="path"/> if it exists.</summary>
+    public static async Task CreateAsync(string path, Func<Task> create)
+    {
+        var held = await AcquireAsync(path).ConfigureAwait(false);
+        try
+        {
+            await create().ConfigureAwait(false);
+        }
+        finally
+        {
+            // Released before the caller opens the new image: our own locks would conflict with it.
+            if (held != null)
+                await held.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<BlockGraph?> AcquireAsync(string path)
+    {
+        if (!File.Exists(path))
+            return null;
+        var graph = new BlockGraph();
+        try
+        {
+            // Opened as raw: only the file's lock bytes matter, whatever format it holds now.
+            await graph.AddAsync(Qcow2Driver.ImageOptions(path, "raw", readOnly: false, "target-lock")).ConfigureAwait(false);
+            return graph;
+        }
+        catch (BlockException ex)
+        {
+            await graph.DisposeAsync().ConfigureAwait(false);
+            if (ex.Errno == Errno.EAGAIN)
+                throw new BlockException(ex.Errno, $"Could not open '{path}': {ex.Message}", ex);
+
+            // Anything else (no permission, not a file) the creator reports in its own words.
+            return null;
+        }
+    }
+}
