@@ -35,6 +35,8 @@ internal static class ImgCommand
         }
 
         string[] rest = args[1..];
+        // Every subcommand that takes -U means the same by it; the option parsers accept it as a flag.
+        ImgImage.ForceShare = rest.Any(a => a is "-U" or "--force-share");
         try
         {
             return args[0] switch

@@ -12,6 +12,12 @@ namespace SharpBlock.Cli.Img;
 /// <summary>Opening images for img commands, and the output helpers they share.</summary>
 internal static partial class ImgImage
 {
+    /// <summary>
+    /// -U / --force-share of the running command: images opened read-only let other processes write them
+    /// meanwhile, instead of refusing as a consistent reader does.
+    /// </summary>
+    public static bool ForceShare { get; set; }
+
     /// <summary>Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph.</summary>
     public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null)
     {
@@ -22,6 +28,8 @@ internal static partial class ImgImage
             var options = Qcow2Driver.ImageOptions(path, format, readOnly, "img0");
             if (cache != null)
                 options.Cache = cache;
+            if (readOnly && ForceShare)
+                options.ForceShare = true;
             var node = await graph.AddAsync(options).ConfigureAwait(false);
             return (graph, node);
         }

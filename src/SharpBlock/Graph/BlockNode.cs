@@ -55,6 +55,17 @@ public abstract partial class BlockNode : IAsyncDisposable
 
     public IReadOnlyList<BlockChild> Children => _children;
 
+    /// <summary>
+    /// Called by a parent that keeps metadata in this node's data (an image format such as qcow2): nobody
+    /// else may write or resize the image under it, even while it only reads. Protocol nodes take the
+    /// matching image locks; filters pass the request down.
+    /// </summary>
+    public virtual void RefuseOtherWriters()
+    {
+        for (int i = 0; i < _children.Count; i++)
+            _children[i].Node.RefuseOtherWriters();
+    }
+
     public BlockNode? File => FindChild(ChildRole.File);
 
     public BlockNode? Backing => FindChild(ChildRole.Backing);

@@ -16,12 +16,16 @@ public sealed record NodeSettings
     public BlockdevDetectZeroesOptions DetectZeroes { get; init; } = BlockdevDetectZeroesOptions.Off;
     public BlockdevAioOptions Aio { get; init; } = BlockdevAioOptions.Threads;
 
+    /// <summary>A read-only node that lets other processes write the file meanwhile (qemu-img -U).</summary>
+    public bool ForceShare { get; init; }
+
     public static NodeSettings Default { get; } = new();
 
     /// <summary>Applies the options given for one node on top of what its parent passes down.</summary>
     public NodeSettings Apply(BlockdevOptionsBase o) => this with
     {
         ReadOnly = o.ReadOnly ?? ReadOnly,
+        ForceShare = o.ForceShare ?? ForceShare,
         Direct = o.Cache?.Direct ?? Direct,
         NoFlush = o.Cache?.NoFlush ?? NoFlush,
         Writeback = o.Cache?.Writeback ?? Writeback,

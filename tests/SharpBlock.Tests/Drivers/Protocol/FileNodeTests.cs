@@ -147,8 +147,34 @@ public class FileNodeTests
         await using var first = FileNode.Open(path, NodeSettings.Default);
         var ex = Assert.Throws<BlockException>(() => FileNode.Open(path, NodeSettings.Default));
         Assert.Equal("Failed to get \"write\" lock", ex.Message);
-        // A reader may join a writer (it shares writes, as QEMU's readers do), but not the other way round.
+        // A plain reader may join a writer (raw data, as QEMU's raw readers do); one under an image format
+        // needs the file to hold still and is refused, unless it accepts what it gets (force-share, -U).
         await using var reader = FileNode.Open(path, NodeSettings.Default with { ReadOnly = true });
+        var formatReader = FileNode.Open(path, NodeSettings.Default with { ReadOnly = true });
+        await using (formatReader)
+        {
+            ex = Assert.Throws<BlockException>(formatReader.RefuseOtherWriters);
+            Assert.Equal("Failed to get shared \"write\" lock", ex.Message);
+        }
+
+        await using var sharing = FileNode.Open(path, NodeSettings.Default with { ReadOnly = true, ForceShare = true });
+        sharing.RefuseOtherWriters();
+    }
+
+    [Fact]
+    public async Task A_reader_reopened_read_write_is_not_refused_by_its_own_old_lock()
+    {
+        using var dir = new TempDir();
+        string path = dir.PatternFile("a.img", 4096);
+        await using var node = FileNode.Open(path, NodeSettings.Default with { ReadOnly = true });
+        node.RefuseOtherWriters();
+        await node.ReopenAsync(readOnly: false);
+        Assert.False(node.ReadOnly);
+        var ex = Assert.Throws<BlockException>(() => FileNode.Open(path, NodeSettings.Default));
+        Assert.Equal("Failed to get \"write\" lock", ex.Message);
+        await node.ReopenAsync(readOnly: true);
+        await using var second = FileNode.Open(path, NodeSettings.Default with { ReadOnly = true });
+        second.RefuseOtherWriters();
     }
 
     [Fact]

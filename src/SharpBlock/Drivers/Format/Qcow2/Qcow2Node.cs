@@ -134,6 +134,8 @@ public sealed partial class Qcow2Node : BlockNode
     /// <summary>Opens an image from its file node: validates the header and tables against the file and QEMU's limits.</summary>
     public static async ValueTask<Qcow2Node> OpenAsync(BlockNode file, NodeSettings settings, CancellationToken cancellationToken = default)
     {
+        // Metadata lives in the file: a second writer (another process) would corrupt what we read.
+        file.RefuseOtherWriters();
         string name = file.Filename;
         long fileLength = file.Length;
         if (fileLength < Qcow2Layout.V2HeaderSize)

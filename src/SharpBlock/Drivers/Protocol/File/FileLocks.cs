@@ -49,6 +49,13 @@ internal static class FileLocks
         }
     }
 
+    /// <summary>Drops every lock byte this descriptor holds (before a reopen takes new ones on another).</summary>
+    public static void ReleaseAll(nint fd)
+    {
+        var lk = new LibC.Flock { Type = LibC.F_UNLCK, Whence = 0, Start = PermBase, Len = SharedBase + 8 - PermBase };
+        LibC.FcntlLock(fd, LibC.F_OFD_SETLK, ref lk);
+    }
+
     private static BlockException Conflict(bool shared, int bit) =>
         new(Errno.EAGAIN, shared ? $"Failed to get shared \"{Names[bit]}\" lock" : $"Failed to get \"{Names[bit]}\" lock");
 

@@ -65,7 +65,7 @@ public sealed class FileNode : BlockNode
                 throw new BlockException(Errno.EINVAL, $"'{path}' is not a file");
             long length = isBlock ? LibC.LSeek(fd, 0, LibC.SEEK_END) : st.Size;
 
-            Lock(fd, settings.ReadOnly);
+            Lock(fd, settings.ReadOnly, stable: false);
             return new FileNode(path, driverName, handle, isBlock, length, settings);
         }
         catch
@@ -75,18 +75,32 @@ public sealed class FileNode : BlockNode
         }
     }
 
-    /// <summary>As QEMU 7: a reader shares everything; a writer refuses other writers and resizers.</summary>
-    private static void Lock(nint fd, bool readOnly)
+    /// <summary>
+    /// As QEMU 7: a writer refuses other writers and resizers. A reader shares everything, unless an image
+    /// format on top keeps metadata in the file (<paramref name="stable"/>): then it needs the file to hold
+    /// still and refuses writers too, except with force-share (qemu-img's -U).
+    /// </summary>
+    private static void Lock(nint fd, bool readOnly, bool stable)
     {
         var perms = FileLocks.Perm.ConsistentRead;
         var shared = FileLocks.Perm.All;
-        if (!readOnly)
-        {
-            perms |= FileLocks.Perm.Write | FileLocks.Perm.Resize;
+        if (!readOnly || stable)
             shared &= ~(FileLocks.Perm.Write | FileLocks.Perm.Resize);
-        }
-
+        if (!readOnly)
+            perms |= FileLocks.Perm.Write | FileLocks.Perm.Resize;
         FileLocks.Acquire(fd, perms, shared);
+    }
+
+    // Set once a format that keeps metadata in this file sits on top (see RefuseOtherWriters).
+    private volatile bool _stable;
+
+    private bool Stable => _stable && !Settings.ForceShare;
+
+    public override void RefuseOtherWriters()
+    {
+        _stable = true;
+        if (ReadOnly && Stable)
+            Lock(_handle.DangerousGetHandle(), readOnly: true, stable: true);
     }
 
     /// <summary>A new descriptor with the new access mode and locks; the old one is closed only once that worked.</summary>
@@ -103,9 +117,18 @@ public sealed class FileNode : BlockNode
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
-            // The old descriptor's locks never conflict with the new ones (read-only holds no write bytes),
-            // so the new locks are taken while the old descriptor is still open, and a failure changes nothing.
-            Lock(fd, readOnly);
+            // A reader's old descriptor refuses writers, which would include our own new one: it lets go of
+            // its locks first and takes them back if the new ones cannot be had, so a failure changes nothing.
+            FileLocks.ReleaseAll(_handle.DangerousGetHandle());
+            try
+            {
+                Lock(fd, readOnly, Stable);
+            }
+            catch
+            {
+                Lock(_handle.DangerousGetHandle(), ReadOnly, Stable);
+                throw;
+            }
         }
         catch
         {
