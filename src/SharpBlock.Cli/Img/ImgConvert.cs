@@ -23,10 +23,6 @@ internal static class ImgConvert
             return ImgOptionHelp.PrintCreate(a.Get("-O") ?? "raw");
         if (a.Positional.Count != 2)
             throw new ImgUsageException("Expecting one source and one target file name");
-        // Reading an internal snapshot without reverting to it is not implemented; copying the current state
-        // instead would hand back the wrong data with exit code 0.
-        if (a.Get("-l") != null)
-            throw new ImgUsageException("Converting from an internal snapshot (-l) is not supported; revert to it with 'snapshot -a' on a copy first");
         string src = a.Positional[0];
         string dst = a.Positional[1];
         string outFmt = a.Get("-O") ?? "raw";
@@ -76,6 +72,8 @@ internal static class ImgConvert
         var (graph, source) = await ImgImage.OpenAsync(a, src, a.Get("-f"), readOnly: true, cache: sourceCache).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
+            if (a.Get("-l") is { } snapshot)
+                await ImgImage.LoadSnapshotAsync(source, snapshot).ConfigureAwait(false);
             long size = source.Length;
             var prealloc = ImgCreate.ParsePrealloc(opts.GetValueOrDefault("preallocation"));
             // qemu-img's read lock keeps the target from being one of the source's own files; our readers share

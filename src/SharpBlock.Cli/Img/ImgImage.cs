@@ -41,6 +41,32 @@ internal static partial class ImgImage
         }
     }
 
+    /// <summary>
+    /// -l of convert and measure: shows an internal snapshot instead of the current state. The parameter is
+    /// an id or name, or "snapshot.id=ID" / "snapshot.name=NAME" as qemu-img takes it.
+    /// </summary>
+    public static async Task LoadSnapshotAsync(BlockNode node, string parameter)
+    {
+        string idOrName = parameter;
+        if (parameter.StartsWith("snapshot.", StringComparison.Ordinal))
+        {
+            var opts = ImgOptionString.Parse(parameter);
+            idOrName = opts.GetValueOrDefault("snapshot.id") ?? opts.GetValueOrDefault("snapshot.name")
+                ?? throw new ImgUsageException($"Invalid snapshot parameter '{parameter}'");
+        }
+
+        if (node is not Qcow2Node qcow2)
+            throw new ImgUsageException($"Failed to load snapshot: Block format '{node.DriverName}' used by device '' does not support temporarily loading internal snapshots");
+        try
+        {
+            await qcow2.LoadSnapshotTemporarilyAsync(idOrName).ConfigureAwait(false);
+        }
+        catch (BlockException ex)
+        {
+            throw new ImgUsageException("Failed to load snapshot: " + ex.Message);
+        }
+    }
+
     /// <summary>qemu's size_to_str: three significant digits in binary units ("324 KiB", "1.5 MiB").</summary>
     public static string HumanSize(long value)
     {

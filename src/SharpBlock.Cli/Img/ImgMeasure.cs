@@ -12,8 +12,6 @@ internal static class ImgMeasure
     public static async Task<int> RunAsync(string[] argv)
     {
         var a = ImgArgs.Parse(argv, "fOol", "qU", ["output", "size", "object"], ["force-share", "image-opts"]);
-        if (a.Get("-l") != null)
-            throw new ImgUsageException("Measuring an internal snapshot (-l) is not supported");
         bool json = a.Json();
         string outFmt = a.Get("-O") ?? "raw";
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
@@ -37,6 +35,8 @@ internal static class ImgMeasure
             var (graph, source) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true).ConfigureAwait(false);
             await using (graph.ConfigureAwait(false))
             {
+                if (a.Get("-l") is { } snapshot)
+                    await ImgImage.LoadSnapshotAsync(source, snapshot).ConfigureAwait(false);
                 virtualSize = source.Length;
                 bitmaps = outFmt == "qcow2" && source.DriverName == "qcow2";
                 dataBytes = outFmt == "qcow2" ? await AllocatedClusterBytesAsync(source, clusterSize).ConfigureAwait(false) : virtualSize;

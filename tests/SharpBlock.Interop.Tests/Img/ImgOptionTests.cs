@@ -380,20 +380,36 @@ public class ImgOptionTests
     }
 
     [Fact]
-    public async Task Convert_and_measure_l_are_refused_rather_than_reading_the_current_state()
+    public async Task Convert_and_measure_l_read_the_snapshot_as_qemu_img_does()
     {
         using var dir = new TempDir();
         string src = await SourceAsync(dir);
         (await Qemu("snapshot", "-c", "s1", src)).Ok();
         (await Tools.RunAsync("qemu-io", "-c", "write -P 0x33 0 1M", src)).Ok();
-        string dst = dir.File("out.raw");
-        var o = await Ours("convert", "-l", "s1", "-O", "raw", src, dst);
+        (await Qemu("resize", src, "+1M")).Ok();
+        // Every way qemu-img names a snapshot gives what qemu-img itself reads out of it.
+        string theirs = dir.File("theirs.raw");
+        (await Qemu("convert", "-l", "s1", "-O", "raw", src, theirs)).Ok();
+        foreach (var param in new[] { "s1", "snapshot.name=s1", "snapshot.id=1" })
+        {
+            string ours = dir.File("ours.raw");
+            File.Delete(ours);
+            (await Ours("convert", "-l", param, "-O", "raw", src, ours)).Ok();
+            Assert.Equal(File.ReadAllBytes(theirs), File.ReadAllBytes(ours));
+        }
+
+        string q = dir.File("ours.qcow2");
+        (await Ours("convert", "-l", "s1", "-O", "qcow2", src, q)).Ok();
+        (await Qemu("compare", "-f", "raw", "-F", "qcow2", theirs, q)).Ok();
+        Assert.Equal((await Qemu("measure", "-l", "s1", "-O", "qcow2", src)).Ok().Stdout, (await Ours("measure", "-l", "s1", "-O", "qcow2", src)).Ok().Stdout);
+
+        // A missing snapshot is refused before a target exists; the image itself is untouched.
+        string dst = dir.File("none.raw");
+        var o = await Ours("convert", "-l", "nosuch", "-O", "raw", src, dst);
         Assert.Equal(1, o.ExitCode);
-        Assert.Contains("(-l) is not supported", o.Stderr, StringComparison.Ordinal);
+        Assert.Equal("sharpblock: Failed to load snapshot: Can't find snapshot", o.Stderr.Trim());
         Assert.False(File.Exists(dst));
-        var m = await Ours("measure", "-l", "s1", "-O", "qcow2", src);
-        Assert.Equal(1, m.ExitCode);
-        Assert.Contains("(-l) is not supported", m.Stderr, StringComparison.Ordinal);
+        (await Qemu("check", src)).Ok();
     }
 
     [Theory]

@@ -147,6 +147,31 @@ public sealed partial class Qcow2Node
         }
     }
 
+    /// <summary>
+    /// Shows a snapshot instead of the current state on a read-only node, without changing the image
+    /// (qemu-img convert -l / measure -l). Reads then go through the snapshot's tables; the virtual size
+    /// stays the image's, as qemu's does, and what lies past the snapshot's tables reads as unallocated.
+    /// </summary>
+    public async ValueTask LoadSnapshotTemporarilyAsync(string idOrName, CancellationToken cancellationToken = default)
+    {
+        if (!ReadOnly)
+            throw new BlockException(Errno.EINVAL, "Snapshots can only be loaded temporarily into read-only images");
+        await using (await DrainAsync().ConfigureAwait(false))
+        {
+            await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var snap = FindSnapshot(idOrName) ?? throw new BlockException(Errno.ENOENT, "Can't find snapshot");
+                // The table the lookups see changes; L2 tables stay cached by offset and are shared anyway.
+                _l1 = await ReadRawTableAsync(snap.L1TableOffset, snap.L1Size, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _meta.Release();
+            }
+        }
+    }
+
     private void CheckWritableForSnapshots()
     {
         if (ReadOnly)
