@@ -3,7 +3,7 @@ using SharpBlock.Errors;
 
 namespace SharpBlock.Cli.Img;
 
-/// <summary>`img amend [-f FMT] [-p] [-q] -o compat=...,lazy_refcounts=...,refcount_bits=... FILE`: changes qcow2 options in place.</summary>
+/// <summary>`img amend [-f FMT] [-p] [-q] -o compat=...,lazy_refcounts=...,refcount_bits=...,size=... FILE`: changes qcow2 options in place.</summary>
 internal static class ImgAmend
 {
     public static async Task<int> RunAsync(string[] argv)
@@ -23,6 +23,7 @@ internal static class ImgAmend
         string? compat = null;
         bool? lazy = null;
         int? refcountBits = null;
+        long? size = null;
         foreach (var (key, value) in opts)
         {
             switch (key)
@@ -43,6 +44,13 @@ internal static class ImgAmend
                         ? rb
                         : throw new ImgUsageException($"Parameter 'refcount_bits' expects a non-negative number below 2^64");
                     break;
+                case "size":
+                    size = ImgCreate.ParseSize(value);
+                    break;
+                case "backing_file" or "backing_fmt":
+                    throw new ImgUsageException("Cannot amend the backing file\nYou can use 'qemu-img rebase' instead.");
+                case "cluster_size" or "preallocation" or "encryption" or "encrypt.format" or "encrypt.key-secret" or "compression_type" or "extended_l2":
+                    throw new ImgUsageException($"Invalid parameter '{key}'\nThis option is only supported for image creation");
                 default:
                     throw new ImgUsageException($"Changing '{key}' is not supported");
             }
@@ -55,6 +63,9 @@ internal static class ImgAmend
             if (node is not Qcow2Node q)
                 throw new BlockException(Errno.EOPNOTSUPP, $"Format driver '{node.DriverName}' does not support option amendment");
             await q.AmendAsync(compat, lazy, refcountBits).ConfigureAwait(false);
+            // The size last, as qemu-img amend does; unlike resize it needs no --shrink to make it smaller.
+            if (size is { } newSize && newSize != q.Length)
+                await q.TruncateAsync(newSize).ConfigureAwait(false);
         }
 
         return 0;

@@ -412,6 +412,36 @@ public class ImgOptionTests
         (await Qemu("check", src)).Ok();
     }
 
+    [Fact]
+    public async Task Amend_size_resizes_both_ways_and_backing_or_creation_options_are_refused_as_qemu_img_does()
+    {
+        using var dir = new TempDir();
+        string ours = await SourceAsync(dir);
+        string theirs = dir.File("theirs.qcow2");
+        File.Copy(ours, theirs);
+        foreach (var o in new[] { "size=1M", "size=3M,lazy_refcounts=on" })
+        {
+            (await Qemu("amend", "-o", o, theirs)).Ok();
+            (await Ours("amend", "-o", o, ours)).Ok();
+            (await Qemu("check", ours)).Ok();
+            (await Qemu("compare", "-s", theirs, ours)).Ok();
+        }
+
+        Assert.Contains("virtual size: 3 MiB", (await Qemu("info", ours)).Ok().Stdout, StringComparison.Ordinal);
+        foreach (var (o, message) in new[]
+        {
+            ("backing_file=x.qcow2", "Cannot amend the backing file\nYou can use 'qemu-img rebase' instead."),
+            ("cluster_size=4k", "Invalid parameter 'cluster_size'\nThis option is only supported for image creation"),
+        })
+        {
+            var q = await Qemu("amend", "-o", o, theirs);
+            var r = await Ours("amend", "-o", o, ours);
+            Assert.Equal(q.ExitCode, r.ExitCode);
+            Assert.Contains(message, q.Stderr, StringComparison.Ordinal);
+            Assert.Equal("sharpblock: " + message, r.Stderr.Trim());
+        }
+    }
+
     [Theory]
     [InlineData("--start-offset=1M", "--max-length=1M")]
     [InlineData("--start-offset=512k")]
