@@ -52,6 +52,10 @@ internal static class ImgResize
                 return 1;
             }
 
+            // qcow2 sizes are whole sectors. The driver itself accepts a grow to any length, because mirror and
+            // commit size targets to their source; a user asking for one is told what qemu-img tells.
+            if (node is Qcow2Node && size % 512 != 0)
+                throw new ImgUsageException("The new size must be a multiple of 512");
             if (prealloc != Preallocation.Off && size < node.Length)
                 throw new ImgUsageException("Preallocation can only be used for growing images");
             if (prealloc == Preallocation.Metadata && node is not Qcow2Node)

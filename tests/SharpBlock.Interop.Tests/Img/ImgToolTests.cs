@@ -82,6 +82,13 @@ public class ImgToolTests
         Assert.Equal(1 << 20, await VirtualSizeAsync(q));
         (await Qemu("check", q)).Ok();
         Assert.Equal(1, (await Ours("resize", raw, "lots")).ExitCode);
+        // qcow2 sizes are whole sectors, growing too, as qemu-img says; raw takes any size.
+        var odd = await Ours("resize", q, "3000001");
+        Assert.Equal(1, odd.ExitCode);
+        Assert.Equal("sharpblock: The new size must be a multiple of 512", odd.Stderr.Trim());
+        Assert.Equal(1, (await Qemu("resize", q, "3000001")).ExitCode);
+        (await Ours("resize", raw, "3000001")).Ok();
+        Assert.Equal(3000001, new FileInfo(raw).Length);
     }
 
     private static async Task<(string Base, string Top, string Reference)> ChainAsync(TempDir dir)
