@@ -24,10 +24,15 @@ internal static class ImgBench
         long offset0 = Size(a, "-o", 0, "Invalid offset specified");
         bool write = a.Has("-w");
         byte pattern = (byte)Number(a, "--pattern", 0, 0xff, "Invalid pattern byte specified");
-        Number(a, "--flush-interval", 0, int.MaxValue, "Invalid flush interval specified");
+        long flushInterval = Number(a, "--flush-interval", 0, int.MaxValue, "Invalid flush interval specified");
+        bool drain = !a.Has("--no-drain");
         string cache = a.Get("-t") ?? "writeback";
         if (depth < 1 || size < 1)
             throw new ImgUsageException("Invalid request count, depth or size");
+        if (flushInterval > 0 && !write)
+            throw new ImgUsageException("--flush-interval is only available in write tests");
+        if (flushInterval > 0 && flushInterval < depth)
+            throw new ImgUsageException("Flush interval can't be smaller than depth");
 
         string path = a.Positional[0];
         BlockdevOptions options;
@@ -79,36 +84,58 @@ internal static class ImgBench
             long nextOffset = offset0;
             object gate = new();
             var sw = Stopwatch.StartNew();
-            var workers = new Task[Math.Min(depth, Math.Max(1, count))];
-            for (int w = 0; w < workers.Length; w++)
+            // With --flush-interval and draining (the default), requests go in rounds of that many and each
+            // round ends before its flush; with --no-drain every that-many completions start a flush while the
+            // other requests go on.
+            long round = flushInterval > 0 && drain ? flushInterval : Math.Max(1, count);
+            long completed = 0;
+            var flushes = new List<Task>();
+            for (long roundEnd = Math.Min(round, count); ; roundEnd = Math.Min(roundEnd + round, count))
             {
-                workers[w] = Task.Run(async () =>
+                long end = roundEnd;
+                var workers = new Task[Math.Min(depth, Math.Max(1, end - next))];
+                for (int w = 0; w < workers.Length; w++)
                 {
-                    byte[] buf = GC.AllocateUninitializedArray<byte>(size, pinned: true);
-                    Array.Fill(buf, pattern);
-                    while (true)
+                    workers[w] = Task.Run(async () =>
                     {
-                        long off;
-                        lock (gate)
+                        byte[] buf = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+                        Array.Fill(buf, pattern);
+                        while (true)
                         {
-                            if (next >= count)
-                                return;
-                            next++;
-                            off = nextOffset;
-                            nextOffset += step;
-                            if (nextOffset + size > imageSize)
-                                nextOffset = offset0;
-                        }
+                            long off;
+                            lock (gate)
+                            {
+                                if (next >= end)
+                                    return;
+                                next++;
+                                off = nextOffset;
+                                nextOffset += step;
+                                if (nextOffset + size > imageSize)
+                                    nextOffset = offset0;
+                            }
 
-                        if (write)
-                            await node.WriteAsync(off, buf).ConfigureAwait(false);
-                        else
-                            await node.ReadAsync(off, buf).ConfigureAwait(false);
-                    }
-                });
+                            if (write)
+                                await node.WriteAsync(off, buf).ConfigureAwait(false);
+                            else
+                                await node.ReadAsync(off, buf).ConfigureAwait(false);
+                            if (flushInterval > 0 && !drain && Interlocked.Increment(ref completed) % flushInterval == 0)
+                            {
+                                var flush = node.FlushAsync().AsTask();
+                                lock (flushes)
+                                    flushes.Add(flush);
+                            }
+                        }
+                    });
+                }
+
+                await Task.WhenAll(workers).ConfigureAwait(false);
+                if (flushInterval > 0 && drain)
+                    await node.FlushAsync().ConfigureAwait(false);
+                if (end >= count)
+                    break;
             }
 
-            await Task.WhenAll(workers).ConfigureAwait(false);
+            await Task.WhenAll(flushes).ConfigureAwait(false);
             // Like qemu-img bench, the clock covers the requests only: the flush that makes them durable
             // comes after it (qemu-img's happens when the image is closed).
             sw.Stop();

@@ -442,6 +442,35 @@ public class ImgOptionTests
         }
     }
 
+    [Fact]
+    public async Task Bench_flush_interval_is_checked_like_qemu_img_and_flushes_in_both_modes()
+    {
+        using var dir = new TempDir();
+        string img = dir.File("b.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", img, "16M")).Ok();
+        foreach (var (args, message) in new[]
+        {
+            (new[] { "bench", "--flush-interval=10", "-c", "100", img }, "--flush-interval is only available in write tests"),
+            (new[] { "bench", "-w", "--flush-interval=10", "-c", "100", img }, "Flush interval can't be smaller than depth"),
+        })
+        {
+            var q = await Qemu(args);
+            var r = await Ours(args);
+            Assert.Equal(1, q.ExitCode);
+            Assert.Contains(message, q.Stderr, StringComparison.Ordinal);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Equal("sharpblock: " + message, r.Stderr.Trim());
+        }
+
+        foreach (var mode in new[] { "--pattern=1", "--no-drain" })
+        {
+            (await Ours("bench", "-w", "-d", "4", "--flush-interval=10", mode, "-c", "1000", "-q", img)).Ok();
+            (await Qemu("check", img)).Ok();
+        }
+
+        (await Tools.RunAsync("qemu-io", "-c", "read -P 0 0 4000k", img)).Ok();
+    }
+
     [Theory]
     [InlineData("--start-offset=1M", "--max-length=1M")]
     [InlineData("--start-offset=512k")]
