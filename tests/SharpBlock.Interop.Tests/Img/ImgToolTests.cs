@@ -91,6 +91,26 @@ public class ImgToolTests
         Assert.Equal(3000001, new FileInfo(raw).Length);
     }
 
+    [Fact]
+    public async Task A_raw_file_of_partial_sectors_is_a_disk_of_whole_sectors_as_qemu_counts_it()
+    {
+        using var dir = new TempDir();
+        string raw = dir.File("odd.raw");
+        var data = new byte[3000001];
+        new Random(5).NextBytes(data);
+        await File.WriteAllBytesAsync(raw, data);
+        Assert.Equal(3000320, await VirtualSizeAsync(raw));
+        var ours = (await Ours("info", "--output=json", raw)).Ok().Stdout;
+        Assert.Equal(3000320, JsonDocument.Parse(ours).RootElement.GetProperty("virtual-size").GetInt64());
+        Assert.Equal((await Qemu("map", "--output=json", raw)).Ok().Stdout, (await Ours("map", "--output=json", raw)).Ok().Stdout);
+
+        // A copy is whole sectors too, the tail zeros, as qemu-img's copy is.
+        string theirs = dir.File("theirs.raw"), mine = dir.File("mine.raw");
+        (await Qemu("convert", "-O", "raw", raw, theirs)).Ok();
+        (await Ours("convert", "-O", "raw", raw, mine)).Ok();
+        Assert.Equal(File.ReadAllBytes(theirs), File.ReadAllBytes(mine));
+    }
+
     private static async Task<(string Base, string Top, string Reference)> ChainAsync(TempDir dir)
     {
         string b = dir.File("base.qcow2"), t = dir.File("top.qcow2"), r = dir.File("ref.raw");

@@ -17,7 +17,11 @@ public sealed class RawNode : BlockNode
 
     public override string DriverName => "raw";
 
-    public override long Length => _file.Length;
+    /// <summary>
+    /// Whole 512-byte sectors, as QEMU counts every image: a file of 3000001 bytes is a 3000320-byte disk
+    /// whose last sector reads zeros past the end of the file (and grows the file when written).
+    /// </summary>
+    public override long Length => (_file.Length + 511) & ~511L;
 
     protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
         _file.ReadAsync(offset, buffer, cancellationToken);
@@ -33,8 +37,14 @@ public sealed class RawNode : BlockNode
 
     protected override ValueTask FlushCoreAsync(CancellationToken cancellationToken) => _file.FlushAsync(cancellationToken);
 
-    protected override ValueTask<BlockStatus> BlockStatusCoreAsync(long offset, long length, CancellationToken cancellationToken) =>
-        _file.GetBlockStatusAsync(offset, length, cancellationToken);
+    protected override ValueTask<BlockStatus> BlockStatusCoreAsync(long offset, long length, CancellationToken cancellationToken)
+    {
+        // The tail of a last, partial sector lies past the file: it reads as zeros and holds no data.
+        long fileLength = _file.Length;
+        if (offset >= fileLength)
+            return ValueTask.FromResult(new BlockStatus(BlockStatusFlags.Zero | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid, length, offset, _file));
+        return _file.GetBlockStatusAsync(offset, Math.Min(length, fileLength - offset), cancellationToken);
+    }
 
     protected override ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken) =>
         _file.TruncateAsync(size, cancellationToken);
