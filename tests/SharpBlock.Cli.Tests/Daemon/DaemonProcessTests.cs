@@ -27,7 +27,7 @@ public class DaemonProcessTests
         string line = (await p.StandardOutput.ReadLineAsync())!;
         string expected = Path.Combine(dir.Path, "sharpblock", "qmp.sock");
         Assert.Equal("sharpblock: QMP listening on " + expected, line);
-        await Tools.WaitForFileAsync(expected);
+        await SocketWait.ForListenerAsync(expected);
         await using (var c = await QmpTestClient.ConnectUnixAsync(expected))
         {
             await c.ReturnAsync("query-version");
@@ -48,7 +48,7 @@ public class DaemonProcessTests
             "--blockdev", $"driver=raw,node-name=a,file.driver=file,file.filename={a}",
             "--blockdev", "{\"driver\": \"raw\", \"id\": \"b\", \"file\": {\"driver\": \"file\", \"filename\": \"" + b + "\"}}",
             "--pidfile", pid);
-        await Tools.WaitForFileAsync(sock);
+        await SocketWait.ForListenerAsync(sock);
         await Tools.WaitForFileAsync(pid);
         Assert.Equal(p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pid).Trim());
         await using (var c = await QmpTestClient.ConnectUnixAsync(sock))

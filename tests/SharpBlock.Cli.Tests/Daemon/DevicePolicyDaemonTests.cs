@@ -20,7 +20,7 @@ public class DevicePolicyDaemonTests
         using var daemon = Tools.StartSharpBlock("daemon", "--qmp", "unix:" + sock, "--blockdev", blockdev);
         try
         {
-            await Tools.WaitForFileAsync(sock);
+            await SocketWait.ForListenerAsync(sock);
             await using var c = await QmpTestClient.ConnectUnixAsync(sock);
 
             var names = new HashSet<string>();

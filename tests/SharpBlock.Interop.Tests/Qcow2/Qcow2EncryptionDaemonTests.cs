@@ -1,4 +1,3 @@
-using SharpBlock.Interop.Tests.Nbd;
 using SharpBlock.Testing;
 
 namespace SharpBlock.Interop.Tests.Qcow2;

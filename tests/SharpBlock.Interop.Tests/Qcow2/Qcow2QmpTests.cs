@@ -16,7 +16,7 @@ public class Qcow2QmpTests
         using var p = Tools.StartSharpBlock("daemon", "--qmp", $"unix:{sock},server=on,wait=off");
         try
         {
-            await Tools.WaitForFileAsync(sock);
+            await SocketWait.ForListenerAsync(sock);
             await using var qmp = await QmpTestClient.ConnectUnixAsync(sock);
             await qmp.ReturnAsync("blockdev-add", $$$$"""{"options": {"driver": "qcow2", "id": "d0", "file": {"driver": "file", "filename": "{{{{dir.File("t.qcow2")}}}}"}}}""");
             var blocks = await qmp.ReturnAsync("query-block");

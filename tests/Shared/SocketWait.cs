@@ -1,12 +1,12 @@
 using System.Net.Sockets;
 
-namespace SharpBlock.Interop.Tests.Nbd;
+namespace SharpBlock.Testing;
 
 /// <summary>
 /// Waits until a Unix socket accepts connections. qemu-nbd creates the socket file before it listens, so
 /// the file appearing is not enough: a client that connects in between is refused.
 /// </summary>
-internal static class SocketWait
+public static class SocketWait
 {
     public static async Task ForListenerAsync(string path, int timeoutMs = 30000)
     {
