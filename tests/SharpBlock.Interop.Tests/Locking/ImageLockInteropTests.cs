@@ -27,30 +27,47 @@ public class ImageLockInteropTests
         (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write 0 512", path)).Ok();
     }
 
-    [Fact]
-    public async Task A_qcow2_image_qemu_io_writes_is_read_only_with_force_share_as_qemu_img_does()
+    /// <summary>
+    /// qemu-io holding the image open read-write, once it has written 0x5a over the first 4 KiB (so the image
+    /// is certainly open and locked); end it with <see cref="QuitAsync"/>.
+    /// </summary>
+    private static async Task<System.Diagnostics.Process> QemuIoWritingAsync(string path, string format)
     {
-        using var dir = new TempDir();
-        string path = dir.File("busy.qcow2");
-        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", path, "1M")).Ok();
         var psi = new System.Diagnostics.ProcessStartInfo(Tools.Require("qemu-io"))
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "-f", "qcow2", path })
+        foreach (var a in new[] { "-f", format, path })
             psi.ArgumentList.Add(a);
-        using var qemu = System.Diagnostics.Process.Start(psi)!;
+        var qemu = System.Diagnostics.Process.Start(psi)!;
+        await qemu.StandardInput.WriteLineAsync("write -P 0x5a 0 4096");
+        await qemu.StandardInput.FlushAsync();
+        string? line;
+        while ((line = await qemu.StandardOutput.ReadLineAsync()) != null && !line.Contains("wrote", StringComparison.Ordinal))
+        {
+        }
+
+        return qemu;
+    }
+
+    private static async Task QuitAsync(System.Diagnostics.Process qemu)
+    {
+        await qemu.StandardInput.WriteLineAsync("quit");
+        qemu.StandardInput.Close();
+        await qemu.WaitForExitAsync();
+    }
+
+    [Fact]
+    public async Task A_qcow2_image_qemu_io_writes_is_read_only_with_force_share_as_qemu_img_does()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("busy.qcow2");
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", path, "1M")).Ok();
+        using var qemu = await QemuIoWritingAsync(path, "qcow2");
         try
         {
-            await qemu.StandardInput.WriteLineAsync("write -P 0x5a 0 4096");
-            await qemu.StandardInput.FlushAsync();
-            string? line;
-            while ((line = await qemu.StandardOutput.ReadLineAsync()) != null && !line.Contains("wrote", StringComparison.Ordinal))
-            {
-            }
-
             // The qcow2 metadata could change under a reader, so both tools refuse it...
             foreach (var tool in new[] { "qemu-img", "sharpblock" })
             {
@@ -66,9 +83,7 @@ public class ImageLockInteropTests
         }
         finally
         {
-            await qemu.StandardInput.WriteLineAsync("quit");
-            qemu.StandardInput.Close();
-            await qemu.WaitForExitAsync();
+            await QuitAsync(qemu);
         }
 
         (await Tools.RunAsync("sharpblock", "img", "info", path)).Ok();
@@ -79,35 +94,16 @@ public class ImageLockInteropTests
     {
         using var dir = new TempDir();
         string path = dir.PatternFile("a.img", 1 << 20);
-        // qemu-io holds the image open read-write while it sleeps.
-        var psi = new System.Diagnostics.ProcessStartInfo(Tools.Require("qemu-io"))
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[] { "-f", "raw", path })
-            psi.ArgumentList.Add(a);
-        using var qemu = System.Diagnostics.Process.Start(psi)!;
+        using var qemu = await QemuIoWritingAsync(path, "raw");
         try
         {
-            await qemu.StandardInput.WriteLineAsync("write -P 0x5a 0 4096");
-            await qemu.StandardInput.FlushAsync();
-            // Wait until qemu-io reports the write, so the image is certainly open.
-            string? line;
-            while ((line = await qemu.StandardOutput.ReadLineAsync()) != null && !line.Contains("wrote", StringComparison.Ordinal))
-            {
-            }
-
             var ex = Assert.Throws<SharpBlock.Errors.BlockException>(() => FileNode.Open(path, NodeSettings.Default));
             // qemu-io shares writes but not resize, so the conflict QEMU itself would report is on "write".
             Assert.Matches("^Failed to get (shared )?\"write\" lock$", ex.Message);
         }
         finally
         {
-            await qemu.StandardInput.WriteLineAsync("quit");
-            qemu.StandardInput.Close();
-            await qemu.WaitForExitAsync();
+            await QuitAsync(qemu);
         }
 
         await using var node = FileNode.Open(path, NodeSettings.Default);
