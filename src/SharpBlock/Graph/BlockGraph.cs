@@ -209,6 +209,7 @@ public sealed class BlockGraph : IAsyncDisposable
         var settings = inherited.Apply(options);
         var ctx = new BlockOpenContext(this, options, settings, opened, images);
         var node = await opener(ctx, cancellationToken).ConfigureAwait(false);
+        node.OwnerGraph = this;
         node.NodeName = options.NodeName ?? "#block" + (_nextNodeNumber++).ToString("D3", CultureInfo.InvariantCulture);
 
         opened.Add(node);

@@ -13,6 +13,7 @@ public static class Qcow2Driver
         var file = await ctx.OpenChildAsync(o.File, ct).ConfigureAwait(false);
         var node = await Qcow2Node.OpenAsync(file, ctx.Settings, ct).ConfigureAwait(false);
         node = node.WithDiscardOptions(o.PassDiscardRequest, o.PassDiscardSnapshot, o.PassDiscardOther);
+        node.OverlapChecks = Qcow2MetadataKindNames.FromOptions(o.OverlapCheck);
         try
         {
             if (o.LazyRefcounts == true && node.Version < 3)

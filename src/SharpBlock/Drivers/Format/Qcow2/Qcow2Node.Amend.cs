@@ -17,6 +17,7 @@ public sealed partial class Qcow2Node
     {
         if (ReadOnly)
             throw new BlockException(Errno.EPERM, $"Image '{FileName}' is read-only");
+        RefuseWritesIfCorrupt();
         await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

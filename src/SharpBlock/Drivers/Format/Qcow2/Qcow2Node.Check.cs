@@ -7,7 +7,7 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 /// <summary>Consistency check: recount every reference from the tables, compare with the refcounts, repair.</summary>
 public sealed partial class Qcow2Node
 {
-    private sealed class RefCounter(long clusters, int clusterBits, Action<string>? report)
+    private sealed class RefCounter(long clusters, int clusterBits, long fileLength, Action<string>? report)
     {
         public ulong[] Refs { get; } = new ulong[clusters];
         public ulong[] RefcountStructures { get; } = new ulong[clusters];
@@ -17,6 +17,15 @@ public sealed partial class Qcow2Node
         {
             if (length <= 0)
                 return;
+            // A region reaching a whole cluster past the end of the file cannot be real: one finding, as
+            // qemu-img check counts it, and nothing counted for it.
+            if (offset + length - fileLength >= 1L << clusterBits)
+            {
+                report?.Invoke($"ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x{offset:x} size 0x{length:x}");
+                Corruptions++;
+                return;
+            }
+
             long first = offset >> clusterBits;
             long last = (offset + length - 1) >> clusterBits;
             for (long c = first; c <= last; c++)
@@ -121,11 +130,17 @@ public sealed partial class Qcow2Node
     {
         var res = new Qcow2CheckResult();
         long fileClusters = (_file.Length + _clusterSize - 1) >> _clusterBits;
-        var rc = new RefCounter(fileClusters, _clusterBits, report);
+        var rc = new RefCounter(fileClusters, _clusterBits, _file.Length, report);
         rc.Add(0, _clusterSize);
         rc.Add(_l1Offset, _l1.Length * 8L);
         long nextContiguous = 0;
         await WalkL1Async(_l1, rc, res, active: true, getNext: () => nextContiguous, setNext: v => nextContiguous = v, report, ct).ConfigureAwait(false);
+
+        foreach (int i in _incompleteSnapshots)
+        {
+            report?.Invoke($"ERROR snapshot table entry {i} is incomplete");
+            res.Corruptions++;
+        }
 
         if (_snapshots.Count > 0)
         {
@@ -257,6 +272,12 @@ public sealed partial class Qcow2Node
         long nextContiguous = getNext();
         for (int i = 0; i < l1.Length; i++)
         {
+            if ((l1[i] & Qcow2Layout.L1ReservedMask) != 0)
+            {
+                report?.Invoke($"ERROR found L1 entry with reserved bits set: {l1[i]:x}");
+                res.Corruptions++;
+            }
+
             long l2 = (long)(l1[i] & Qcow2Layout.OffsetMask);
             if (l2 == 0)
                 continue;
@@ -288,10 +309,23 @@ public sealed partial class Qcow2Node
             for (int j = 0; j < L2Entries; j++)
             {
                 var e = new Qcow2L2Entry(GetEntry(table, j));
-                switch (e.Kind(V3))
+                var kind = e.Kind(V3);
+                if (kind != Qcow2ClusterKind.Compressed && (e.Raw & Qcow2Layout.L2ReservedMask) != 0)
+                {
+                    report?.Invoke($"ERROR found l2 entry with reserved bits set: {e.Raw:x}");
+                    res.Corruptions++;
+                }
+
+                switch (kind)
                 {
                     case Qcow2ClusterKind.Compressed:
                         {
+                            if (e.IsCopied)
+                            {
+                                report?.Invoke($"ERROR: coffset=0x{e.CompressedOffset(_clusterBits):x}: copied flag must never be set for compressed clusters");
+                                res.Corruptions++;
+                            }
+
                             long off = e.CompressedOffset(_clusterBits) & ~511L;
                             rc.Add(off, (long)e.CompressedSectors(_clusterBits) * 512);
                             if (active)
@@ -311,7 +345,8 @@ public sealed partial class Qcow2Node
                             long off = e.HostOffset;
                             if ((off & (_clusterSize - 1)) != 0)
                             {
-                                report?.Invoke($"ERROR offset={off:x}: Cluster is not properly aligned; L2 entry corrupted");
+                                string what = kind == Qcow2ClusterKind.ZeroAllocated ? "Preallocated" : "Data";
+                                report?.Invoke($"ERROR offset={off:x}: {what} cluster is not properly aligned; L2 entry corrupted.");
                                 res.Corruptions++;
                                 break;
                             }
@@ -430,7 +465,7 @@ public sealed partial class Qcow2Node
             ulong want = one ? _l1[i] | Qcow2Layout.OflagCopied : _l1[i] & ~Qcow2Layout.OflagCopied;
             if (want != _l1[i])
             {
-                _l1[i] = want;
+                SetL1Entry(i, want);
                 _l1Dirty = true;
             }
 

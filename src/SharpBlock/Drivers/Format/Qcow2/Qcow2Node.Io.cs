@@ -126,18 +126,6 @@ public sealed partial class Qcow2Node
         }
     }
 
-    /// <summary>
-    /// Guest data landing on the header, the L1 table or the refcount table means an L2 entry lies; writing
-    /// would destroy the image, so the write fails and the image is marked corrupt instead.
-    /// </summary>
-    private bool OverlapsMetadata(long offset, long length)
-    {
-        static bool Hit(long a, long alen, long b, long blen) => blen > 0 && a < b + blen && b < a + alen;
-        return Hit(offset, length, 0, _clusterSize)
-            || Hit(offset, length, _l1Offset, _l1.Length * 8L)
-            || Hit(offset, length, _refTableOffset, _refTable.Length * 8L);
-    }
-
     private ValueTask<Qcow2RangeLock.Releaser> LockClustersAsync(long offset, long length) =>
         _ranges.AcquireAsync(offset >> _clusterBits, (offset + length + _clusterSize - 1) >> _clusterBits);
 
@@ -160,6 +148,7 @@ public sealed partial class Qcow2Node
     protected override async ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
     {
         RequireKey();
+        RefuseWritesIfCorrupt();
         await MarkDirtyForLazyRefcountsAsync(cancellationToken).ConfigureAwait(false);
         using (await LockClustersAsync(offset, data.Length).ConfigureAwait(false))
         {
@@ -170,8 +159,6 @@ public sealed partial class Qcow2Node
                 int n = (int)Math.Min(data.Length, ((long)m.Clusters << _clusterBits) - inCluster);
                 if (host < 0)
                 {
-                    if (OverlapsMetadata(m.Entry.HostOffset, (long)m.Clusters << _clusterBits))
-                        throw await MarkCorruptAsync("data write would overwrite metadata", m.Entry.HostOffset).ConfigureAwait(false);
                     await WriteDataAsync(m.Entry.HostOffset + inCluster, offset, data[..n], cancellationToken).ConfigureAwait(false);
                 }
                 else
@@ -197,10 +184,15 @@ public sealed partial class Qcow2Node
         try
         {
             var m = await LookupLockedAsync(offset, length).ConfigureAwait(false);
-            if (m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied)
-                return (m, -1);
             long inCluster = offset & (_clusterSize - 1);
             long n = Math.Min(length, ((long)m.Clusters << _clusterBits) - inCluster);
+            if (m.Kind == Qcow2ClusterKind.Normal && m.Entry.IsCopied)
+            {
+                // An L2 entry pointing at a table (a lie the refcounts may not show) must not let data over it.
+                await PreWriteCheckAsync(Qcow2MetadataKinds.None, m.Entry.HostOffset + inCluster, n).ConfigureAwait(false);
+                return (m, -1);
+            }
+
             long count = ((offset + n - 1) >> _clusterBits) - (offset >> _clusterBits) + 1;
             return (m, await AllocateClustersLockedAsync(count).ConfigureAwait(false));
         }
@@ -329,6 +321,7 @@ public sealed partial class Qcow2Node
     protected override async ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
     {
         RequireKey();
+        RefuseWritesIfCorrupt();
         long end = offset + length;
         long alignedStart = (offset + _clusterSize - 1) & ~((long)_clusterSize - 1);
         long alignedEnd = end == _size ? ((end + _clusterSize - 1) & ~((long)_clusterSize - 1)) : end & ~((long)_clusterSize - 1);
@@ -399,6 +392,7 @@ public sealed partial class Qcow2Node
 
     protected override async ValueTask DiscardCoreAsync(long offset, long length, CancellationToken cancellationToken)
     {
+        RefuseWritesIfCorrupt();
         long end = Math.Min(offset + length, _size);
         long alignedStart = (offset + _clusterSize - 1) & ~((long)_clusterSize - 1);
         long alignedEnd = end == _size ? ((end + _clusterSize - 1) & ~((long)_clusterSize - 1)) : end & ~((long)_clusterSize - 1);
@@ -541,6 +535,7 @@ public sealed partial class Qcow2Node
         if (ReadOnly)
             throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
         RefuseCompressedIfEncrypted();
+        RefuseWritesIfCorrupt();
         if ((offset & (_clusterSize - 1)) != 0 || (cluster.Length != _clusterSize && offset + cluster.Length != _size) || offset >= _size)
             throw new BlockException(Errno.EINVAL, "qcow2: compressed writes must cover one whole cluster");
         if (compressed.IsEmpty)
@@ -565,6 +560,7 @@ public sealed partial class Qcow2Node
                 if (l1i < _l1.Length)
                     await GetWritableL2Async(l1i).ConfigureAwait(false);
                 host = await AllocateBytesLockedAsync(clen).ConfigureAwait(false);
+                await PreWriteCheckAsync(Qcow2MetadataKinds.None, host, clen).ConfigureAwait(false);
             }
             finally
             {
@@ -625,6 +621,7 @@ public sealed partial class Qcow2Node
 
     protected override async ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken)
     {
+        RefuseWritesIfCorrupt();
         if (size < _size)
         {
             await ShrinkAsync(size, cancellationToken).ConfigureAwait(false);

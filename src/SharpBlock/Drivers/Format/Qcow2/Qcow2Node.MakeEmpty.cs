@@ -9,6 +9,7 @@ public sealed partial class Qcow2Node
     /// </summary>
     public async ValueTask MakeEmptyAsync(CancellationToken cancellationToken = default)
     {
+        RefuseWritesIfCorrupt();
         long end = (_size + _clusterSize - 1) & ~((long)_clusterSize - 1);
         if (end == 0)
             return;

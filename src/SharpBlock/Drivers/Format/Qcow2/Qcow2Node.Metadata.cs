@@ -24,10 +24,10 @@ public sealed partial class Qcow2Node
         var e = _l2Cache.TryGet(offset);
         if (e != null)
             return e;
-        if ((offset & (_clusterSize - 1)) != 0 || offset < _clusterSize)
-            throw Corrupt(field, fieldOffset, $"L2 table offset 0x{offset:x} is invalid");
-        if (offset + _clusterSize > _file.Length)
-            throw Corrupt(field, fieldOffset, $"L2 table at 0x{offset:x} lies outside the file");
+        if ((offset & (_clusterSize - 1)) != 0)
+            throw await SignalCorruptionAsync(true, fieldOffset, -1, $"L2 table offset 0x{offset:x} unaligned ({field} at 0x{fieldOffset:x})").ConfigureAwait(false);
+        // A table past the end of the file reads as zeros, as QEMU reads it; the overlap checks keep the
+        // allocator from handing its cluster out as well.
         byte[] data = new byte[_clusterSize];
         await _file.ReadAsync(offset, data).ConfigureAwait(false);
         return await _l2Cache.AddAsync(offset, data, dirty: false).ConfigureAwait(false);
@@ -58,7 +58,7 @@ public sealed partial class Qcow2Node
         var l2 = await LoadL2Async(l2Offset, "L1 entry", _l1Offset + (l1i * 8)).ConfigureAwait(false);
         var first = new Qcow2L2Entry(GetEntry(l2.Data, l2i));
         var kind = first.Kind(V3);
-        ValidateL2Entry(first, kind, l2Offset + (l2i * 8L));
+        await ValidateL2EntryAsync(first, kind, l2Offset, l2i).ConfigureAwait(false);
         int n = 1;
         while (n < max)
         {
@@ -70,7 +70,7 @@ public sealed partial class Qcow2Node
             {
                 if (next.HostOffset != first.HostOffset + ((long)n << _clusterBits) || next.IsCopied != first.IsCopied)
                     break;
-                ValidateL2Entry(next, k, l2Offset + ((l2i + n) * 8L));
+                await ValidateL2EntryAsync(next, k, l2Offset, l2i + n).ConfigureAwait(false);
             }
             else if (kind == Qcow2ClusterKind.Compressed)
             {
@@ -83,21 +83,19 @@ public sealed partial class Qcow2Node
         return new Mapping(kind, first, n);
     }
 
-    private void ValidateL2Entry(Qcow2L2Entry e, Qcow2ClusterKind kind, long where)
+    /// <summary>
+    /// What QEMU refuses to use at run time: an unaligned cluster offset, and the zero flag on a version 2
+    /// image (where it has no meaning, so the entry cannot be trusted). Reserved bits and a copied flag on a
+    /// compressed entry are read past, as QEMU reads them; img check reports them.
+    /// </summary>
+    private async ValueTask ValidateL2EntryAsync(Qcow2L2Entry e, Qcow2ClusterKind kind, long l2Offset, int l2Index)
     {
-        switch (kind)
+        if (kind is Qcow2ClusterKind.Normal or Qcow2ClusterKind.ZeroAllocated)
         {
-            case Qcow2ClusterKind.Normal:
-            case Qcow2ClusterKind.ZeroAllocated:
-                if ((e.HostOffset & (_clusterSize - 1)) != 0)
-                    throw Corrupt("L2 entry", where, $"cluster offset 0x{e.HostOffset:x} is not aligned to the cluster size");
-                if ((e.Raw & Qcow2Layout.L2ReservedMask) != 0)
-                    throw Corrupt("L2 entry", where, $"reserved bits set in 0x{e.Raw:x16}");
-                break;
-            case Qcow2ClusterKind.Compressed:
-                if (e.IsCopied)
-                    throw Corrupt("L2 entry", where, "compressed cluster has the copied flag set");
-                break;
+            if (!V3 && (e.Raw & Qcow2Layout.OflagZero) != 0)
+                throw await SignalCorruptionAsync(true, l2Offset + (l2Index * 8L), -1, $"Zero cluster entry found in pre-v3 image (L2 offset: 0x{l2Offset:x}, L2 index: 0x{l2Index:x})").ConfigureAwait(false);
+            if ((e.HostOffset & (_clusterSize - 1)) != 0)
+                throw await SignalCorruptionAsync(true, e.HostOffset, -1, $"Cluster allocation offset 0x{e.HostOffset:x} unaligned (L2 offset: 0x{l2Offset:x}, L2 index: 0x{l2Index:x})").ConfigureAwait(false);
         }
     }
 
@@ -129,7 +127,7 @@ public sealed partial class Qcow2Node
 
         long fresh = await AllocateClustersLockedAsync(1).ConfigureAwait(false);
         var entry = await _l2Cache.AddAsync(fresh, data, dirty: true).ConfigureAwait(false);
-        _l1[l1Index] = (ulong)fresh | Qcow2Layout.OflagCopied;
+        SetL1Entry(l1Index, (ulong)fresh | Qcow2Layout.OflagCopied);
         _l1Dirty = true;
         if (old != 0)
             QueueFree(old, 1, FreeReason.Other);
@@ -149,9 +147,9 @@ public sealed partial class Qcow2Node
         if (e != null)
             return e;
         if ((offset & (_clusterSize - 1)) != 0)
-            throw Corrupt("refcount table entry", _refTableOffset + (tableIndex * 8), $"refcount block offset 0x{offset:x} is not aligned to the cluster size");
+            throw await SignalCorruptionAsync(true, offset, -1, $"Refblock offset 0x{offset:x} unaligned (reftable index: 0x{tableIndex:x})").ConfigureAwait(false);
         if (offset + _clusterSize > _file.Length)
-            throw Corrupt("refcount table entry", _refTableOffset + (tableIndex * 8), $"refcount block at 0x{offset:x} lies outside the file");
+            throw await SignalCorruptionAsync(true, offset, -1, $"Refblock at 0x{offset:x} lies outside the image file (reftable index: 0x{tableIndex:x})").ConfigureAwait(false);
         byte[] data = new byte[_clusterSize];
         await _file.ReadAsync(offset, data).ConfigureAwait(false);
         return await _refCache.AddAsync(offset, data, dirty: false).ConfigureAwait(false);
@@ -190,7 +188,7 @@ public sealed partial class Qcow2Node
         else
         {
             if ((ulong)(-delta) > cur)
-                throw await MarkCorruptAsync("refcount would become negative", cluster << _clusterBits).ConfigureAwait(false);
+                throw await SignalCorruptionAsync(true, cluster << _clusterBits, _clusterSize, $"Refcount of cluster 0x{cluster:x} would become negative").ConfigureAwait(false);
             next = cur - (ulong)(-delta);
         }
 
@@ -225,6 +223,7 @@ public sealed partial class Qcow2Node
         if (free >= 0)
         {
             long at = free << _clusterBits;
+            await PreWriteCheckAsync(Qcow2MetadataKinds.None, at, _clusterSize).ConfigureAwait(false);
             await UpdateRefcountLockedAsync(free, 1).ConfigureAwait(false);
             await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
             byte[] empty = new byte[_clusterSize];
@@ -232,24 +231,33 @@ public sealed partial class Qcow2Node
             // The block and its own refcount must be on disk before the table entry that makes it live.
             await _file.FlushAsync().ConfigureAwait(false);
             await _refCache.AddAsync(at, empty, dirty: false).ConfigureAwait(false);
-            _refTable[ti] = (ulong)at;
-            byte[] te = new byte[8];
-            BinaryPrimitives.WriteUInt64BigEndian(te, (ulong)at);
-            await _file.WriteAsync(_refTableOffset + (ti * 8), te).ConfigureAwait(false);
+            await WriteRefTableEntryAsync(ti, (ulong)at).ConfigureAwait(false);
             return;
         }
 
         long cluster = ti << _refBlockBits;
         long offset = cluster << _clusterBits;
+        // No block describes this range, so its clusters look free; if the image's own structures sit there
+        // (a refcount table entry lost), the self-describing block would land on them.
+        if (offset == 0)
+            throw await SignalCorruptionAsync(true, 0, _clusterSize, "Preventing invalid allocation of refcount block at offset 0").ConfigureAwait(false);
+        await PreWriteCheckAsync(Qcow2MetadataKinds.None, offset, _clusterSize).ConfigureAwait(false);
         byte[] data = new byte[_clusterSize];
         Qcow2Refcount.Set(data, _refOrder, 0, 1);
         await _file.WriteAsync(offset, data).ConfigureAwait(false);
         // The block must be on disk before the table entry that makes it live.
         await _file.FlushAsync().ConfigureAwait(false);
         await _refCache.AddAsync(offset, data, dirty: false).ConfigureAwait(false);
-        _refTable[ti] = (ulong)offset;
+        await WriteRefTableEntryAsync(ti, (ulong)offset).ConfigureAwait(false);
+    }
+
+    /// <summary>Makes a new refcount block live: its table entry, in memory and in the file.</summary>
+    private async ValueTask WriteRefTableEntryAsync(long ti, ulong value)
+    {
+        await PreWriteCheckAsync(Qcow2MetadataKinds.RefcountTable, _refTableOffset + (ti * 8), 8).ConfigureAwait(false);
+        SetRefTableEntry(ti, value);
         byte[] e = new byte[8];
-        BinaryPrimitives.WriteUInt64BigEndian(e, (ulong)offset);
+        BinaryPrimitives.WriteUInt64BigEndian(e, value);
         await _file.WriteAsync(_refTableOffset + (ti * 8), e).ConfigureAwait(false);
     }
 
@@ -301,6 +309,8 @@ public sealed partial class Qcow2Node
 
         long baseCluster = needed << _refBlockBits;
         long areaClusters = blocks + tableClusters;
+        // The area has no refcount block yet, so nothing vouches that it is free: check it like an allocation.
+        await PreWriteCheckAsync(Qcow2MetadataKinds.None, baseCluster << _clusterBits, areaClusters << _clusterBits).ConfigureAwait(false);
         var newTable = new ulong[newEntries];
         Array.Copy(_refTable, newTable, _refTable.Length);
         byte[] block = new byte[_clusterSize];
@@ -338,7 +348,10 @@ public sealed partial class Qcow2Node
         QueueFree(oldOffset, oldClusters, FreeReason.Other);
     }
 
-    /// <summary>Allocates n contiguous clusters (refcount 1 each); returns the host offset of the first.</summary>
+    /// <summary>
+    /// Allocates n contiguous clusters (refcount 1 each); returns the host offset of the first. The run is
+    /// checked against live metadata before anyone may write it: a refcount of zero on a table is damage.
+    /// </summary>
     private async ValueTask<long> AllocateClustersLockedAsync(long n)
     {
         while (true)
@@ -368,18 +381,20 @@ public sealed partial class Qcow2Node
                 if (ti >= _refTable.Length || (_refTable[ti] & Qcow2Layout.OffsetMask) == 0)
                 {
                     await CreateRefBlockLockedAsync(ti).ConfigureAwait(false);
+                    // Each pass must add a block, or the search would find the same uncovered run forever.
+                    if (ti >= _refTable.Length || (_refTable[ti] & Qcow2Layout.OffsetMask) == 0)
+                        throw await SignalCorruptionAsync(true, start << _clusterBits, n << _clusterBits, $"Refcount block for reftable index 0x{ti:x} could not be created").ConfigureAwait(false);
                     created = true;
                 }
             }
 
             if (created)
                 continue;
+            long offset = start << _clusterBits;
+            await PreWriteCheckAsync(Qcow2MetadataKinds.None, offset, n << _clusterBits).ConfigureAwait(false);
             for (long i = 0; i < n; i++)
                 await UpdateRefcountLockedAsync(start + i, 1).ConfigureAwait(false);
             _freeHint = start + n;
-            long offset = start << _clusterBits;
-            if (offset < _clusterSize)
-                throw await MarkCorruptAsync("allocation would overwrite the header", offset).ConfigureAwait(false);
             return offset;
         }
     }
@@ -423,14 +438,12 @@ public sealed partial class Qcow2Node
     private async ValueTask WriteDirtyRefBlocksAsync()
     {
         foreach (var e in _refCache.DirtyEntries())
-        {
-            await _file.WriteAsync(e.Offset, e.Data).ConfigureAwait(false);
-            e.Dirty = false;
-        }
+            await WriteBackRefBlockAsync(e).ConfigureAwait(false);
     }
 
     private async ValueTask WriteBackRefBlockAsync(Qcow2Cache.Entry e)
     {
+        await PreWriteCheckAsync(Qcow2MetadataKinds.RefcountBlock, e.Offset, _clusterSize).ConfigureAwait(false);
         await _file.WriteAsync(e.Offset, e.Data).ConfigureAwait(false);
         e.Dirty = false;
     }
@@ -452,6 +465,7 @@ public sealed partial class Qcow2Node
         byte[] buf = new byte[_l1.Length * 8];
         for (int i = 0; i < _l1.Length; i++)
             BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan(i * 8), _l1[i]);
+        await PreWriteCheckAsync(Qcow2MetadataKinds.ActiveL1, _l1Offset, buf.Length).ConfigureAwait(false);
         await _file.WriteAsync(_l1Offset, buf).ConfigureAwait(false);
         _l1Dirty = false;
     }
@@ -502,6 +516,7 @@ public sealed partial class Qcow2Node
         {
             foreach (var e in dirtyL2)
             {
+                await PreWriteCheckAsync(Qcow2MetadataKinds.ActiveL2, e.Offset, _clusterSize).ConfigureAwait(false);
                 await _file.WriteAsync(e.Offset, e.Data, RequestFlags.None, ct).ConfigureAwait(false);
                 e.Dirty = false;
             }
@@ -525,6 +540,8 @@ public sealed partial class Qcow2Node
     {
         // The file node ignores discards unless its discard option allows them; punch through write-zeroes
         // with unmap instead, which every file node honours and which reads back as zeros.
+        // A freed cluster that is still live metadata means two owners: punching it would wipe the table.
+        await PreWriteCheckAsync(Qcow2MetadataKinds.None, offset, length).ConfigureAwait(false);
         if (offset + length <= _file.Length)
             await _file.WriteZeroesAsync(offset, length, RequestFlags.MayUnmap).ConfigureAwait(false);
     }

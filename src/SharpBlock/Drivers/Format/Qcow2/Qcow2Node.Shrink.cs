@@ -42,7 +42,7 @@ public sealed partial class Qcow2Node
                 if (!shared)
                     _l2Cache.Remove(l2);
                 QueueFree(l2, 1, FreeReason.Request);
-                _l1[i] = 0;
+                SetL1Entry(i, 0);
                 _l1Dirty = true;
             }
 
@@ -127,7 +127,7 @@ public sealed partial class Qcow2Node
 
             if (!empty)
                 continue;
-            _refTable[ti] = 0;
+            SetRefTableEntry(ti, 0);
             _refCache.Remove(off);
             await _file.WriteAsync(_refTableOffset + (ti * 8), new byte[8], RequestFlags.None, ct).ConfigureAwait(false);
             await _file.FlushAsync(ct).ConfigureAwait(false);

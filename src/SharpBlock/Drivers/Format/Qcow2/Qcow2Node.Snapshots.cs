@@ -176,6 +176,7 @@ public sealed partial class Qcow2Node
     {
         if (ReadOnly)
             throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
+        RefuseWritesIfCorrupt();
     }
 
     private Qcow2Snapshot? FindSnapshot(string idOrName)

@@ -46,6 +46,9 @@ public sealed partial class Qcow2Node : BlockNode
     private long _freeHint;
     private long _compressedCursor;
     private readonly Dictionary<long, long> _pendingFrees = [];
+
+    /// <summary>Snapshot table entries that run past the end of the file (read as zeros; img check reports them).</summary>
+    private readonly List<int> _incompleteSnapshots = [];
     private bool _headerDirtyBitSet;
 
     private Qcow2Node(BlockNode file, NodeSettings settings, Qcow2Header header)
@@ -58,7 +61,8 @@ public sealed partial class Qcow2Node : BlockNode
         _l2Bits = _clusterBits - 3;
         _refOrder = (int)header.RefcountOrder;
         _refBlockBits = _clusterBits + 3 - _refOrder;
-        _size = (long)header.Size64;
+        // QEMU counts a disk in whole 512-byte sectors and drops a partial one from the header's size.
+        _size = (long)(header.Size64 & ~511UL);
         _l1 = [];
         _refTable = [];
         // Enough L2 tables to map 32 MiB of guest data (QEMU's default for 64k clusters is 1 MiB of L2),
@@ -211,6 +215,9 @@ public sealed partial class Qcow2Node : BlockNode
             if (h.BackingFileOffset > (ulong)firstCluster.Length || h.BackingFileSize > (ulong)firstCluster.Length - h.BackingFileOffset)
                 throw Corrupt("backing_file_offset", Qcow2Header.BackingFileOffsetOffset, "backing file name lies outside the first cluster");
             _backingName = System.Text.Encoding.UTF8.GetString(firstCluster.Span.Slice((int)h.BackingFileOffset, (int)h.BackingFileSize));
+            // No file system takes a name with a NUL; refusing it here keeps it from reaching a path API.
+            if (_backingName.Contains('\0', StringComparison.Ordinal))
+                throw Corrupt("backing_file_offset", Qcow2Header.BackingFileOffsetOffset, "backing file name contains a NUL byte");
         }
 
         // L1 table.
@@ -221,30 +228,29 @@ public sealed partial class Qcow2Node : BlockNode
         if (h.L1Size < needed)
             throw Corrupt("l1_size", Qcow2Header.L1SizeOffset, $"L1 table is too small ({h.L1Size} entries for {needed} needed)");
         if (h.L1Size > 0)
-            CheckTable("l1_table_offset", Qcow2Header.L1TableOffsetOffset, h.L1TableOffset, l1Bytes, fileLength);
+            CheckTable("l1_table_offset", Qcow2Header.L1TableOffsetOffset, h.L1TableOffset, l1Bytes, long.MaxValue / 2);
         _l1Offset = (long)h.L1TableOffset;
+        // Entries with reserved bits set are used for their offset, as QEMU uses them; img check reports them.
         _l1 = await ReadTableAsync(_l1Offset, (int)h.L1Size, ct).ConfigureAwait(false);
-        for (int i = 0; i < _l1.Length; i++)
-        {
-            if ((_l1[i] & Qcow2Layout.L1ReservedMask) != 0)
-                throw Corrupt("L1 entry", _l1Offset + (i * 8L), $"reserved bits set in 0x{_l1[i]:x16}");
-        }
 
-        // Refcount table.
+        // Refcount table. Like the L1 table, one that lies past the end of the file (a cut image) reads as
+        // zeros there, as QEMU reads it; the overlap checks stop what an empty table would let through.
         ulong rtBytes = (ulong)h.RefcountTableClusters << _clusterBits;
         if (rtBytes > Qcow2Layout.MaxRefcountTableBytes)
             throw Corrupt("refcount_table_clusters", Qcow2Header.RefcountTableClustersOffset, "reference count table too large");
         if (h.RefcountTableClusters == 0)
             throw Corrupt("refcount_table_clusters", Qcow2Header.RefcountTableClustersOffset, "image has no reference count table");
-        CheckTable("refcount_table_offset", Qcow2Header.RefcountTableOffsetOffset, h.RefcountTableOffset, rtBytes, fileLength);
+        CheckTable("refcount_table_offset", Qcow2Header.RefcountTableOffsetOffset, h.RefcountTableOffset, rtBytes, long.MaxValue / 2);
         _refTableOffset = (long)h.RefcountTableOffset;
         _refTable = await ReadTableAsync(_refTableOffset, (int)(rtBytes / 8), ct).ConfigureAwait(false);
 
         // Snapshots.
         if (h.NbSnapshots > Qcow2Layout.MaxSnapshots)
             throw Corrupt("nb_snapshots", Qcow2Header.NbSnapshotsOffset, "too many snapshots");
+        // A table that runs past the end of the file reads as zeros there, as QEMU reads it (img check calls
+        // those entries incomplete); only its start must be sane.
         if (h.NbSnapshots > 0)
-            CheckTable("snapshots_offset", Qcow2Header.SnapshotsOffsetOffset, h.SnapshotsOffset, (ulong)h.NbSnapshots * Qcow2SnapshotHeader.Size, fileLength);
+            CheckTable("snapshots_offset", Qcow2Header.SnapshotsOffsetOffset, h.SnapshotsOffset, 0, fileLength);
         _snapshots = await ReadSnapshotsAsync(fileLength, ct).ConfigureAwait(false);
 
         if (!ReadOnly)
@@ -355,10 +361,9 @@ public sealed partial class Qcow2Node : BlockNode
         long pos = (long)_header.SnapshotsOffset;
         long total = 0;
         byte[] fixedPart = new byte[Qcow2SnapshotHeader.Size];
+        _incompleteSnapshots.Clear();
         for (uint i = 0; i < _header.NbSnapshots; i++)
         {
-            if (pos + Qcow2SnapshotHeader.Size > fileLength)
-                throw Corrupt("snapshot table", pos, "snapshot entry lies outside the file");
             await _file.ReadAsync(pos, fixedPart, ct).ConfigureAwait(false);
             var sh = Qcow2SnapshotHeader.Read(fixedPart);
             if (sh.ExtraDataSize > Qcow2Layout.MaxSnapshotExtraData)
@@ -366,13 +371,13 @@ public sealed partial class Qcow2Node : BlockNode
             long varLen = (long)sh.ExtraDataSize + sh.IdSize + sh.NameSize;
             long entryLen = (Qcow2SnapshotHeader.Size + varLen + 7) & ~7L;
             if (pos + Qcow2SnapshotHeader.Size + varLen > fileLength)
-                throw Corrupt("snapshot table", pos, "snapshot entry lies outside the file");
+                _incompleteSnapshots.Add((int)i);
             total += entryLen;
             if (total > 64L << 20)
                 throw Corrupt("snapshot table", pos, "snapshot table too large");
             if ((ulong)sh.L1Size * 8 > Qcow2Layout.MaxL1Bytes)
                 throw Corrupt("snapshot l1_size", pos + 8, "snapshot L1 table too large");
-            if (sh.L1Size > 0)
+            if (sh.L1Size > 0 && !_incompleteSnapshots.Contains((int)i))
                 CheckTable("snapshot l1_table_offset", pos, sh.L1TableOffset, (ulong)sh.L1Size * 8, fileLength);
             byte[] var = new byte[varLen];
             await _file.ReadAsync(pos + Qcow2SnapshotHeader.Size, var, ct).ConfigureAwait(false);
@@ -427,23 +432,6 @@ public sealed partial class Qcow2Node : BlockNode
     {
         await SetIncompatibleBitAsync(Qcow2Layout.IncompatDirty, on, ct).ConfigureAwait(false);
         _headerDirtyBitSet = on;
-    }
-
-    /// <summary>
-    /// Metadata that would overwrite itself or the header means the refcounts lied: mark the image corrupt
-    /// (so nothing opens it read-write again until it is repaired) and fail the request.
-    /// </summary>
-    private async ValueTask<Exception> MarkCorruptAsync(string what, long offset)
-    {
-        try
-        {
-            await SetIncompatibleBitAsync(Qcow2Layout.IncompatCorrupt, true, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (BlockException)
-        {
-        }
-
-        return new BlockException(Errno.EIO, $"qcow2: Marking image as corrupt: {what} (offset 0x{offset:x}); further corruption events will be suppressed");
     }
 
     protected override async ValueTask CloseCoreAsync()
