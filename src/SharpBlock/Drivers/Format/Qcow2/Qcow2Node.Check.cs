@@ -75,6 +75,18 @@ public sealed partial class Qcow2Node
         var (first, counter) = await ScanLockedAsync(report, ct).ConfigureAwait(false);
         if (first.Corruptions == 0 && first.Leaks == 0)
             return first;
+        if (mode == Qcow2CheckMode.All && _incompleteSnapshots.Count > 0)
+        {
+            // Entries past the end of the file describe nothing that was ever written: drop them, and every
+            // entry after the first of them, then count again with the table that is left.
+            report?.Invoke("Discarding incomplete snapshot table entries");
+            var kept = _snapshots.GetRange(0, _incompleteSnapshots[0]);
+            await WriteSnapshotTableLockedAsync(kept, ct).ConfigureAwait(false);
+            _incompleteSnapshots.Clear();
+            await FlushMetadataLockedAsync(ct).ConfigureAwait(false);
+            (_, counter) = await ScanLockedAsync(null, ct).ConfigureAwait(false);
+        }
+
         if (mode == Qcow2CheckMode.Leaks && first.Corruptions > 0)
         {
             // Freeing leaks while references are missing could free a cluster in use: refuse, as QEMU does.
@@ -288,9 +300,8 @@ public sealed partial class Qcow2Node
                 continue;
             }
 
+            // A table cut by the end of the file reads as zeros past it, and what it still names is counted.
             rc.Add(l2, _clusterSize);
-            if (l2 + _clusterSize > _file.Length)
-                continue;
             // QEMU counts fragmentation within one L2 table: a jump between tables (where the next table
             // itself sits, with small clusters) is not a fragment.
             nextContiguous = 0;
