@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Runtime.ExceptionServices;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Graph;
 using SharpBlock.Io;
 
@@ -59,7 +59,7 @@ internal sealed class ConvertCopier
 
     private readonly BlockNode _source;
     private readonly BlockNode _target;
-    private readonly Qcow2Node? _compressTarget;
+    private readonly ICompressedWrites? _compressTarget;
     private readonly ConvertSettings _s;
     private readonly long _size;
     private readonly int _chunk;
@@ -78,8 +78,8 @@ internal sealed class ConvertCopier
         _target = target;
         _s = settings;
         _size = source.Length;
-        int unit = target is Qcow2Node q ? q.ClusterSize : 4096;
-        _compressTarget = settings.Compress ? target as Qcow2Node : null;
+        int unit = target is IClusteredImage c ? c.ClusterSize : 4096;
+        _compressTarget = settings.Compress ? target as ICompressedWrites : null;
         // A compressed cluster is written whole and alone; everything else in cluster-aligned pieces so
         // no piece allocates half a cluster that the next one has to copy-on-write.
         _chunk = _compressTarget != null ? unit : Math.Max(MaxChunk / unit * unit, unit);

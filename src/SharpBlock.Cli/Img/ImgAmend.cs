@@ -1,3 +1,4 @@
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Errors;
 
@@ -16,7 +17,7 @@ internal static class ImgAmend
         if (ImgOptionHelp.Requested(a.GetAll("-o")))
         {
             var spec = ImgImage.Spec(a, a.Positional[0], a.Get("-f"));
-            return ImgOptionHelp.PrintAmend(spec.Format ?? await Qcow2Driver.ProbeAsync(spec.Path, CancellationToken.None).ConfigureAwait(false));
+            return ImgOptionHelp.PrintAmend(spec.Format ?? await ImageFormats.ProbeNameAsync(spec.Path, CancellationToken.None).ConfigureAwait(false));
         }
 
         var opts = ImgCreate.ParseOptions(a.GetAll("-o"));

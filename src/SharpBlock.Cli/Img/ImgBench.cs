@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
 
@@ -51,8 +51,8 @@ internal static class ImgBench
         }
         else
         {
-            string fmt = a.Get("-f") ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
-            options = Qcow2Driver.ImageOptions(path, fmt, readOnly: !write, "bench");
+            string fmt = a.Get("-f") ?? await ImageFormats.ProbeNameAsync(path, CancellationToken.None).ConfigureAwait(false);
+            options = ImageFormats.ImageOptions(path, fmt, readOnly: !write, "bench");
         }
 
         options.Cache = ImgCacheMode.Parse(cache, "Invalid cache mode");

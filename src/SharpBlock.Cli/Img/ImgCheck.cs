@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Schema;
 
@@ -20,22 +20,22 @@ internal static class ImgCheck
         bool json = a.Json();
         var mode = a.Get("-r") switch
         {
-            null => Qcow2CheckMode.None,
-            "leaks" => Qcow2CheckMode.Leaks,
-            "all" => Qcow2CheckMode.All,
+            null => ImageCheckMode.None,
+            "leaks" => ImageCheckMode.Leaks,
+            "all" => ImageCheckMode.All,
             var r => throw new ImgUsageException($"Invalid option for -r: '{r}'"),
         };
         string path = a.Positional[0];
-        var (graph, node) = await ImgImage.OpenAsync(a, path, a.Get("-f"), readOnly: mode == Qcow2CheckMode.None).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, path, a.Get("-f"), readOnly: mode == ImageCheckMode.None).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
-            if (node is not Qcow2Node q)
+            if (node is not ICheckableImage q)
             {
                 Console.Error.WriteLine($"sharpblock: This image format does not support checks");
                 return 63;
             }
 
-            Qcow2CheckResult r;
+            ImageCheckResult r;
             try
             {
                 r = await q.CheckAsync(mode, line => Console.Error.WriteLine(line)).ConfigureAwait(false);
@@ -46,7 +46,7 @@ internal static class ImgCheck
                 return 1;
             }
 
-            var check = new ImageCheck { Filename = path, Format = "qcow2", CheckErrors = r.CheckErrors };
+            var check = new ImageCheck { Filename = path, Format = node.DriverName, CheckErrors = r.CheckErrors };
             if (r.ImageEndOffset != 0)
                 check.ImageEndOffset = r.ImageEndOffset;
             if (r.Corruptions != 0)
@@ -85,7 +85,7 @@ internal static class ImgCheck
         }
     }
 
-    public static string Human(Qcow2CheckResult r, bool quiet)
+    public static string Human(ImageCheckResult r, bool quiet)
     {
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();

@@ -1,5 +1,5 @@
 using System.Buffers;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Jobs;
@@ -25,8 +25,8 @@ internal static class ImgCommit
         long rate = a.Get("-r") is { } r ? ImgCreate.ParseSize(r) : 0;
         bool drop = !a.Has("-d") && a.Get("-b") == null;
 
-        string format = spec.Format ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
-        var options = Qcow2Driver.ImageOptions(path, format, readOnly: false, "img0");
+        string format = spec.Format ?? await ImageFormats.ProbeNameAsync(path, CancellationToken.None).ConfigureAwait(false);
+        var options = ImageFormats.ImageOptions(path, format, readOnly: false, "img0");
         if (ImgCacheMode.Target(a) is { } cache)
             options.Cache = cache;
         await using var graph = new BlockGraph();
@@ -46,7 +46,7 @@ internal static class ImgCommit
         var baseNode = top.Backing;
         if (a.Get("-b") is { } b)
         {
-            baseNode = BackingChain.FindByFilename(top.Backing, Qcow2Driver.ResolveBacking(path, b)) ?? BackingChain.FindByFilename(top.Backing, b)
+            baseNode = BackingChain.FindByFilename(top.Backing, BackingFiles.Resolve(path, b)) ?? BackingChain.FindByFilename(top.Backing, b)
                 ?? throw new BlockException(Errno.ENOENT, $"Did not find '{b}' in the backing chain of '{path}'");
         }
 
@@ -87,7 +87,7 @@ internal static class ImgCommit
         await baseNode.FlushAsync().ConfigureAwait(false);
         if (drop)
         {
-            if (top is not Qcow2Node q)
+            if (top is not IMakeEmpty q)
                 throw new BlockException(Errno.EOPNOTSUPP, $"Format '{top.DriverName}' cannot be emptied; use -d");
             await q.MakeEmptyAsync().ConfigureAwait(false);
         }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
 using SharpBlock.Drivers.Protocol.File;
@@ -105,12 +106,13 @@ internal static class ImgConvert
                     }
                     else
                     {
-                        throw new ImgUsageException($"Unknown file format '{outFmt}'");
+                        var format = BlockDriverRegistry.Default.FindFormat(outFmt) ?? throw new ImgUsageException($"Unknown file format '{outFmt}'");
+                        await format.CreateAsync(dst, size, backing, backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") : null, CancellationToken.None).ConfigureAwait(false);
                     }
                 }).ConfigureAwait(false);
             }
 
-            var targetOptions = Qcow2Driver.ImageOptions(dst, outFmt, readOnly: false, "img1");
+            var targetOptions = ImageFormats.ImageOptions(dst, outFmt, readOnly: false, "img1");
             targetOptions.Cache = targetCache;
             BlockNode target;
             try

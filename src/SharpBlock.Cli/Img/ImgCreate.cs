@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
+using SharpBlock.Graph;
 using SharpBlock.Qmp.Schema;
 
 namespace SharpBlock.Cli.Img;
@@ -39,7 +41,7 @@ internal static class ImgCreate
 
         if (size == null && backing != null)
         {
-            string resolved = Qcow2Driver.ResolveBacking(path, backing);
+            string resolved = BackingFiles.Resolve(path, backing);
             var (g, n) = await ImgImage.OpenAsync(resolved, backingFmt, readOnly: true).ConfigureAwait(false);
             await using (g.ConfigureAwait(false))
                 size = n.Length;
@@ -89,7 +91,24 @@ internal static class ImgCreate
                 await ImgTargetLock.CreateAsync(path, async () => await RawCreator.CreateAsync(path, size.Value, prealloc).ConfigureAwait(false)).ConfigureAwait(false);
                 break;
             default:
-                throw new ImgUsageException($"Unknown file format '{fmt}'");
+                {
+                    // Any other registered format makes its default image; its own -o options come with the
+                    // format contract's typed creation options.
+                    var format = BlockDriverRegistry.Default.FindFormat(fmt) ?? throw new ImgUsageException($"Unknown file format '{fmt}'");
+                    foreach (string key in opts.Keys)
+                    {
+                        if (key is not ("size" or "backing_file" or "backing_fmt"))
+                            throw new ImgUsageException($"Invalid parameter '{key}'");
+                    }
+
+                    if (backing != null && !format.HasBackingFiles)
+                        throw new ImgUsageException($"Backing file not supported for file format '{fmt}'");
+                    if (!quiet)
+                        Console.Out.WriteLine($"Formatting '{path}', fmt={fmt} size={size.Value}");
+                    long sz = size.Value;
+                    await ImgTargetLock.CreateAsync(path, async () => await format.CreateAsync(path, sz, backing, backingFmt, CancellationToken.None).ConfigureAwait(false)).ConfigureAwait(false);
+                    break;
+                }
         }
 
         return 0;

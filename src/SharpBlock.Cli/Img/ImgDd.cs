@@ -1,4 +1,5 @@
 using System.Buffers;
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
 using SharpBlock.Errors;
@@ -60,7 +61,7 @@ internal static class ImgDd
                 else
                     await RawCreator.CreateAsync(output, size).ConfigureAwait(false);
             }).ConfigureAwait(false);
-            var target = await graph.AddAsync(Qcow2Driver.ImageOptions(output, outFmt, readOnly: false, "img1")).ConfigureAwait(false);
+            var target = await graph.AddAsync(ImageFormats.ImageOptions(output, outFmt, readOnly: false, "img1")).ConfigureAwait(false);
             int chunk = (int)Math.Clamp(bs, 512, 4 << 20);
             byte[] buf = ArrayPool<byte>.Shared.Rent(chunk);
             try

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Qmp.Protocol;
@@ -24,8 +24,8 @@ internal static partial class ImgImage
         var graph = new BlockGraph();
         try
         {
-            format ??= await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
-            var options = Qcow2Driver.ImageOptions(path, format, readOnly, "img0");
+            format ??= await ImageFormats.ProbeNameAsync(path, CancellationToken.None).ConfigureAwait(false);
+            var options = ImageFormats.ImageOptions(path, format, readOnly, "img0");
             if (cache != null)
                 options.Cache = cache;
             if (readOnly && ForceShare)
@@ -55,11 +55,11 @@ internal static partial class ImgImage
                 ?? throw new ImgUsageException($"Invalid snapshot parameter '{parameter}'");
         }
 
-        if (node is not Qcow2Node qcow2)
+        if (node is not IInternalSnapshots snapshots)
             throw new ImgUsageException($"Failed to load snapshot: Block format '{node.DriverName}' used by device '' does not support temporarily loading internal snapshots");
         try
         {
-            await qcow2.LoadSnapshotTemporarilyAsync(idOrName).ConfigureAwait(false);
+            await snapshots.LoadInternalSnapshotTemporarilyAsync(idOrName).ConfigureAwait(false);
         }
         catch (BlockException ex)
         {

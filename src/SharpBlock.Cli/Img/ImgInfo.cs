@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Graph;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Schema;
@@ -86,35 +86,24 @@ internal static class ImgInfo
 
         if (info.BackingFilenameFormat is { } bff)
             sb.Append("backing file format: ").Append(bff).Append('\n');
-        if (node is Qcow2Node q && q.Snapshots.Count > 0)
+        if (node is IInternalSnapshots q && q.InternalSnapshots.Count > 0)
         {
             sb.Append("Snapshot list:\n");
             AppendSnapshots(sb, q);
         }
 
-        if (node is Qcow2Node qn)
+        if (node is IFormatSpecificInfo specific)
         {
             sb.Append("Format specific information:\n");
-            sb.Append("    compat: ").Append(qn.Compat).Append('\n');
-            sb.Append("    compression type: zlib\n");
-            if (qn.Version >= 3)
-                sb.Append("    lazy refcounts: ").Append(qn.LazyRefcounts ? "true" : "false").Append('\n');
-            sb.Append(ci, $"    refcount bits: {qn.RefcountBits}\n");
-            if (qn.Encrypted)
-                sb.Append("    encrypt:\n        format: aes\n");
-            if (qn.Version >= 3)
-            {
-                sb.Append("    corrupt: ").Append(qn.IsCorrupt ? "true" : "false").Append('\n');
-                sb.Append("    extended l2: false\n");
-            }
+            specific.AppendFormatSpecific(sb);
         }
     }
 
-    public static void AppendSnapshots(StringBuilder sb, Qcow2Node q)
+    public static void AppendSnapshots(StringBuilder sb, IInternalSnapshots q)
     {
         var ci = CultureInfo.InvariantCulture;
         sb.Append(SnapshotLine("ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"));
-        foreach (var s in q.Snapshots)
+        foreach (var s in q.InternalSnapshots)
         {
             var date = DateTimeOffset.FromUnixTimeSeconds(s.DateSec).ToLocalTime();
             long ms = s.VmClockNsec / 1_000_000;

@@ -1,5 +1,5 @@
 using System.Buffers;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
@@ -24,10 +24,10 @@ internal static class ImgRebase
         string path = spec.Path;
         string newBacking = a.Get("-b") ?? throw new ImgUsageException("Must specify backing file (-b) or use unsafe mode (-u)");
         bool unsafeMode = a.Has("-u");
-        string format = spec.Format ?? await Qcow2Driver.ProbeAsync(path, CancellationToken.None).ConfigureAwait(false);
+        string format = spec.Format ?? await ImageFormats.ProbeNameAsync(path, CancellationToken.None).ConfigureAwait(false);
 
         await using var graph = new BlockGraph();
-        var options = Qcow2Driver.ImageOptions(path, format, readOnly: false, "img0");
+        var options = ImageFormats.ImageOptions(path, format, readOnly: false, "img0");
         if (ImgCacheMode.Target(a) is { } cache)
             options.Cache = cache;
         var sourceCache = ImgCacheMode.Source(a);
@@ -42,12 +42,12 @@ internal static class ImgRebase
         BlockNode? newNode = null;
         if (newBacking.Length > 0)
         {
-            string resolved = Qcow2Driver.ResolveBacking(path, newBacking);
+            string resolved = BackingFiles.Resolve(path, newBacking);
             // As with create, qemu-img 7.2 no longer probes the new backing file for its format.
             newFormat = a.Get("-F") ?? throw new ImgUsageException($"Could not change the backing file to '{newBacking}': backing format must be specified");
             if (!unsafeMode)
             {
-                var newOptions = Qcow2Driver.ImageOptions(resolved, newFormat!, readOnly: true, "new-backing");
+                var newOptions = ImageFormats.ImageOptions(resolved, newFormat!, readOnly: true, "new-backing");
                 if (sourceCache != null)
                     newOptions.Cache = sourceCache;
                 newNode = await graph.AddAsync(newOptions).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
@@ -52,13 +53,13 @@ internal static class ImgResize
                 return 1;
             }
 
-            // qcow2 sizes are whole sectors. The driver itself accepts a grow to any length, because mirror and
+            // A format may want whole units (qcow2: sectors). The driver itself accepts a grow to any length, because mirror and
             // commit size targets to their source; a user asking for one is told what qemu-img tells.
-            if (node is Qcow2Node && size % 512 != 0)
-                throw new ImgUsageException("The new size must be a multiple of 512");
+            if (node is IResizeRules rules && size % rules.SizeGranularity != 0)
+                throw new ImgUsageException($"The new size must be a multiple of {rules.SizeGranularity}");
             if (prealloc != Preallocation.Off && size < node.Length)
                 throw new ImgUsageException("Preallocation can only be used for growing images");
-            if (prealloc == Preallocation.Metadata && node is not Qcow2Node)
+            if (prealloc == Preallocation.Metadata && node is not IResizeRules { PreallocatesMetadata: true })
                 throw new ImgUsageException("Unsupported preallocation mode: metadata");
 
             try

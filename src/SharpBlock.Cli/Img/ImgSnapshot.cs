@@ -1,5 +1,5 @@
 using System.Text;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 
 namespace SharpBlock.Cli.Img;
 
@@ -19,11 +19,11 @@ internal static class ImgSnapshot
         var (graph, node) = await ImgImage.OpenAsync(a, path, a.Get("-f"), readOnly: list).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
-            if (node is not Qcow2Node q)
+            if (node is not IInternalSnapshots q)
                 throw new ImgUsageException("This image format does not support snapshots");
             if (list)
             {
-                if (q.Snapshots.Count > 0)
+                if (q.InternalSnapshots.Count > 0)
                 {
                     var sb = new StringBuilder("Snapshot list:\n");
                     ImgInfo.AppendSnapshots(sb, q);
@@ -36,11 +36,11 @@ internal static class ImgSnapshot
             try
             {
                 if (create != null)
-                    await q.CreateSnapshotAsync(create).ConfigureAwait(false);
+                    await q.CreateInternalSnapshotAsync(create).ConfigureAwait(false);
                 else if (delete != null)
-                    await q.DeleteSnapshotAsync(delete).ConfigureAwait(false);
+                    await q.DeleteInternalSnapshotAsync(delete).ConfigureAwait(false);
                 else if (apply != null)
-                    await q.RevertToSnapshotAsync(apply).ConfigureAwait(false);
+                    await q.RevertToInternalSnapshotAsync(apply).ConfigureAwait(false);
             }
             catch (Errors.BlockException ex)
             {

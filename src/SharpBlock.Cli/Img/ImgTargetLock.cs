@@ -1,4 +1,4 @@
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 
@@ -35,7 +35,7 @@ internal static class ImgTargetLock
         try
         {
             // Opened as raw: only the file's lock bytes matter, whatever format it holds now.
-            await graph.AddAsync(Qcow2Driver.ImageOptions(path, "raw", readOnly: false, "target-lock")).ConfigureAwait(false);
+            await graph.AddAsync(ImageFormats.ImageOptions(path, "raw", readOnly: false, "target-lock")).ConfigureAwait(false);
             return graph;
         }
         catch (BlockException ex)

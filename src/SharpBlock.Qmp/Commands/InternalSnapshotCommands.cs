@@ -1,4 +1,4 @@
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers;
 using SharpBlock.Graph;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
@@ -6,19 +6,19 @@ using SharpBlock.Qmp.Server;
 
 namespace SharpBlock.Qmp.Commands;
 
-/// <summary>Internal snapshots of a device's image (qcow2): blockdev-snapshot-internal-sync and its delete.</summary>
+/// <summary>Internal snapshots of a device's image (any format with the capability): blockdev-snapshot-internal-sync and its delete.</summary>
 internal static class InternalSnapshotCommands
 {
     public static void Register(QmpServer server)
     {
         server.Register(QmpCommandTable.BlockdevSnapshotInternalSync(static async (a, ctx) =>
         {
-            var (dev, image) = Qcow2Image(ctx.Server.Graph, a.Device);
+            var (dev, node, image) = SnapshotImage(ctx.Server.Graph, a.Device);
             if (a.Name.Length == 0)
                 throw new QmpException("Name is empty");
-            if (image.ReadOnly)
+            if (node.ReadOnly)
                 throw new QmpException($"Device '{a.Device}' is read only");
-            foreach (var s in image.Snapshots)
+            foreach (var s in image.InternalSnapshots)
             {
                 if (s.Name == a.Name)
                     throw new QmpException($"Snapshot with name '{a.Name}' already exists on device '{a.Device}'");
@@ -26,16 +26,16 @@ internal static class InternalSnapshotCommands
 
             if (ctx.Server.Graph.Jobs.Find(dev.Id) != null)
                 throw new QmpException($"Device '{a.Device}' is in use");
-            await image.CreateSnapshotAsync(a.Name, ctx.CancellationToken).ConfigureAwait(false);
+            await image.CreateInternalSnapshotAsync(a.Name, ctx.CancellationToken).ConfigureAwait(false);
         }));
 
         server.Register(QmpCommandTable.BlockdevSnapshotDeleteInternalSync(static async (a, ctx) =>
         {
-            var (_, image) = Qcow2Image(ctx.Server.Graph, a.Device);
+            var (_, node, image) = SnapshotImage(ctx.Server.Graph, a.Device);
             if (a.Id == null && a.Name == null)
                 throw new QmpException("Name or id must be provided");
-            Qcow2Snapshot? found = null;
-            foreach (var s in image.Snapshots)
+            InternalSnapshot? found = null;
+            foreach (var s in image.InternalSnapshots)
             {
                 if ((a.Id == null || s.Id == a.Id) && (a.Name == null || s.Name == a.Name))
                 {
@@ -46,19 +46,19 @@ internal static class InternalSnapshotCommands
 
             if (found == null)
                 throw new QmpException($"Snapshot with id '{a.Id}' and name '{a.Name}' does not exist on device '{a.Device}'");
-            if (image.ReadOnly)
+            if (node.ReadOnly)
                 throw new QmpException($"Device '{a.Device}' is read only");
-            var deleted = await image.DeleteSnapshotAsync(found.Id, ctx.CancellationToken).ConfigureAwait(false);
-            return Qcow2Node.ToSnapshotInfo(deleted);
+            var deleted = await image.DeleteInternalSnapshotAsync(found.Id, ctx.CancellationToken).ConfigureAwait(false);
+            return deleted.ToSnapshotInfo();
         }));
     }
 
-    private static (BlockBackend Device, Qcow2Node Image) Qcow2Image(BlockGraph graph, string device)
+    private static (BlockBackend Device, BlockNode Node, IInternalSnapshots Image) SnapshotImage(BlockGraph graph, string device)
     {
         var dev = graph.FindDevice(device) ?? throw QmpException.DeviceNotFound(device);
         var root = dev.Root ?? throw new QmpException($"Device '{device}' has no medium");
-        if (root is not Qcow2Node q)
+        if (root is not IInternalSnapshots snapshots)
             throw new QmpException($"Block format '{root.DriverName}' used by device '{device}' does not support feature 'internal snapshot'");
-        return (dev, q);
+        return (dev, root, snapshots);
     }
 }

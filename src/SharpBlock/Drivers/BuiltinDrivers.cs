@@ -15,13 +15,10 @@ internal static class BuiltinDrivers
     {
         r.Register(BlockdevDriver.File, static (ctx, _) => OpenFile(ctx, ctx.Options.File, "file"));
         r.Register(BlockdevDriver.HostDevice, static (ctx, _) => OpenFile(ctx, ctx.Options.HostDevice, "host_device"));
-        r.Register(BlockdevDriver.Raw, static async (ctx, ct) =>
-        {
-            var file = await ctx.OpenChildAsync(ctx.Options.Raw!.File, ct).ConfigureAwait(false);
-            return new RawNode(file, ctx.Settings);
-        });
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
-        r.Register(BlockdevDriver.Qcow2, Qcow2Driver.OpenAsync);
+        // Formats probe in this order; ties go to the first.
+        r.RegisterFormat(new Qcow2Format());
+        r.RegisterFormat(new RawFormat());
     }
 
     private static ValueTask<BlockNode> OpenFile(BlockOpenContext ctx, BlockdevOptionsFile? o, string driver)

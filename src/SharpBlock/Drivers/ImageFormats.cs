@@ -1,43 +1,39 @@
 using SharpBlock.Errors;
+using SharpBlock.Graph;
 using SharpBlock.Schema;
 
 namespace SharpBlock.Drivers;
 
-/// <summary>Creating new images and recognising existing ones, for jobs and tools that make target images.</summary>
+/// <summary>
+/// Creating new images and recognising existing ones, for jobs and tools that make target images: a loop over
+/// the registered formats, so a new format needs no change here.
+/// </summary>
 public static class ImageFormats
 {
     /// <summary>Creates an empty image of the given format and virtual size (the file is replaced if it exists).</summary>
-    public static async ValueTask CreateAsync(BlockdevDriver format, string path, long size, string? backingFile = null, string? backingFormat = null)
+    public static async ValueTask CreateAsync(BlockdevDriver format, string path, long size, string? backingFile = null, string? backingFormat = null,
+        BlockDriverRegistry? registry = null, CancellationToken cancellationToken = default)
     {
-        switch (format)
-        {
-            case BlockdevDriver.Raw:
-                if (backingFile != null)
-                    throw new BlockException(Errno.EINVAL, "Format 'raw' does not support backing files");
-                await Format.Raw.RawCreator.CreateAsync(path, size).ConfigureAwait(false);
-                return;
-            case BlockdevDriver.Qcow2:
-                await Format.Qcow2.Qcow2Creator.CreateAsync(path, new Format.Qcow2.Qcow2CreateOptions
-                {
-                    Size = size,
-                    BackingFile = backingFile,
-                    BackingFormat = backingFile != null ? backingFormat : null,
-                }).ConfigureAwait(false);
-                return;
-            default:
-                throw new BlockException(Errno.EOPNOTSUPP, $"Cannot create images of format '{format.ToWire()}'");
-        }
+        var f = Find(format, registry) ?? throw new BlockException(Errno.EOPNOTSUPP, $"Cannot create images of format '{format.ToWire()}'");
+        await f.CreateAsync(path, size, backingFile, backingFile != null ? backingFormat : null, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Recognises an image by its magic; anything unrecognised is raw.</summary>
-    public static async ValueTask<BlockdevDriver> ProbeAsync(string path, CancellationToken cancellationToken = default)
+    /// <summary>Recognises an image by its first bytes, as QEMU probes: the surest format wins, raw when none claims it.</summary>
+    public static async ValueTask<BlockdevDriver> ProbeAsync(string path, CancellationToken cancellationToken = default, BlockDriverRegistry? registry = null) =>
+        (await ProbeFormatAsync(path, registry, cancellationToken).ConfigureAwait(false)).Driver;
+
+    /// <summary>The probed format's name ("qcow2", "raw").</summary>
+    public static async ValueTask<string> ProbeNameAsync(string path, CancellationToken cancellationToken = default, BlockDriverRegistry? registry = null) =>
+        (await ProbeFormatAsync(path, registry, cancellationToken).ConfigureAwait(false)).Name;
+
+    private static async ValueTask<BlockFormat> ProbeFormatAsync(string path, BlockDriverRegistry? registry, CancellationToken cancellationToken)
     {
-        var magic = new byte[4];
+        var head = new byte[BlockFormat.ProbeBytes];
         int n;
         try
         {
             using var h = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            n = await RandomAccess.ReadAsync(h, magic, 0, cancellationToken).ConfigureAwait(false);
+            n = await RandomAccess.ReadAsync(h, head, 0, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -45,28 +41,36 @@ public static class ImageFormats
             throw new BlockException(e, $"Could not open '{path}': {BlockException.Describe(e)}", ex);
         }
 
-        if (n == 4 && magic is [(byte)'Q', (byte)'F', (byte)'I', 0xfb])
-            return BlockdevDriver.Qcow2;
-        return BlockdevDriver.Raw;
+        return (registry ?? BlockDriverRegistry.Default).Probe(head.AsSpan(0, n), path);
     }
 
     /// <summary>The blockdev options that open a format over a file, as blockdev-add would take them.</summary>
-    public static BlockdevOptions FileOptions(BlockdevDriver format, string path)
+    public static BlockdevOptions FileOptions(BlockdevDriver format, string path, BlockDriverRegistry? registry = null)
     {
         var file = new BlockdevRef { Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } } };
-        var o = new BlockdevOptions { Driver = format };
-        switch (format)
+        var f = Find(format, registry) ?? throw new BlockException(Errno.EOPNOTSUPP, $"Driver '{format.ToWire()}' is not supported");
+        return f.OptionsOver(file);
+    }
+
+    /// <summary>Options that open an image file with the named format, as the image tool and jobs do.</summary>
+    public static BlockdevOptions ImageOptions(string path, string format, bool readOnly, string? nodeName = null, BlockDriverRegistry? registry = null)
+    {
+        var f = (registry ?? BlockDriverRegistry.Default).FindFormat(format) ?? throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'");
+        var o = FileOptions(f.Driver, path, registry);
+        o.ReadOnly = readOnly;
+        o.NodeName = nodeName;
+        return o;
+    }
+
+    /// <summary>The registered format of a driver, or null when the driver is no image format.</summary>
+    public static BlockFormat? Find(BlockdevDriver driver, BlockDriverRegistry? registry = null)
+    {
+        foreach (var f in (registry ?? BlockDriverRegistry.Default).Formats)
         {
-            case BlockdevDriver.Raw:
-                o.Raw = new BlockdevOptionsGenericFormat { File = file };
-                break;
-            case BlockdevDriver.Qcow2:
-                o.Qcow2 = new BlockdevOptionsQcow2 { File = file };
-                break;
-            default:
-                throw new BlockException(Errno.EOPNOTSUPP, $"Driver '{format.ToWire()}' is not supported");
+            if (f.Driver == driver)
+                return f;
         }
 
-        return o;
+        return null;
     }
 }

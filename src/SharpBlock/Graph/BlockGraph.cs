@@ -21,7 +21,7 @@ public sealed class BlockGraph : IAsyncDisposable
 
     public BlockGraph(BlockDriverRegistry? drivers = null)
     {
-        Drivers = drivers ?? BlockDriverRegistry.CreateDefault();
+        Drivers = drivers ?? BlockDriverRegistry.Default;
     }
 
     public BlockDriverRegistry Drivers { get; }

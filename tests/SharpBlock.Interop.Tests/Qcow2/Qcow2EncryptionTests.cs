@@ -1,3 +1,4 @@
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
@@ -54,7 +55,7 @@ public class Qcow2EncryptionTests
     private static async Task<(BlockGraph Graph, Qcow2Node Node)> OpenAsync(string path, bool readOnly, string? password)
     {
         var g = new BlockGraph();
-        var node = (Qcow2Node)await g.AddAsync(Qcow2Driver.ImageOptions(path, "qcow2", readOnly, "enc"));
+        var node = (Qcow2Node)await g.AddAsync(ImageFormats.ImageOptions(path, "qcow2", readOnly, "enc"));
         if (password != null)
             node.SetEncryptionKey(password);
         return (g, node);
@@ -350,7 +351,7 @@ public class Qcow2EncryptionTests
             Assert.True(node.EncryptionKeyMissing);
             Assert.True(node.KeyRequired);
             Assert.Single(node.Snapshots);
-            var check = await node.CheckAsync(Qcow2CheckMode.None, null);
+            var check = await node.CheckAsync(ImageCheckMode.None, null);
             Assert.Equal(0, check.Corruptions + check.Leaks);
             var st = await node.GetBlockStatusAsync(0, 1 << 20);
             Assert.True(st.IsData);
@@ -408,7 +409,7 @@ public class Qcow2EncryptionTests
         var g = new BlockGraph();
         try
         {
-            var o = Qcow2Driver.ImageOptions(img, "qcow2", false, "enc");
+            var o = ImageFormats.ImageOptions(img, "qcow2", false, "enc");
             o.Qcow2!.L2CacheSize = 8192;
             // Discards are only hints unless the node passes them on; the model counts on them.
             o.Discard = SharpBlock.Schema.BlockdevDiscardOptions.Unmap;

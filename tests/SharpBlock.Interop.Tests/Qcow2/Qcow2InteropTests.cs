@@ -1,3 +1,4 @@
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Graph;
 using SharpBlock.Testing;
@@ -10,7 +11,7 @@ public class Qcow2InteropTests
     private static async Task<(BlockGraph, BlockNode)> OpenAsync(string path, bool readOnly, string format = "qcow2")
     {
         var g = new BlockGraph();
-        var o = Qcow2Driver.ImageOptions(path, format, readOnly, "n0");
+        var o = ImageFormats.ImageOptions(path, format, readOnly, "n0");
         o.Discard = SharpBlock.Schema.BlockdevDiscardOptions.Unmap;
         return (g, await g.AddAsync(o));
     }

@@ -1,3 +1,4 @@
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Graph;
 using SharpBlock.Io;
@@ -13,7 +14,7 @@ public class Qcow2ReviewTests
     private static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, bool readOnly, long? l2CacheSize = null)
     {
         var g = new BlockGraph();
-        var o = Qcow2Driver.ImageOptions(path, "qcow2", readOnly, "n0");
+        var o = ImageFormats.ImageOptions(path, "qcow2", readOnly, "n0");
         o.Discard = SharpBlock.Schema.BlockdevDiscardOptions.Unmap;
         if (l2CacheSize is { } l2)
         {
@@ -143,7 +144,7 @@ public class Qcow2ReviewTests
         var g = new BlockGraph();
         try
         {
-            var o = Qcow2Driver.ImageOptions(img, "qcow2", false, "n0");
+            var o = ImageFormats.ImageOptions(img, "qcow2", false, "n0");
             o.Qcow2!.CacheCleanInterval = seconds;
             var node = await g.AddAsync(o);
             await node.WriteAsync(0, new byte[4096]);

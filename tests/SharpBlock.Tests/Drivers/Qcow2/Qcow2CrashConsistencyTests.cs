@@ -1,3 +1,4 @@
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Graph;
 using SharpBlock.Io;
@@ -136,7 +137,7 @@ public class Qcow2CrashConsistencyTests
             if (lazy)
             {
                 var raw = await Qcow2Node.OpenAsync(new RecordingNode(image.AsSpan(0, (int)length).ToArray(), readOnly: true), NodeSettings.Default with { ReadOnly = true });
-                if ((await raw.CheckAsync(Qcow2CheckMode.None, null)).UnsafeCorruptions > 0)
+                if ((await raw.CheckAsync(ImageCheckMode.None, null)).UnsafeCorruptions > 0)
                     behind++;
                 await raw.DisposeAsync();
             }
@@ -144,7 +145,7 @@ public class Qcow2CrashConsistencyTests
             var crashed = new RecordingNode(image.AsSpan(0, (int)length).ToArray(), readOnly: !lazy);
             var q = await Qcow2Node.OpenAsync(crashed, NodeSettings.Default with { ReadOnly = !lazy });
             var lines = new List<string>();
-            var r = await q.CheckAsync(Qcow2CheckMode.None, lines.Add);
+            var r = await q.CheckAsync(ImageCheckMode.None, lines.Add);
             await q.DisposeAsync();
             // A stale copied flag on an unshared cluster (the window while a snapshot is taken) only costs a
             // copy; a refcount below the references or a copied flag on a shared cluster would lose data.

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Errors;
 using SharpBlock.Testing;
@@ -135,7 +136,7 @@ public class Qcow2FuzzTests
 
             try
             {
-                await img.Qcow2.CheckAsync(Qcow2CheckMode.None, null);
+                await img.Qcow2.CheckAsync(ImageCheckMode.None, null);
             }
             catch (BlockException)
             {

@@ -1,3 +1,4 @@
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Io;
 using SharpBlock.Testing;
@@ -16,7 +17,7 @@ public class Qcow2IoTests
 
     private static async Task AssertCleanAsync(Qcow2TestImage img)
     {
-        var r = await img.Qcow2.CheckAsync(Qcow2CheckMode.None, null);
+        var r = await img.Qcow2.CheckAsync(ImageCheckMode.None, null);
         Assert.Equal(0, r.Corruptions);
         Assert.Equal(0, r.Leaks);
     }
@@ -147,7 +148,7 @@ public class Qcow2IoTests
 
             await AssertContentAsync(img, model);
             await img.Node.FlushAsync();
-            var r = await img.Qcow2.CheckAsync(Qcow2CheckMode.None, null);
+            var r = await img.Qcow2.CheckAsync(ImageCheckMode.None, null);
             Assert.Equal(0, r.Corruptions);
         }
 
@@ -240,7 +241,7 @@ public class Qcow2IoTests
             await img.Node.WriteAsync(70000, new byte[] { 0xFF });
             await AssertContentAsync(img, model);
             await img.Node.FlushAsync();
-            var r = await img.Qcow2.CheckAsync(Qcow2CheckMode.None, null);
+            var r = await img.Qcow2.CheckAsync(ImageCheckMode.None, null);
             Assert.Equal(0, r.Corruptions);
             Assert.Equal(0, r.Leaks);
             Assert.Equal(15, r.CompressedClusters);
@@ -289,7 +290,7 @@ public class Qcow2IoTests
         await using (var img = await Qcow2TestImage.OpenAsync(p))
         {
             Assert.False(img.Qcow2.IsDirty);
-            var r = await img.Qcow2.CheckAsync(Qcow2CheckMode.None, null);
+            var r = await img.Qcow2.CheckAsync(ImageCheckMode.None, null);
             Assert.Equal(0, r.Corruptions);
             Assert.Equal(0, r.Leaks);
             byte[] b = new byte[4096];

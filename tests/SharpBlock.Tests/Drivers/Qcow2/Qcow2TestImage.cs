@@ -1,3 +1,4 @@
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Graph;
 
@@ -21,7 +22,7 @@ internal sealed class Qcow2TestImage : IAsyncDisposable
         var graph = new BlockGraph();
         try
         {
-            var o = Qcow2Driver.ImageOptions(path, format, readOnly, "t0");
+            var o = ImageFormats.ImageOptions(path, format, readOnly, "t0");
             if (discard)
                 o.Discard = SharpBlock.Schema.BlockdevDiscardOptions.Unmap;
             var node = await graph.AddAsync(o);

@@ -23,19 +23,7 @@ public static class Qcow2Driver
             node.ConfigureCaches(new Qcow2CacheOptions(o.CacheSize, o.L2CacheSize, o.L2CacheEntrySize, o.RefcountCacheSize, o.CacheCleanInterval));
             if (o.Encrypt is { } encrypt)
                 Unlock(ctx.Graph, node, encrypt);
-            BlockNode? backing = null;
-            if (o.Backing is { } b)
-            {
-                if (b.Reference is not "")
-                    backing = await ctx.OpenChildAsync(b, ct).ConfigureAwait(false);
-            }
-            else if (node.BackingFileName is { } name)
-            {
-                string path = ResolveBacking(file.Filename, name);
-                string fmt = node.BackingFormat ?? await ProbeAsync(path, ct).ConfigureAwait(false);
-                backing = await ctx.OpenChildAsync(new BlockdevRef { Definition = BackingOptions(path, fmt) }, ct).ConfigureAwait(false);
-            }
-
+            var backing = await BackingFiles.OpenAsync(ctx, o.Backing, file.Filename, node.BackingFileName, node.BackingFormat, ct).ConfigureAwait(false);
             if (backing != null)
                 node.AttachBacking(backing);
             return node;
@@ -62,32 +50,5 @@ public static class Qcow2Driver
             throw new BlockException(Errno.EINVAL, $"Header reported 'aes' encryption format but options specify '{wanted}'");
         string id = encrypt.KeySecret ?? throw new BlockException(Errno.EINVAL, "Parameter 'encrypt.key-secret' is required for cipher");
         node.SetEncryptionKey(graph.Secrets.Get(id));
-    }
-
-    /// <summary>A relative backing name is relative to the directory of the image that names it.</summary>
-    public static string ResolveBacking(string imagePath, string backing)
-    {
-        if (Path.IsPathRooted(backing))
-            return backing;
-        string? dir = Path.GetDirectoryName(imagePath);
-        return string.IsNullOrEmpty(dir) ? backing : Path.Combine(dir, backing);
-    }
-
-    /// <summary>The format of an image file by its magic: qcow2 or raw.</summary>
-    public static async ValueTask<string> ProbeAsync(string path, CancellationToken ct) =>
-        (await ImageFormats.ProbeAsync(path, ct).ConfigureAwait(false)).ToWire();
-
-    /// <summary>Options that open a backing image read-only with the given format over a file node.</summary>
-    public static BlockdevOptions BackingOptions(string path, string format) => ImageOptions(path, format, readOnly: true);
-
-    /// <summary>Options that open an image file with the given format (qcow2 or raw), as img commands do.</summary>
-    public static BlockdevOptions ImageOptions(string path, string format, bool readOnly, string? nodeName = null)
-    {
-        if (format is not ("qcow2" or "raw") || !QapiEnums.TryParse(format, out BlockdevDriver driver))
-            throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'");
-        var o = ImageFormats.FileOptions(driver, path);
-        o.ReadOnly = readOnly;
-        o.NodeName = nodeName;
-        return o;
     }
 }

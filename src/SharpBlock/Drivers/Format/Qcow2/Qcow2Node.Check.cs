@@ -45,16 +45,16 @@ public sealed partial class Qcow2Node
     }
 
     /// <summary>Runs a check (and a repair when asked), as qemu-img check does; report receives each finding.</summary>
-    public async ValueTask<Qcow2CheckResult> CheckAsync(Qcow2CheckMode mode, Action<string>? report, CancellationToken cancellationToken = default)
+    public async ValueTask<ImageCheckResult> CheckAsync(ImageCheckMode mode, Action<string>? report, CancellationToken cancellationToken = default)
     {
-        if (mode != Qcow2CheckMode.None && ReadOnly)
+        if (mode != ImageCheckMode.None && ReadOnly)
             throw new BlockException(Errno.EPERM, "Cannot repair a read-only image");
         await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             if (!ReadOnly)
                 await FlushMetadataLockedAsync(cancellationToken).ConfigureAwait(false);
-            if (mode == Qcow2CheckMode.None)
+            if (mode == ImageCheckMode.None)
                 return await CheckLockedAsync(report, cancellationToken).ConfigureAwait(false);
             return await RepairLockedAsync(mode, report, cancellationToken).ConfigureAwait(false);
         }
@@ -65,17 +65,17 @@ public sealed partial class Qcow2Node
     }
 
     /// <summary>Repairs without taking the lock (the image is still being opened).</summary>
-    private async ValueTask RepairAsync(Qcow2CheckMode mode, Action<string>? report, CancellationToken ct)
+    private async ValueTask RepairAsync(ImageCheckMode mode, Action<string>? report, CancellationToken ct)
     {
         await RepairLockedAsync(mode, report, ct).ConfigureAwait(false);
     }
 
-    private async ValueTask<Qcow2CheckResult> RepairLockedAsync(Qcow2CheckMode mode, Action<string>? report, CancellationToken ct)
+    private async ValueTask<ImageCheckResult> RepairLockedAsync(ImageCheckMode mode, Action<string>? report, CancellationToken ct)
     {
         var (first, counter) = await ScanLockedAsync(report, ct).ConfigureAwait(false);
         if (first.Corruptions == 0 && first.Leaks == 0)
             return first;
-        if (mode == Qcow2CheckMode.All && _incompleteSnapshots.Count > 0)
+        if (mode == ImageCheckMode.All && _incompleteSnapshots.Count > 0)
         {
             // Entries past the end of the file describe nothing that was ever written: drop them, and every
             // entry after the first of them, then count again with the table that is left.
@@ -87,14 +87,14 @@ public sealed partial class Qcow2Node
             (_, counter) = await ScanLockedAsync(null, ct).ConfigureAwait(false);
         }
 
-        if (mode == Qcow2CheckMode.Leaks && first.Corruptions > 0)
+        if (mode == ImageCheckMode.Leaks && first.Corruptions > 0)
         {
             // Freeing leaks while references are missing could free a cluster in use: refuse, as QEMU does.
             report?.Invoke("ERROR need to rebuild refcount structures");
             throw new BlockException(Errno.EIO, "Check failed: Input/output error");
         }
 
-        if (mode == Qcow2CheckMode.Leaks)
+        if (mode == ImageCheckMode.Leaks)
         {
             for (long c = 0; c < counter.Refs.Length; c++)
             {
@@ -120,7 +120,7 @@ public sealed partial class Qcow2Node
         return second;
     }
 
-    private async ValueTask<Qcow2CheckResult> CheckLockedAsync(Action<string>? report, CancellationToken ct)
+    private async ValueTask<ImageCheckResult> CheckLockedAsync(Action<string>? report, CancellationToken ct)
     {
         var (result, _) = await ScanLockedAsync(report, ct).ConfigureAwait(false);
         return result;
@@ -138,9 +138,9 @@ public sealed partial class Qcow2Node
         return t;
     }
 
-    private async ValueTask<(Qcow2CheckResult, RefCounter)> ScanLockedAsync(Action<string>? report, CancellationToken ct)
+    private async ValueTask<(ImageCheckResult, RefCounter)> ScanLockedAsync(Action<string>? report, CancellationToken ct)
     {
-        var res = new Qcow2CheckResult();
+        var res = new ImageCheckResult();
         long fileClusters = (_file.Length + _clusterSize - 1) >> _clusterBits;
         var rc = new RefCounter(fileClusters, _clusterBits, _file.Length, report);
         rc.Add(0, _clusterSize);
@@ -278,7 +278,7 @@ public sealed partial class Qcow2Node
         return total;
     }
 
-    private async ValueTask WalkL1Async(ulong[] l1, RefCounter rc, Qcow2CheckResult res, bool active, Func<long> getNext, Action<long> setNext,
+    private async ValueTask WalkL1Async(ulong[] l1, RefCounter rc, ImageCheckResult res, bool active, Func<long> getNext, Action<long> setNext,
         Action<string>? report, CancellationToken ct)
     {
         long nextContiguous = getNext();

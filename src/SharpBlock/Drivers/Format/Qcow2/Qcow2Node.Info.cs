@@ -25,14 +25,5 @@ public sealed partial class Qcow2Node
         return info;
     }
 
-    public static SnapshotInfo ToSnapshotInfo(Qcow2Snapshot s) => new()
-    {
-        Id = s.Id,
-        Name = s.Name,
-        VmStateSize = s.VmStateSize,
-        DateSec = s.DateSec,
-        DateNsec = s.DateNsec,
-        VmClockSec = s.VmClockNsec / 1_000_000_000,
-        VmClockNsec = s.VmClockNsec % 1_000_000_000,
-    };
+    internal static SnapshotInfo ToSnapshotInfo(Qcow2Snapshot s) => ToInternal(s).ToSnapshotInfo();
 }

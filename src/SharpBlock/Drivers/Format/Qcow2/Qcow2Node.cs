@@ -276,7 +276,7 @@ public sealed partial class Qcow2Node : BlockNode
 
         if (IsDirty)
         {
-            await RepairAsync(Qcow2CheckMode.All, null, ct).ConfigureAwait(false);
+            await RepairAsync(ImageCheckMode.All, null, ct).ConfigureAwait(false);
             await SetDirtyBitAsync(false, ct).ConfigureAwait(false);
         }
     }

@@ -1,7 +1,7 @@
-namespace SharpBlock.Drivers.Format.Qcow2;
+namespace SharpBlock.Drivers;
 
 /// <summary>What a check may repair: nothing, leaked clusters only, or everything (qemu-img check -r).</summary>
-public enum Qcow2CheckMode
+public enum ImageCheckMode
 {
     None,
     Leaks,
@@ -9,7 +9,7 @@ public enum Qcow2CheckMode
 }
 
 /// <summary>The counts a consistency check reports (the fields of QAPI ImageCheck).</summary>
-public sealed class Qcow2CheckResult
+public sealed class ImageCheckResult
 {
     public long CheckErrors { get; set; }
     public long Corruptions { get; set; }
@@ -28,4 +28,11 @@ public sealed class Qcow2CheckResult
     /// (a stale copied flag on a cluster that is not shared) are the harmless windows a crash can leave.
     /// </summary>
     public long UnsafeCorruptions { get; set; }
+}
+
+/// <summary>A format that can check its own metadata and repair it (qemu-img check [-r]).</summary>
+public interface ICheckableImage
+{
+    /// <summary>Runs a check (and a repair when asked); report receives each finding in qemu-img's words.</summary>
+    ValueTask<ImageCheckResult> CheckAsync(ImageCheckMode mode, Action<string>? report, CancellationToken cancellationToken = default);
 }
