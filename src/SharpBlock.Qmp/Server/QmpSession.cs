@@ -14,10 +14,19 @@ namespace SharpBlock.Qmp.Server;
 /// One QMP client: greeting, capabilities negotiation, then commands answered one at a time in the order
 /// they came. Replies and events leave through one queue and one writer, so a slow client delays only
 /// itself; events beyond a backlog limit are dropped for that client rather than blocking the block layer.
+/// Replies are never dropped: once a client's unsent replies pass a byte limit its input is not read
+/// until they drain, so a client that sends without reading stalls on its own socket instead of growing
+/// the daemon's memory.
 /// </summary>
 public sealed class QmpSession
 {
     private const int MaxQueuedEvents = 1024;
+
+    /// <summary>
+    /// Unsent reply bytes at which the session stops reading the client. Large enough for the biggest
+    /// replies (query-commands, query-block of many devices) to queue a few at a time.
+    /// </summary>
+    internal const int MaxQueuedReplyBytes = 1 << 20;
     private static readonly byte[] NewLine = "\r\n"u8.ToArray();
 
     private readonly QmpServer _server;
@@ -25,7 +34,11 @@ public sealed class QmpSession
     private readonly Stream _output;
     private readonly ILogger _log;
     private readonly Channel<(byte[] Data, bool IsEvent)> _outgoing = Channel.CreateUnbounded<(byte[] Data, bool IsEvent)>();
+    private readonly Lock _drainLock = new();
     private int _queuedEvents;
+    private long _queuedReplyBytes;
+    private TaskCompletionSource? _drained;
+    private bool _writerGone;
     private Action? _afterReply;
 
     internal QmpSession(QmpServer server, Stream input, Stream output, string peer, ILogger log)
@@ -73,6 +86,7 @@ public sealed class QmpSession
                 var buffer = result.Buffer;
                 while (true)
                 {
+                    await WaitForRepliesToDrainAsync(cancellationToken).ConfigureAwait(false);
                     var status = scanner.TryReadFrame(ref buffer, out var frame);
                     if (status == QmpFrameStatus.NeedMore)
                         break;
@@ -262,7 +276,53 @@ public sealed class QmpSession
             Interlocked.Decrement(ref _queuedEvents);
     }
 
-    private void Enqueue(byte[] message) => _outgoing.Writer.TryWrite((message, false));
+    private void Enqueue(byte[] message)
+    {
+        Interlocked.Add(ref _queuedReplyBytes, message.Length);
+        if (!_outgoing.Writer.TryWrite((message, false)))
+            Interlocked.Add(ref _queuedReplyBytes, -message.Length);
+    }
+
+    /// <summary>Back pressure on the client: waits while its unsent replies are over the limit.</summary>
+    private ValueTask WaitForRepliesToDrainAsync(CancellationToken cancellationToken) =>
+        Volatile.Read(ref _queuedReplyBytes) <= MaxQueuedReplyBytes ? default : WaitSlowAsync(cancellationToken);
+
+    private async ValueTask WaitSlowAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task drained;
+            lock (_drainLock)
+            {
+                if (_writerGone || _queuedReplyBytes <= MaxQueuedReplyBytes)
+                    return;
+                _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                drained = _drained.Task;
+            }
+
+            await drained.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void ReplyWritten(int length)
+    {
+        // Resume reading at half the limit, so a reader that keeps up a little is not woken per reply.
+        if (Interlocked.Add(ref _queuedReplyBytes, -length) <= MaxQueuedReplyBytes / 2 && Volatile.Read(ref _drained) != null)
+            WakeReader(writerGone: false);
+    }
+
+    private void WakeReader(bool writerGone)
+    {
+        TaskCompletionSource? drained;
+        lock (_drainLock)
+        {
+            _writerGone |= writerGone;
+            drained = _drained;
+            _drained = null;
+        }
+
+        drained?.TrySetResult();
+    }
 
     private async Task WriteLoopAsync()
     {
@@ -276,6 +336,8 @@ public sealed class QmpSession
                 await _output.WriteAsync(NewLine).ConfigureAwait(false);
                 if (_outgoing.Reader.Count == 0)
                     await _output.FlushAsync().ConfigureAwait(false);
+                if (!isEvent)
+                    ReplyWritten(message.Length);
             }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
@@ -286,6 +348,13 @@ public sealed class QmpSession
         {
             _log.LogError(ex, "QMP writer for {Peer} failed", Peer);
             throw;
+        }
+        finally
+        {
+            // Nothing more reaches this client: later messages are refused instead of queued without end,
+            // and a reader waiting for replies to drain goes on (to see the end of its input).
+            _outgoing.Writer.TryComplete();
+            WakeReader(writerGone: true);
         }
     }
 }
