@@ -135,6 +135,8 @@ internal static class DaemonCommand
     internal static BlockdevOptions ParseBlockdev(string spec)
     {
         bool json = spec.TrimStart().StartsWith('{');
+        if (json && QmpInputRules.FindProblem(new System.Buffers.ReadOnlySequence<byte>(System.Text.Encoding.UTF8.GetBytes(spec))) is { } problem)
+            throw new ArgumentException(problem);
         using var doc = json ? JsonDocument.Parse(spec) : KeyvalParser.Parse(spec);
         return QapiCodec.ReadBlockdevOptions(doc.RootElement, "", keyval: !json);
     }

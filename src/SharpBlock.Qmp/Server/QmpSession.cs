@@ -138,6 +138,13 @@ public sealed class QmpSession
             return;
         }
 
+        if (QmpInputRules.FindProblem(frame) is { } problem)
+        {
+            doc.Dispose();
+            SendError(null, ErrorClass.GenericError, problem);
+            return;
+        }
+
         using (doc)
         {
             var root = doc.RootElement;
