@@ -3,7 +3,6 @@ using System.IO.Pipelines;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
-using SharpBlock.Errors;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Schema;
@@ -183,20 +182,14 @@ public sealed class QmpSession
                 var reply = await _server.ExecuteAsync(this, command, arguments, cancellationToken).ConfigureAwait(false);
                 SendReturn(id, reply);
             }
-            catch (QmpException ex)
-            {
-                SendError(id, ex.ErrorClass, ex.Message);
-            }
-            catch (BlockException ex)
-            {
-                SendError(id, ErrorClass.GenericError, ex.Message);
-            }
 #pragma warning disable CA1031 // A failing command must never end the session: the client gets an error reply.
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
 #pragma warning restore CA1031
             {
-                _log.LogError(ex, "Command failed unexpectedly");
-                SendError(id, ErrorClass.GenericError, ex.Message);
+                if (!QmpException.IsExpected(ex))
+                    _log.LogError(ex, "Command failed unexpectedly");
+                var error = QmpException.From(ex);
+                SendError(id, error.ErrorClass, error.Message);
             }
         }
     }

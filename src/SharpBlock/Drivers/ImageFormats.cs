@@ -9,6 +9,18 @@ public static class ImageFormats
     /// <summary>Creates an empty image of the given format and virtual size (the file is replaced if it exists).</summary>
     public static async ValueTask CreateAsync(BlockdevDriver format, string path, long size, string? backingFile = null, string? backingFormat = null)
     {
+        try
+        {
+            await CreateFileAsync(format, path, size, backingFile, backingFormat).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is (IOException and not BlockException) or UnauthorizedAccessException)
+        {
+            throw BlockException.ForPath("create", path, ex);
+        }
+    }
+
+    private static async ValueTask CreateFileAsync(BlockdevDriver format, string path, long size, string? backingFile, string? backingFormat)
+    {
         switch (format)
         {
             case BlockdevDriver.Raw:
@@ -41,8 +53,7 @@ public static class ImageFormats
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            var e = BlockException.ErrnoOf(ex);
-            throw new BlockException(e, $"Could not open '{path}': {BlockException.Describe(e)}", ex);
+            throw BlockException.ForPath("open", path, ex);
         }
 
         if (n == 4 && magic is [(byte)'Q', (byte)'F', (byte)'I', 0xfb])
