@@ -64,7 +64,7 @@ public sealed class QmpSession
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
         {
-            _log.LogDebug("QMP session {Peer} ended: {Message}", Peer, ex.Message);
+            _server.LogLimiter.Log(_log, "connection", l => l.LogDebug("QMP session {Peer} ended: {Message}", Peer, ex.Message));
         }
         finally
         {
@@ -92,7 +92,7 @@ public sealed class QmpSession
                     if (status == QmpFrameStatus.Frame)
                         await HandleFrameAsync(frame, cancellationToken).ConfigureAwait(false);
                     else
-                        SendError(null, ErrorClass.GenericError, status == QmpFrameStatus.TooLarge
+                        RefuseFrame(status == QmpFrameStatus.TooLarge
                             ? $"JSON parse error, message exceeds {QmpFrameScanner.MaxFrameBytes} bytes"
                             : $"JSON parse error, nesting deeper than {QmpFrameScanner.MaxDepth}");
                 }
@@ -187,11 +187,18 @@ public sealed class QmpSession
 #pragma warning restore CA1031
             {
                 if (!QmpException.IsExpected(ex))
-                    _log.LogError(ex, "Command failed unexpectedly");
+                    _server.LogLimiter.Log(_log, "command-failed", l => l.LogError(ex, "Command failed unexpectedly"));
                 var error = QmpException.From(ex);
                 SendError(id, error.ErrorClass, error.Message);
             }
         }
+    }
+
+    /// <summary>A message too large or too deep to parse: the client is told, the operator warned (capped).</summary>
+    private void RefuseFrame(string description)
+    {
+        _server.LogLimiter.Log(_log, "frame-refused", l => l.LogWarning("QMP client {Peer}: {Description}; message refused", Peer, description));
+        SendError(null, ErrorClass.GenericError, description);
     }
 
     /// <summary>QEMU-like text for a message that is not JSON: it names a bad keyword, else says what was expected.</summary>
@@ -268,7 +275,7 @@ public sealed class QmpSession
         if (Interlocked.Increment(ref _queuedEvents) > MaxQueuedEvents)
         {
             Interlocked.Decrement(ref _queuedEvents);
-            _log.LogWarning("QMP client {Peer} is not reading; event dropped", Peer);
+            _server.LogLimiter.Log(_log, "event-dropped", l => l.LogWarning("QMP client {Peer} is not reading; event dropped", Peer));
             return;
         }
 
@@ -342,7 +349,7 @@ public sealed class QmpSession
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
-            _log.LogDebug("QMP client {Peer} stopped reading: {Message}", Peer, ex.Message);
+            _server.LogLimiter.Log(_log, "connection", l => l.LogDebug("QMP client {Peer} stopped reading: {Message}", Peer, ex.Message));
         }
         catch (Exception ex)
         {
