@@ -96,6 +96,8 @@ internal static class DaemonCommand
                 // Written aside and renamed, so a reader never sees an empty or partial pid file.
                 string tmp = pidFile + ".tmp";
                 await File.WriteAllTextAsync(tmp, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n").ConfigureAwait(false);
+                // 0644 whatever the umask: service managers and scripts of other users read it; nobody else writes it.
+                File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
                 File.Move(tmp, pidFile, overwrite: true);
             }
 

@@ -19,6 +19,29 @@ public class DaemonHardeningTests
         return Process.Start(psi)!;
     }
 
+    private static async Task QuitAsync(Process p, string sock)
+    {
+        await using (var c = await QmpTestClient.ConnectUnixAsync(sock))
+            await c.ReturnAsync("quit");
+        using var cts = new CancellationTokenSource(30000);
+        await p.WaitForExitAsync(cts.Token);
+        Assert.Equal(0, p.ExitCode);
+    }
+
+    [Theory]
+    [InlineData("077")]
+    [InlineData("000")]
+    public async Task The_pidfile_is_mode_0644_whatever_the_umask(string umask)
+    {
+        using var dir = new TempDir();
+        string sock = dir.File("q.sock"), pid = dir.File("pid");
+        using var p = StartWithUmask(umask, "--qmp", $"unix:{sock},server=on,wait=off", "--pidfile", pid);
+        await SocketWait.ForListenerAsync(sock);
+        await Tools.WaitForFileAsync(pid);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(pid));
+        await QuitAsync(p, sock);
+    }
+
     [Fact]
     public async Task A_flood_of_refused_messages_logs_a_bounded_number_of_lines_and_says_how_many_it_held_back()
     {
