@@ -96,6 +96,8 @@ internal static class DaemonCommand
                 // Written aside and renamed, so a reader never sees an empty or partial pid file.
                 string tmp = pidFile + ".tmp";
                 await File.WriteAllTextAsync(tmp, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n").ConfigureAwait(false);
+                // 0644 whatever the umask: service managers and scripts of other users read it; nobody else writes it.
+                File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
                 File.Move(tmp, pidFile, overwrite: true);
             }
 
@@ -135,6 +137,8 @@ internal static class DaemonCommand
     internal static BlockdevOptions ParseBlockdev(string spec)
     {
         bool json = spec.TrimStart().StartsWith('{');
+        if (json && QmpInputRules.FindProblem(new System.Buffers.ReadOnlySequence<byte>(System.Text.Encoding.UTF8.GetBytes(spec))) is { } problem)
+            throw new ArgumentException(problem);
         using var doc = json ? JsonDocument.Parse(spec) : KeyvalParser.Parse(spec);
         return QapiCodec.ReadBlockdevOptions(doc.RootElement, "", keyval: !json);
     }

@@ -30,12 +30,7 @@ internal static class ChainCommands
             if (a.SnapshotNodeName is { } sn && graph.FindNode(sn) != null)
                 throw new QmpException($"Duplicate nodes with node-name='{sn}'");
             string path = a.SnapshotFile;
-            if (a.Mode == NewImageMode.Existing)
-            {
-                if (!File.Exists(path))
-                    throw new QmpException($"Could not open '{path}': No such file or directory");
-            }
-            else
+            if (a.Mode != NewImageMode.Existing)
             {
                 // absolute-paths: the overlay names its backing file by absolute path.
                 await ImageFormats.CreateAsync(format, path, root.Length, Path.GetFullPath(root.Filename), root.DriverName).ConfigureAwait(false);

@@ -125,8 +125,6 @@ internal static class JobCommands
         }
         else if (existing)
         {
-            if (!File.Exists(path))
-                throw new QmpException($"Could not open '{path}': No such file or directory");
             driver = await ImageFormats.ProbeAsync(path, ct).ConfigureAwait(false);
         }
         else if (!QapiEnums.TryParse(source.DriverName, out driver))

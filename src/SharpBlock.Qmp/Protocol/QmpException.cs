@@ -25,6 +25,19 @@ public sealed class QmpException : Exception
     public static QmpException DeviceNotActive(string device) =>
         new(ErrorClass.DeviceNotActive, $"No active block job on device '{device}'");
 
-    /// <summary>Turns a block-layer failure into the GenericError QEMU would send for it.</summary>
-    public static QmpException From(BlockException ex) => new(ErrorClass.GenericError, ex.Message);
+    /// <summary>
+    /// The error a client is sent for any failure of a command. Messages of our own (QMP and block-layer
+    /// errors) go out as they are; a runtime I/O failure is reduced to the strerror text of its errno; and
+    /// anything else is a bug whose details belong in the log: .NET's exception text never reaches a client.
+    /// </summary>
+    public static QmpException From(Exception ex) => ex switch
+    {
+        QmpException q => q,
+        BlockException b => new(ErrorClass.GenericError, b.Message),
+        IOException or UnauthorizedAccessException => new(ErrorClass.GenericError, BlockException.Describe(BlockException.ErrnoOf(ex))),
+        _ => new(ErrorClass.GenericError, "Internal error; the daemon's log has the details"),
+    };
+
+    /// <summary>True for failures that <see cref="From"/> answers with their own words (not a bug to log).</summary>
+    public static bool IsExpected(Exception ex) => ex is QmpException or IOException or UnauthorizedAccessException;
 }

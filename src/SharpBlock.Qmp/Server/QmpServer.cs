@@ -59,6 +59,9 @@ public sealed class QmpServer : IAsyncDisposable
 
     public ILoggerFactory Loggers => _loggers;
 
+    /// <summary>Shared by every session, so many clients flooding together are capped together.</summary>
+    internal LogRateLimiter LogLimiter { get; } = new();
+
     /// <summary>Adds a command; only registered commands exist for clients (query-commands lists exactly these).</summary>
     public void Register(QmpCommand command) => _commands[command.Name] = command;
 
@@ -125,7 +128,7 @@ public sealed class QmpServer : IAsyncDisposable
 
     private async Task RunSessionAsync(QmpSession session)
     {
-        _log.LogDebug("QMP client {Peer} connected", session.Peer);
+        LogLimiter.Log(_log, "connection", l => l.LogDebug("QMP client {Peer} connected", session.Peer));
         try
         {
             await session.RunAsync(_stopping.Token).ConfigureAwait(false);
@@ -134,7 +137,7 @@ public sealed class QmpServer : IAsyncDisposable
         {
             lock (_sessions)
                 _sessions.Remove(session);
-            _log.LogDebug("QMP client {Peer} disconnected", session.Peer);
+            LogLimiter.Log(_log, "connection", l => l.LogDebug("QMP client {Peer} disconnected", session.Peer));
         }
     }
 

@@ -3,7 +3,6 @@ using System.IO.Pipelines;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
-using SharpBlock.Errors;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Schema;
@@ -14,10 +13,19 @@ namespace SharpBlock.Qmp.Server;
 /// One QMP client: greeting, capabilities negotiation, then commands answered one at a time in the order
 /// they came. Replies and events leave through one queue and one writer, so a slow client delays only
 /// itself; events beyond a backlog limit are dropped for that client rather than blocking the block layer.
+/// Replies are never dropped: once a client's unsent replies pass a byte limit its input is not read
+/// until they drain, so a client that sends without reading stalls on its own socket instead of growing
+/// the daemon's memory.
 /// </summary>
 public sealed class QmpSession
 {
     private const int MaxQueuedEvents = 1024;
+
+    /// <summary>
+    /// Unsent reply bytes at which the session stops reading the client. Large enough for the biggest
+    /// replies (query-commands, query-block of many devices) to queue a few at a time.
+    /// </summary>
+    internal const int MaxQueuedReplyBytes = 1 << 20;
     private static readonly byte[] NewLine = "\r\n"u8.ToArray();
 
     private readonly QmpServer _server;
@@ -25,7 +33,11 @@ public sealed class QmpSession
     private readonly Stream _output;
     private readonly ILogger _log;
     private readonly Channel<(byte[] Data, bool IsEvent)> _outgoing = Channel.CreateUnbounded<(byte[] Data, bool IsEvent)>();
+    private readonly Lock _drainLock = new();
     private int _queuedEvents;
+    private long _queuedReplyBytes;
+    private TaskCompletionSource? _drained;
+    private bool _writerGone;
     private Action? _afterReply;
 
     internal QmpSession(QmpServer server, Stream input, Stream output, string peer, ILogger log)
@@ -52,7 +64,7 @@ public sealed class QmpSession
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
         {
-            _log.LogDebug("QMP session {Peer} ended: {Message}", Peer, ex.Message);
+            _server.LogLimiter.Log(_log, "connection", l => l.LogDebug("QMP session {Peer} ended: {Message}", Peer, ex.Message));
         }
         finally
         {
@@ -73,13 +85,14 @@ public sealed class QmpSession
                 var buffer = result.Buffer;
                 while (true)
                 {
+                    await WaitForRepliesToDrainAsync(cancellationToken).ConfigureAwait(false);
                     var status = scanner.TryReadFrame(ref buffer, out var frame);
                     if (status == QmpFrameStatus.NeedMore)
                         break;
                     if (status == QmpFrameStatus.Frame)
                         await HandleFrameAsync(frame, cancellationToken).ConfigureAwait(false);
                     else
-                        SendError(null, ErrorClass.GenericError, status == QmpFrameStatus.TooLarge
+                        RefuseFrame(status == QmpFrameStatus.TooLarge
                             ? $"JSON parse error, message exceeds {QmpFrameScanner.MaxFrameBytes} bytes"
                             : $"JSON parse error, nesting deeper than {QmpFrameScanner.MaxDepth}");
                 }
@@ -124,6 +137,13 @@ public sealed class QmpSession
             return;
         }
 
+        if (QmpInputRules.FindProblem(frame) is { } problem)
+        {
+            doc.Dispose();
+            SendError(null, ErrorClass.GenericError, problem);
+            return;
+        }
+
         using (doc)
         {
             var root = doc.RootElement;
@@ -162,22 +182,23 @@ public sealed class QmpSession
                 var reply = await _server.ExecuteAsync(this, command, arguments, cancellationToken).ConfigureAwait(false);
                 SendReturn(id, reply);
             }
-            catch (QmpException ex)
-            {
-                SendError(id, ex.ErrorClass, ex.Message);
-            }
-            catch (BlockException ex)
-            {
-                SendError(id, ErrorClass.GenericError, ex.Message);
-            }
 #pragma warning disable CA1031 // A failing command must never end the session: the client gets an error reply.
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
 #pragma warning restore CA1031
             {
-                _log.LogError(ex, "Command failed unexpectedly");
-                SendError(id, ErrorClass.GenericError, ex.Message);
+                if (!QmpException.IsExpected(ex))
+                    _server.LogLimiter.Log(_log, "command-failed", l => l.LogError(ex, "Command failed unexpectedly"));
+                var error = QmpException.From(ex);
+                SendError(id, error.ErrorClass, error.Message);
             }
         }
+    }
+
+    /// <summary>A message too large or too deep to parse: the client is told, the operator warned (capped).</summary>
+    private void RefuseFrame(string description)
+    {
+        _server.LogLimiter.Log(_log, "frame-refused", l => l.LogWarning("QMP client {Peer}: {Description}; message refused", Peer, description));
+        SendError(null, ErrorClass.GenericError, description);
     }
 
     /// <summary>QEMU-like text for a message that is not JSON: it names a bad keyword, else says what was expected.</summary>
@@ -254,7 +275,7 @@ public sealed class QmpSession
         if (Interlocked.Increment(ref _queuedEvents) > MaxQueuedEvents)
         {
             Interlocked.Decrement(ref _queuedEvents);
-            _log.LogWarning("QMP client {Peer} is not reading; event dropped", Peer);
+            _server.LogLimiter.Log(_log, "event-dropped", l => l.LogWarning("QMP client {Peer} is not reading; event dropped", Peer));
             return;
         }
 
@@ -262,7 +283,53 @@ public sealed class QmpSession
             Interlocked.Decrement(ref _queuedEvents);
     }
 
-    private void Enqueue(byte[] message) => _outgoing.Writer.TryWrite((message, false));
+    private void Enqueue(byte[] message)
+    {
+        Interlocked.Add(ref _queuedReplyBytes, message.Length);
+        if (!_outgoing.Writer.TryWrite((message, false)))
+            Interlocked.Add(ref _queuedReplyBytes, -message.Length);
+    }
+
+    /// <summary>Back pressure on the client: waits while its unsent replies are over the limit.</summary>
+    private ValueTask WaitForRepliesToDrainAsync(CancellationToken cancellationToken) =>
+        Volatile.Read(ref _queuedReplyBytes) <= MaxQueuedReplyBytes ? default : WaitSlowAsync(cancellationToken);
+
+    private async ValueTask WaitSlowAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task drained;
+            lock (_drainLock)
+            {
+                if (_writerGone || _queuedReplyBytes <= MaxQueuedReplyBytes)
+                    return;
+                _drained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                drained = _drained.Task;
+            }
+
+            await drained.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void ReplyWritten(int length)
+    {
+        // Resume reading at half the limit, so a reader that keeps up a little is not woken per reply.
+        if (Interlocked.Add(ref _queuedReplyBytes, -length) <= MaxQueuedReplyBytes / 2 && Volatile.Read(ref _drained) != null)
+            WakeReader(writerGone: false);
+    }
+
+    private void WakeReader(bool writerGone)
+    {
+        TaskCompletionSource? drained;
+        lock (_drainLock)
+        {
+            _writerGone |= writerGone;
+            drained = _drained;
+            _drained = null;
+        }
+
+        drained?.TrySetResult();
+    }
 
     private async Task WriteLoopAsync()
     {
@@ -276,16 +343,25 @@ public sealed class QmpSession
                 await _output.WriteAsync(NewLine).ConfigureAwait(false);
                 if (_outgoing.Reader.Count == 0)
                     await _output.FlushAsync().ConfigureAwait(false);
+                if (!isEvent)
+                    ReplyWritten(message.Length);
             }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
-            _log.LogDebug("QMP client {Peer} stopped reading: {Message}", Peer, ex.Message);
+            _server.LogLimiter.Log(_log, "connection", l => l.LogDebug("QMP client {Peer} stopped reading: {Message}", Peer, ex.Message));
         }
         catch (Exception ex)
         {
             _log.LogError(ex, "QMP writer for {Peer} failed", Peer);
             throw;
+        }
+        finally
+        {
+            // Nothing more reaches this client: later messages are refused instead of queued without end,
+            // and a reader waiting for replies to drain goes on (to see the end of its input).
+            _outgoing.Writer.TryComplete();
+            WakeReader(writerGone: true);
         }
     }
 }

@@ -15,7 +15,14 @@ public static class ImageFormats
         BlockDriverRegistry? registry = null, CancellationToken cancellationToken = default)
     {
         var f = Find(format, registry) ?? throw new BlockException(Errno.EOPNOTSUPP, $"Cannot create images of format '{format.ToWire()}'");
-        await f.CreateAsync(path, size, backingFile, backingFile != null ? backingFormat : null, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await f.CreateAsync(path, size, backingFile, backingFile != null ? backingFormat : null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is (IOException and not BlockException) or UnauthorizedAccessException)
+        {
+            throw BlockException.ForPath("create", path, ex);
+        }
     }
 
     /// <summary>Recognises an image by its first bytes, as QEMU probes: the surest format wins, raw when none claims it.</summary>
@@ -37,8 +44,7 @@ public static class ImageFormats
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            var e = BlockException.ErrnoOf(ex);
-            throw new BlockException(e, $"Could not open '{path}': {BlockException.Describe(e)}", ex);
+            throw BlockException.ForPath("open", path, ex);
         }
 
         return (registry ?? BlockDriverRegistry.Default).Probe(head.AsSpan(0, n), path);

@@ -27,12 +27,17 @@ public class BlockException : IOException
         Errno.EBUSY => "Device or resource busy",
         Errno.EEXIST => "File exists",
         Errno.ENODEV => "No such device",
+        Errno.ENOTDIR => "Not a directory",
         Errno.EISDIR => "Is a directory",
         Errno.EINVAL => "Invalid argument",
+        Errno.EMFILE => "Too many open files",
         Errno.EFBIG => "File too large",
         Errno.ENOSPC => "No space left on device",
         Errno.EROFS => "Read-only file system",
         Errno.ERANGE => "Numerical result out of range",
+        Errno.ENAMETOOLONG => "File name too long",
+        Errno.ELOOP => "Too many levels of symbolic links",
+        Errno.ENOTEMPTY => "Directory not empty",
         Errno.ENOSYS => "Function not implemented",
         Errno.EOVERFLOW => "Value too large for defined data type",
         Errno.EOPNOTSUPP => "Operation not supported",
@@ -45,22 +50,69 @@ public class BlockException : IOException
         _ => "Unknown error " + ((int)errno).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
-    /// <summary>Maps an exception from the runtime's file APIs onto an errno.</summary>
-    public static Errno ErrnoOf(Exception ex) => ex switch
+    /// <summary>
+    /// Maps an exception from the runtime's file APIs onto an errno: the one place where .NET's exception
+    /// types become the errno (and so the strerror text) that QEMU would report. With the path that failed,
+    /// two answers the runtime gets wrong are put right: it reports a directory opened as a file as EACCES,
+    /// and a path that runs through a regular file as not found.
+    /// </summary>
+    public static Errno ErrnoOf(Exception ex, string? path = null)
     {
-        BlockException b => b.Errno,
-        FileNotFoundException or DirectoryNotFoundException => Errno.ENOENT,
-        UnauthorizedAccessException => Errno.EACCES,
-        // On Unix the runtime stores the raw errno in HResult.
-        IOException io when io.HResult is > 0 and < 200 => (Errno)io.HResult,
-        OperationCanceledException => Errno.ECANCELED,
-        _ => Errno.EIO,
-    };
+        var errno = ex switch
+        {
+            BlockException b => b.Errno,
+            FileNotFoundException or DirectoryNotFoundException => Errno.ENOENT,
+            PathTooLongException => Errno.ENAMETOOLONG,
+            // On Unix the runtime keeps the raw errno in HResult, of the exception or of the one it wraps.
+            UnauthorizedAccessException { InnerException: IOException { HResult: > 0 and < 200 } inner } => (Errno)inner.HResult,
+            UnauthorizedAccessException => Errno.EACCES,
+            IOException io when io.HResult is > 0 and < 200 => (Errno)io.HResult,
+            OperationCanceledException => Errno.ECANCELED,
+            _ => Errno.EIO,
+        };
+        if (path == null || ex is BlockException)
+            return errno;
+        if (errno == Errno.EACCES && Directory.Exists(path))
+            return Errno.EISDIR;
+        if (errno == Errno.ENOENT && RunsThroughFile(path))
+            return Errno.ENOTDIR;
+        return errno;
+    }
+
+    private static bool RunsThroughFile(string path)
+    {
+        for (string? dir = Path.GetDirectoryName(Path.GetFullPath(path)); !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+        {
+            if (Directory.Exists(dir))
+                return false;
+            if (File.Exists(dir))
+                return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// A failure to create or open a file, worded as QEMU words it ("Could not create 'X': No such file or
+    /// directory"); <paramref name="verb"/> is "create" or "open". A BlockException passes through unchanged.
+    /// </summary>
+    public static BlockException ForPath(string verb, string path, Exception ex)
+    {
+        if (ex is BlockException b)
+            return b;
+        var errno = ErrnoOf(ex, path);
+        return new BlockException(errno, $"Could not {verb} '{path}': {Describe(errno)}", ex);
+    }
 
     [DoesNotReturn]
     public static void Throw(Errno errno, string message) => throw new BlockException(errno, message);
 
     /// <summary>Wraps an I/O failure so its errno survives; a BlockException passes through unchanged.</summary>
-    public static BlockException Wrap(Exception ex, string context) => ex as BlockException
-        ?? new BlockException(ErrnoOf(ex), context + ": " + ex.Message, ex);
+    public static BlockException Wrap(Exception ex, string context)
+    {
+        if (ex is BlockException b)
+            return b;
+        var errno = ErrnoOf(ex);
+        return new BlockException(errno, context + ": " + Describe(errno), ex);
+    }
 }

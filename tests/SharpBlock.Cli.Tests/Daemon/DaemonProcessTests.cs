@@ -117,6 +117,7 @@ public class DaemonProcessTests
     [InlineData(new[] { "daemon", "--monitor", "chardev=nope" }, "no --chardev with id 'nope'")]
     [InlineData(new[] { "daemon", "--qmp", "stdio", "--blockdev", "driver=raw,node-name=x,file.driver=file,file.filename=/nonexistent" }, "Could not open '/nonexistent': No such file or directory")]
     [InlineData(new[] { "daemon", "--qmp", "stdio", "--blockdev", "driver=raw,node-name=x,read-only=perhaps,file=y" }, "Parameter 'read-only' expects 'on' or 'off'")]
+    [InlineData(new[] { "daemon", "--qmp", "stdio", "--blockdev", "{\"driver\": \"raw\", \"id\": \"a\", \"file\": {\"driver\": \"file\", \"filename\": \"/x\", \"filename\": \"/y\"}}" }, "sharpblock: JSON parse error, duplicate key")]
     [InlineData(new[] { "frobnicate" }, "unknown command 'frobnicate'")]
     public async Task Bad_command_lines_fail_with_one_clear_line(string[] args, string message)
     {

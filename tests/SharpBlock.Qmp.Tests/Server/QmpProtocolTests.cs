@@ -65,6 +65,19 @@ public class QmpProtocolTests
     [InlineData("{\"execute\": \"query-version\", \"arguments\": []}", "QMP input member 'arguments' must be an object")]
     [InlineData("{\"arguments\": {}}", "QMP input lacks member 'execute'")]
     [InlineData("{\"execute\": \"nosuch\"}", "The command nosuch has not been found")]
+    // QEMU refuses a key given twice at any depth, arguments included, and after unescaping; never "last wins".
+    [InlineData("{\"execute\": \"query-version\", \"execute\": \"query-version\"}", "JSON parse error, duplicate key")]
+    [InlineData("{\"execute\": \"query-version\", \"\\u0065xecute\": \"x\"}", "JSON parse error, duplicate key")]
+    [InlineData("{\"execute\": \"query-version\", \"id\": [{\"a\": {\"b\": 1, \"b\": 2}}]}", "JSON parse error, duplicate key")]
+    [InlineData("{\"execute\": \"blockdev-add\", \"arguments\": {\"options\": {\"driver\": \"raw\", \"id\": \"d\", \"driver\": \"qcow2\"}}}", "JSON parse error, duplicate key")]
+    // Half a surrogate pair is no character: named as written, wherever the string is.
+    [InlineData("{\"execute\": \"query-version\", \"id\": \"\\ud800\"}", "JSON parse error, \\ud800 is not a valid Unicode character")]
+    [InlineData("{\"execute\": \"query-version\", \"id\": \"a\\uDBFFb\"}", "JSON parse error, \\uDBFF is not a valid Unicode character")]
+    [InlineData("{\"execute\": \"query-version\", \"id\": \"\\ud800\\u0041\"}", "JSON parse error, \\ud800 is not a valid Unicode character")]
+    [InlineData("{\"execute\": \"query-version\", \"id\": \"\\udc00x\"}", "JSON parse error, \\udc00 is not a valid Unicode character")]
+    [InlineData("{\"execute\": \"nosuch\\ud800\"}", "JSON parse error, \\ud800 is not a valid Unicode character")]
+    [InlineData("{\"execute\": \"blockdev-add\", \"arguments\": {\"options\": {\"driver\": \"raw\", \"id\": \"d\\udfff\"}}}", "JSON parse error, \\udfff is not a valid Unicode character")]
+    [InlineData("{\"execute\": \"query-version\", \"\\ud800\": 1}", "JSON parse error, \\ud800 is not a valid Unicode character")]
     public async Task Malformed_messages_get_an_error_and_the_session_goes_on(string message, string desc)
     {
         await using var h = QmpServerHarness.Start();
@@ -72,6 +85,29 @@ public class QmpProtocolTests
         await c.SendRawAsync(message + "\n");
         var r = await c.ReadReplyAsync();
         Assert.Equal(desc, r.GetProperty("error").GetProperty("desc").GetString());
+        await c.ReturnAsync("query-version");
+    }
+
+    [Fact]
+    public async Task Keys_repeated_in_sibling_objects_whole_surrogate_pairs_and_escaped_backslashes_are_accepted()
+    {
+        await using var h = QmpServerHarness.Start();
+        await using var c = await h.ConnectAsync();
+        await c.SendRawAsync("{\"execute\": \"query-version\", \"id\": [\"\\ud83d\\ude00\", \"\\\\ud800\", {\"k\": 1}, {\"k\": 2}]}\n");
+        var id = (await c.ReadReplyAsync()).GetProperty("id");
+        Assert.Equal("\U0001F600", id[0].GetString());
+        Assert.Equal("\\ud800", id[1].GetString());
+        Assert.Equal(2, id[3].GetProperty("k").GetInt32());
+    }
+
+    [Fact]
+    public async Task Bytes_that_are_not_utf8_get_qemus_parse_error_and_the_session_goes_on()
+    {
+        await using var h = QmpServerHarness.Start();
+        await using var c = await h.ConnectAsync();
+        await c.SendRawAsync([.. "{\"execute\": \"query-version\", \"id\": \""u8, 0xED, 0xA0, 0x80, .. "\"}\n"u8]);
+        var r = await c.ReadReplyAsync();
+        Assert.Equal("JSON parse error, invalid UTF-8 sequence in string", r.GetProperty("error").GetProperty("desc").GetString());
         await c.ReturnAsync("query-version");
     }
 
