@@ -66,7 +66,8 @@ public static class NbdSeeds
         return w.Bytes.ToArray();
     }
 
-    private static byte[] InfoRequest(string export, params NbdInfoType[] infos)
+    /// <summary>The data of NBD_OPT_INFO and NBD_OPT_GO: export name, then the info types asked for.</summary>
+    public static byte[] InfoRequest(string export, params NbdInfoType[] infos)
     {
         byte[] name = Encoding.UTF8.GetBytes(export);
         var b = new byte[4 + name.Length + 2 + (2 * infos.Length)];
@@ -78,7 +79,8 @@ public static class NbdSeeds
         return b;
     }
 
-    private static byte[] MetaContext(string export, params string[] queries)
+    /// <summary>The data of NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: export name, then the queries.</summary>
+    public static byte[] MetaContext(string export, params string[] queries)
     {
         var ms = new MemoryStream();
         Span<byte> u32 = stackalloc byte[4];
