@@ -2,6 +2,7 @@
 # Installs the real tools the interop tests run against (qemu-img, qemu-io, qemu-nbd,
 # qemu-storage-daemon, nbdinfo, nbdcopy, socat). As root it installs what is missing; otherwise it
 # says what to install. Under CI=true a missing tool is an error, never a silent skip.
+# Fuzzing's afl++ is not needed by the test run; scripts/fuzz.sh installs it when it runs.
 set -euo pipefail
 
 need=()

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
-using System.Text;
 using SharpBlock.Nbd.Protocol;
 
 namespace SharpBlock.Nbd.Tests;
@@ -63,41 +62,10 @@ public sealed class RawNbdClient : IAsyncDisposable
         return (c, info);
     }
 
-    public static byte[] InfoRequest(string export, params NbdInfoType[] infos)
-    {
-        byte[] name = Encoding.UTF8.GetBytes(export);
-        var b = new byte[4 + name.Length + 2 + (2 * infos.Length)];
-        BinaryPrimitives.WriteUInt32BigEndian(b, (uint)name.Length);
-        name.CopyTo(b, 4);
-        BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(4 + name.Length), (ushort)infos.Length);
-        for (int i = 0; i < infos.Length; i++)
-            BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(6 + name.Length + (2 * i)), (ushort)infos[i]);
-        return b;
-    }
+    // The option encodings live with the fuzz seeds, which are made from the same bytes.
+    public static byte[] InfoRequest(string export, params NbdInfoType[] infos) => SharpBlock.Fuzz.Seeds.NbdSeeds.InfoRequest(export, infos);
 
-    public static byte[] MetaContextRequest(string export, params string[] queries)
-    {
-        var ms = new MemoryStream();
-        void U32(uint v)
-        {
-            Span<byte> t = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32BigEndian(t, v);
-            ms.Write(t);
-        }
-
-        byte[] name = Encoding.UTF8.GetBytes(export);
-        U32((uint)name.Length);
-        ms.Write(name);
-        U32((uint)queries.Length);
-        foreach (var q in queries)
-        {
-            byte[] qb = Encoding.UTF8.GetBytes(q);
-            U32((uint)qb.Length);
-            ms.Write(qb);
-        }
-
-        return ms.ToArray();
-    }
+    public static byte[] MetaContextRequest(string export, params string[] queries) => SharpBlock.Fuzz.Seeds.NbdSeeds.MetaContext(export, queries);
 
     public async Task SendAsync(byte[] bytes)
     {

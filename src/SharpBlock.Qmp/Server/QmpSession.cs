@@ -129,7 +129,7 @@ public sealed class QmpSession
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(frame, new JsonDocumentOptions { MaxDepth = QmpFrameScanner.MaxDepth + 1 });
+            doc = QmpJsonReader.Parse(frame);
         }
         catch (JsonException ex)
         {

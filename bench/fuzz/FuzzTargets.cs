@@ -1,0 +1,25 @@
+using SharpBlock.Fuzz.Targets;
+
+namespace SharpBlock.Fuzz;
+
+/// <summary>The table of targets, by the name scripts/fuzz.sh and the tests use.</summary>
+public static class FuzzTargets
+{
+    public static IReadOnlyList<FuzzTarget> All { get; } =
+    [
+        new("qcow2", "a whole qcow2 image opened, read, written and checked over a memory node", Qcow2ImageTarget.RunAsync),
+        new("nbd", "a client's bytes to a real NBD server session: handshake options, then requests", NbdServerTarget.RunAsync),
+        new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
+    ];
+
+    public static FuzzTarget? Find(string name)
+    {
+        foreach (var t in All)
+        {
+            if (t.Name == name)
+                return t;
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,37 @@
+namespace SharpBlock.Fuzz.Soak;
+
+/// <summary>What the soak run counts; each image lands in exactly one outcome, writes are counted by range.</summary>
+public sealed class Qcow2SoakCounts
+{
+    public int Images;
+    public int PreDamaged;
+    public int OpenFailedTyped;
+    public int NoGuestSpace;
+    public int Exercised;
+    public int Crashes;
+    public int Hangs;
+    public int WritesAcknowledged;
+    public int WritesFailedTyped;
+    public int MarkedCorrupt;
+    public int ReopenFailedTyped;
+    public int LostSameOpen;
+    public int LostAfterReopen;
+    public int LostOnCheckCleanImage;
+
+    public string Report() =>
+        $"""
+        images                       {Images}
+          open failed (typed error)  {OpenFailedTyped}
+          opened, no guest bytes     {NoGuestSpace}
+          opened and exercised       {Exercised}
+          damaged before any write   {PreDamaged} (check found corruption, or check failed, on the mutated image)
+        crashes (unexpected types)   {Crashes}
+        hangs (over the time bound)  {Hangs}
+        writes acknowledged          {WritesAcknowledged}
+        writes failed (typed error)  {WritesFailedTyped}
+        images marked corrupt        {MarkedCorrupt} (corrupt bit set by our writes; their reads are not judged)
+        reopen failed (typed error)  {ReopenFailedTyped}
+        acknowledged writes lost     {LostSameOpen} in the same open, {LostAfterReopen} after flush+reopen
+          of which on images check had called clean: {LostOnCheckCleanImage}
+        """;
+}
