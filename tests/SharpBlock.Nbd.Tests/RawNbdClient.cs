@@ -62,10 +62,9 @@ public sealed class RawNbdClient : IAsyncDisposable
         return (c, info);
     }
 
-    // The option encodings live with the fuzz seeds, which are made from the same bytes.
-    public static byte[] InfoRequest(string export, params NbdInfoType[] infos) => SharpBlock.Fuzz.Seeds.NbdSeeds.InfoRequest(export, infos);
+    public static byte[] InfoRequest(string export, params NbdInfoType[] infos) => NbdOptionPayloads.Info(export, infos);
 
-    public static byte[] MetaContextRequest(string export, params string[] queries) => SharpBlock.Fuzz.Seeds.NbdSeeds.MetaContext(export, queries);
+    public static byte[] MetaContextRequest(string export, params string[] queries) => NbdOptionPayloads.MetaContext(export, queries);
 
     public async Task SendAsync(byte[] bytes)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Protocol.Memory;
 using SharpBlock.Errors;
@@ -185,7 +186,7 @@ public sealed class Qcow2Soak(IReadOnlyList<byte[]> seeds, string findings, Time
             {
                 try
                 {
-                    var r = await node.CheckAsync(Qcow2CheckMode.None, null).ConfigureAwait(false);
+                    var r = await node.CheckAsync(ImageCheckMode.None, null).ConfigureAwait(false);
                     return r.Corruptions > 0 || r.CheckErrors > 0;
                 }
                 catch (BlockException)

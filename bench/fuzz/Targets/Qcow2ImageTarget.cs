@@ -1,3 +1,4 @@
+using SharpBlock.Drivers;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Protocol.Memory;
 using SharpBlock.Errors;
@@ -37,7 +38,7 @@ public static class Qcow2ImageTarget
                 if (again != null)
                 {
                     await using (again.ConfigureAwait(false))
-                        await Step(() => again.CheckAsync(Qcow2CheckMode.None, null)).ConfigureAwait(false);
+                        await Step(() => again.CheckAsync(ImageCheckMode.None, null)).ConfigureAwait(false);
                 }
             }
         }
@@ -99,7 +100,7 @@ public static class Qcow2ImageTarget
             await Step(() => node.FlushAsync()).ConfigureAwait(false);
         }
 
-        await Step(() => node.CheckAsync(Qcow2CheckMode.None, null)).ConfigureAwait(false);
+        await Step(() => node.CheckAsync(ImageCheckMode.None, null)).ConfigureAwait(false);
     }
 
     private static async Task Step(Func<ValueTask> op)

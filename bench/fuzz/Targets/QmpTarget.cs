@@ -86,10 +86,19 @@ public static class QmpTarget
         JsonDocument doc;
         try
         {
-            doc = QmpJsonReader.Parse(new System.Buffers.ReadOnlySequence<byte>(frame));
+            doc = JsonDocument.Parse(frame, new JsonDocumentOptions { MaxDepth = QmpFrameScanner.MaxDepth + 1 });
         }
         catch (JsonException)
         {
+            Keyval(frame);
+            return;
+        }
+
+        // The session refuses what QEMU's parser refuses before it reads a member (duplicate keys, broken
+        // strings); the target does the same, or it would read strings the session never lets through.
+        if (QmpInputRules.FindProblem(new System.Buffers.ReadOnlySequence<byte>(frame)) != null)
+        {
+            doc.Dispose();
             Keyval(frame);
             return;
         }

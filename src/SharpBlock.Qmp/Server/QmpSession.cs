@@ -129,7 +129,7 @@ public sealed class QmpSession
         JsonDocument doc;
         try
         {
-            doc = QmpJsonReader.Parse(frame);
+            doc = JsonDocument.Parse(frame, new JsonDocumentOptions { MaxDepth = QmpFrameScanner.MaxDepth + 1 });
         }
         catch (JsonException ex)
         {

@@ -44,6 +44,9 @@ public sealed partial class Qcow2Node
         }
     }
 
+    /// <summary>The most clusters a check counts references for: 2 x 8 bytes each, 4 GiB of counters at most.</summary>
+    private const long MaxCheckedClusters = 1L << 28;
+
     /// <summary>Runs a check (and a repair when asked), as qemu-img check does; report receives each finding.</summary>
     public async ValueTask<ImageCheckResult> CheckAsync(ImageCheckMode mode, Action<string>? report, CancellationToken cancellationToken = default)
     {
@@ -142,6 +145,10 @@ public sealed partial class Qcow2Node
     {
         var res = new ImageCheckResult();
         long fileClusters = (_file.Length + _clusterSize - 1) >> _clusterBits;
+        // The recount holds a counter per cluster of the file; a file grown to an absurd length by damage
+        // cannot be recounted in memory, which is a failed check, not a crash.
+        if (fileClusters > MaxCheckedClusters)
+            throw new BlockException(Errno.EFBIG, $"Image file of {_file.Length} bytes is too large to check ({fileClusters} clusters)");
         var rc = new RefCounter(fileClusters, _clusterBits, _file.Length, report);
         rc.Add(0, _clusterSize);
         rc.Add(_l1Offset, _l1.Length * 8L);

@@ -190,6 +190,10 @@ public sealed partial class Qcow2Node
             {
                 // An L2 entry pointing at a table (a lie the refcounts may not show) must not let data over it.
                 await PreWriteCheckAsync(Qcow2MetadataKinds.None, m.Entry.HostOffset + inCluster, n).ConfigureAwait(false);
+                // Every cluster we allocate lies inside the file once its data is written; one past the end is
+                // a damaged entry, and writing it would grow the file to wherever that entry points.
+                if (m.Entry.HostOffset >= _file.Length)
+                    throw await SignalCorruptionAsync(true, m.Entry.HostOffset, n, $"Data cluster offset 0x{m.Entry.HostOffset:x} lies past the end of the image file (guest offset: 0x{offset:x})").ConfigureAwait(false);
                 return (m, -1);
             }
 

@@ -108,7 +108,13 @@ public sealed partial class Qcow2Node
         ulong l1e = _l1[l1Index];
         long old = (long)(l1e & Qcow2Layout.OffsetMask);
         if (old != 0 && (l1e & Qcow2Layout.OflagCopied) != 0)
+        {
+            // A table past the end of the file reads as zeros, but changing it in place would write a table
+            // out there (growing the file to wherever a damaged entry points): refuse, as damage.
+            if (old + _clusterSize > _file.Length && _l2Cache.TryGet(old) == null)
+                throw await SignalCorruptionAsync(true, old, _clusterSize, $"L2 table offset 0x{old:x} lies past the end of the image file (L1 index: 0x{l1Index:x})").ConfigureAwait(false);
             return await LoadL2Async(old, "L1 entry", _l1Offset + (l1Index * 8)).ConfigureAwait(false);
+        }
 
         byte[] data = new byte[_clusterSize];
         if (old != 0)
