@@ -45,15 +45,35 @@ public static class ImageFormats
             throw new BlockException(e, $"Could not open '{path}': {BlockException.Describe(e)}", ex);
         }
 
-        if (n == 4 && magic is [(byte)'Q', (byte)'F', (byte)'I', 0xfb])
-            return BlockdevDriver.Qcow2;
-        return BlockdevDriver.Raw;
+        return Recognise(magic.AsSpan(0, n));
+    }
+
+    /// <summary>Recognises an image a protocol node serves (an NBD export), by its first bytes.</summary>
+    public static async ValueTask<BlockdevDriver> ProbeAsync(Graph.BlockNode node, CancellationToken cancellationToken = default)
+    {
+        var magic = new byte[(int)Math.Min(4, node.Length)];
+        await node.ReadAsync(0, magic, cancellationToken).ConfigureAwait(false);
+        return Recognise(magic);
+    }
+
+    private static BlockdevDriver Recognise(ReadOnlySpan<byte> magic) =>
+        magic is [(byte)'Q', (byte)'F', (byte)'I', 0xfb] ? BlockdevDriver.Qcow2 : BlockdevDriver.Raw;
+
+    /// <summary>An image format by its name, as -f takes it; only the formats img can open over a file.</summary>
+    public static BlockdevDriver ParseFormat(string format)
+    {
+        if (format is not ("qcow2" or "raw") || !QapiEnums.TryParse(format, out BlockdevDriver driver))
+            throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'");
+        return driver;
     }
 
     /// <summary>The blockdev options that open a format over a file, as blockdev-add would take them.</summary>
-    public static BlockdevOptions FileOptions(BlockdevDriver format, string path)
+    public static BlockdevOptions FileOptions(BlockdevDriver format, string path) =>
+        FormatOptions(format, new BlockdevRef { Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } } });
+
+    /// <summary>The blockdev options that open a format over a given file child (a definition or a node's name).</summary>
+    public static BlockdevOptions FormatOptions(BlockdevDriver format, BlockdevRef file)
     {
-        var file = new BlockdevRef { Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } } };
         var o = new BlockdevOptions { Driver = format };
         switch (format)
         {

@@ -83,9 +83,7 @@ public static class Qcow2Driver
     /// <summary>Options that open an image file with the given format (qcow2 or raw), as img commands do.</summary>
     public static BlockdevOptions ImageOptions(string path, string format, bool readOnly, string? nodeName = null)
     {
-        if (format is not ("qcow2" or "raw") || !QapiEnums.TryParse(format, out BlockdevDriver driver))
-            throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'");
-        var o = ImageFormats.FileOptions(driver, path);
+        var o = ImageFormats.FileOptions(ImageFormats.ParseFormat(format), path);
         o.ReadOnly = readOnly;
         o.NodeName = nodeName;
         return o;
