@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using SharpBlock.Errors;
-using SharpBlock.Graph;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Qmp.Server;
@@ -41,7 +40,7 @@ internal static class DaemonCommand
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
         var log = loggers.CreateLogger("sharpblock");
 
-        var graph = new BlockGraph();
+        var graph = BlockGraphs.Create();
         var qmp = new QmpServer(graph, loggers);
         var socketFiles = new List<string>();
         var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -56,7 +56,7 @@ internal static class ImgBench
         }
 
         options.Cache = ImgCacheMode.Parse(cache, "Invalid cache mode");
-        var graph = new BlockGraph();
+        var graph = BlockGraphs.Create();
         await using (graph.ConfigureAwait(false))
         {
             foreach (var (id, secret) in ImgSecrets.Parse(a.GetAll("--object")).All)

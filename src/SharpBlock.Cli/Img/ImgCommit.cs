@@ -29,7 +29,7 @@ internal static class ImgCommit
         var options = ImageFormats.ImageOptions(path, format, readOnly: false, "img0");
         if (ImgCacheMode.Target(a) is { } cache)
             options.Cache = cache;
-        await using var graph = new BlockGraph();
+        await using var graph = BlockGraphs.Create();
         BlockNode top;
         try
         {

@@ -18,14 +18,18 @@ internal static partial class ImgImage
     /// </summary>
     public static bool ForceShare { get; set; }
 
-    /// <summary>Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph.</summary>
+    /// <summary>
+    /// Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph. A
+    /// name in a protocol's own syntax (nbd://...) opens that protocol's node and the format over it.
+    /// </summary>
     public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null)
     {
-        var graph = new BlockGraph();
+        var graph = BlockGraphs.Create();
         try
         {
-            format ??= await ImageFormats.ProbeNameAsync(path, CancellationToken.None).ConfigureAwait(false);
-            var options = ImageFormats.ImageOptions(path, format, readOnly, "img0");
+            var options = graph.Drivers.ParseProtocolFilename(path) is { } protocol
+                ? await OverProtocolAsync(graph, protocol, format, readOnly).ConfigureAwait(false)
+                : ImageFormats.ImageOptions(path, format ?? await ImageFormats.ProbeNameAsync(path, CancellationToken.None, graph.Drivers).ConfigureAwait(false), readOnly, "img0", graph.Drivers);
             if (cache != null)
                 options.Cache = cache;
             if (readOnly && ForceShare)
@@ -39,6 +43,25 @@ internal static partial class ImgImage
             string msg = ex.Message.StartsWith("Could not open", StringComparison.Ordinal) ? ex.Message : $"Could not open '{path}': {ex.Message}";
             throw new BlockException(ex.Errno, msg, ex);
         }
+    }
+
+    /// <summary>
+    /// The format node's options over a protocol node opened first on its own, so that probing reads through
+    /// the one connection the image then uses (a qemu-nbd without -e serves one client at a time).
+    /// </summary>
+    private static async Task<BlockdevOptions> OverProtocolAsync(BlockGraph graph, BlockdevOptions protocol, string? format, bool readOnly)
+    {
+        const string fileNode = "img0-file";
+        protocol.NodeName = fileNode;
+        protocol.ReadOnly = readOnly;
+        var file = await graph.AddAsync(protocol).ConfigureAwait(false);
+        var driver = format == null
+            ? await ImageFormats.ProbeAsync(file).ConfigureAwait(false)
+            : ImageFormats.ParseFormat(format);
+        var options = ImageFormats.FormatOptions(driver, new BlockdevRef { Reference = fileNode });
+        options.ReadOnly = readOnly;
+        options.NodeName = "img0";
+        return options;
     }
 
     /// <summary>

@@ -26,7 +26,7 @@ internal static class ImgRebase
         bool unsafeMode = a.Has("-u");
         string format = spec.Format ?? await ImageFormats.ProbeNameAsync(path, CancellationToken.None).ConfigureAwait(false);
 
-        await using var graph = new BlockGraph();
+        await using var graph = BlockGraphs.Create();
         var options = ImageFormats.ImageOptions(path, format, readOnly: false, "img0");
         if (ImgCacheMode.Target(a) is { } cache)
             options.Cache = cache;

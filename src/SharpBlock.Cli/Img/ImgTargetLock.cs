@@ -31,7 +31,7 @@ internal static class ImgTargetLock
     {
         if (!File.Exists(path))
             return null;
-        var graph = new BlockGraph();
+        var graph = BlockGraphs.Create();
         try
         {
             // Opened as raw: only the file's lock bytes matter, whatever format it holds now.

@@ -28,6 +28,8 @@ public sealed class NbdClientNode : BlockNode
 
     public override long Length => _conn.Size;
 
+    public override bool HasDriverInfo => false;
+
     internal static async ValueTask<NbdClientNode> OpenAsync(NbdServerAddress address, string exportName, NodeSettings settings, CancellationToken cancellationToken)
     {
         var conn = await NbdConnection.ConnectAsync(address.EndPoint, address.Display, exportName, cancellationToken).ConfigureAwait(false);

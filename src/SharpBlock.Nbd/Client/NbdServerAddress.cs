@@ -9,10 +9,17 @@ namespace SharpBlock.Nbd.Client;
 /// <summary>Where an NBD server is: a resolved endpoint plus how to name it in messages and filenames.</summary>
 public sealed record NbdServerAddress(EndPoint EndPoint, string Display, bool IsUnix)
 {
-    /// <summary>The URL form qemu prints for an nbd node (nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH).</summary>
-    public string Url(string export) => IsUnix
-        ? $"nbd+unix:///{export}?socket={Display}"
-        : $"nbd://{Display}/{export}";
+    /// <summary>
+    /// The URL form qemu prints for an nbd node (nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH); the
+    /// empty export has no path at all (nbd://HOST:PORT, nbd+unix://?socket=PATH).
+    /// </summary>
+    public string Url(string export) => (IsUnix, export.Length) switch
+    {
+        (true, 0) => $"nbd+unix://?socket={Display}",
+        (true, _) => $"nbd+unix:///{export}?socket={Display}",
+        (false, 0) => $"nbd://{Display}",
+        (false, _) => $"nbd://{Display}/{export}",
+    };
 
     public static NbdServerAddress FromSocketAddress(SharpBlock.Schema.SocketAddress address)
     {

@@ -1,5 +1,5 @@
 using System.Net;
-using System.Net.Sockets;
+using SharpBlock.Net;
 
 namespace SharpBlock.Nbd.Server;
 
@@ -11,8 +11,7 @@ namespace SharpBlock.Nbd.Server;
 public sealed class NbdServer : IAsyncDisposable
 {
     private readonly Dictionary<string, NbdExport> _exports = new(StringComparer.Ordinal);
-    private readonly List<Socket> _listeners = [];
-    private readonly List<string> _socketFiles = [];
+    private readonly List<SocketListener> _listeners = [];
     private readonly HashSet<NbdSession> _sessions = [];
     private readonly List<Task> _tasks = [];
     private readonly CancellationTokenSource _stopping = new();
@@ -24,7 +23,7 @@ public sealed class NbdServer : IAsyncDisposable
 
     public NbdServerLimits Limits { get; }
 
-    /// <summary>Where the server listens, as the user gave it ("unix:PATH" or "HOST:PORT").</summary>
+    /// <summary>Where the server listens: "unix:PATH" or the bound "HOST:PORT".</summary>
     public IReadOnlyList<string> Addresses
     {
         get
@@ -33,7 +32,7 @@ public sealed class NbdServer : IAsyncDisposable
             {
                 var r = new List<string>();
                 foreach (var l in _listeners)
-                    r.Add(l.LocalEndPoint?.ToString() ?? "");
+                    r.Add(l.Display);
                 return r;
             }
         }
@@ -101,7 +100,6 @@ public sealed class NbdServer : IAsyncDisposable
 
     private async ValueTask CloseUsersAsync(NbdExport removed)
     {
-
         List<NbdSession> users = [];
         lock (_sessions)
         {
@@ -117,74 +115,19 @@ public sealed class NbdServer : IAsyncDisposable
     }
 
     /// <summary>Listens on TCP; returns the bound endpoint (useful with port 0).</summary>
-    public IPEndPoint ListenTcp(IPEndPoint endpoint)
-    {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            socket.NoDelay = true;
-            socket.Bind(endpoint);
-            socket.Listen(32);
-        }
-        catch (SocketException ex)
-        {
-            socket.Dispose();
-            throw new IOException($"Failed to listen on {endpoint}: {ex.Message}", ex);
-        }
+    public IPEndPoint ListenTcp(IPEndPoint endpoint) => Listen(SocketListener.ListenTcp(endpoint)).TcpEndPoint!;
 
-        StartAccepting(socket);
-        return (IPEndPoint)socket.LocalEndPoint!;
-    }
+    /// <summary>Listens on a Unix socket (mode 0600), replacing a stale socket file.</summary>
+    public void ListenUnix(string path) => Listen(SocketListener.ListenUnix(path));
 
-    /// <summary>Listens on a Unix socket, replacing a stale socket file.</summary>
-    public void ListenUnix(string path)
-    {
-        if (File.Exists(path))
-            File.Delete(path);
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            socket.Bind(new UnixDomainSocketEndPoint(path));
-            socket.Listen(32);
-        }
-        catch (SocketException ex)
-        {
-            socket.Dispose();
-            throw new IOException($"Failed to bind socket to {path}: {ex.Message}", ex);
-        }
-
-        lock (_listeners)
-            _socketFiles.Add(path);
-        StartAccepting(socket);
-    }
-
-    private void StartAccepting(Socket listener)
+    private SocketListener Listen(SocketListener listener)
     {
         lock (_listeners)
             _listeners.Add(listener);
-        var task = Task.Run(async () =>
-        {
-            while (!_stopping.IsCancellationRequested)
-            {
-                Socket client;
-                try
-                {
-                    client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
-                {
-                    return;
-                }
-
-                if (client.AddressFamily != AddressFamily.Unix)
-                    client.NoDelay = true;
-                string peer = client.RemoteEndPoint?.ToString() is { Length: > 0 } ep ? ep : "unix";
-                _ = ServeAsync(new NetworkStream(client, ownsSocket: true), peer);
-            }
-        });
+        listener.Start((stream, peer) => ServeAsync(stream, peer));
         lock (_tasks)
-            _tasks.Add(task);
+            _tasks.Add(listener.Accepting);
+        return listener;
     }
 
     /// <summary>Serves one client over a duplex stream until it disconnects or the server stops; disposes the stream.</summary>
@@ -235,18 +178,6 @@ public sealed class NbdServer : IAsyncDisposable
             foreach (var l in _listeners)
                 l.Dispose();
             _listeners.Clear();
-            foreach (var f in _socketFiles)
-            {
-                try
-                {
-                    File.Delete(f);
-                }
-                catch (IOException)
-                {
-                }
-            }
-
-            _socketFiles.Clear();
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);

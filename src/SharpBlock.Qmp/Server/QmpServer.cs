@@ -6,6 +6,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharpBlock.Graph;
 using SharpBlock.Nbd.Client;
+using SharpBlock.Nbd.Server;
+using SharpBlock.Net;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Schema;
@@ -21,7 +23,7 @@ public sealed class QmpServer : IAsyncDisposable
     private readonly Dictionary<string, QmpCommand> _commands = new(StringComparer.Ordinal);
     private readonly List<QmpSession> _sessions = [];
     private readonly List<Task> _sessionTasks = [];
-    private readonly List<Socket> _listeners = [];
+    private readonly List<SocketListener> _listeners = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _quit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ILoggerFactory _loggers;
@@ -142,79 +144,17 @@ public sealed class QmpServer : IAsyncDisposable
     }
 
     /// <summary>Listens on a Unix socket; the socket file is created mode 0600 so only its owner can connect.</summary>
-    public void ListenUnix(string path)
-    {
-        if (File.Exists(path) || Directory.Exists(path))
-        {
-            if ((File.GetAttributes(path) & FileAttributes.Directory) != 0)
-                throw new IOException($"'{path}' is a directory");
-            File.Delete(path);
-        }
-
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        int old = UnixPermissions.SetUmask(0x3F);
-        try
-        {
-            socket.Bind(new UnixDomainSocketEndPoint(path));
-        }
-        catch (SocketException ex)
-        {
-            socket.Dispose();
-            throw new IOException($"Failed to bind socket to {path}: {ex.Message}", ex);
-        }
-        finally
-        {
-            UnixPermissions.SetUmask(old);
-        }
-
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        socket.Listen(16);
-        StartAccepting(socket, "unix:" + path);
-    }
+    public void ListenUnix(string path) => Listen(SocketListener.ListenUnix(path));
 
     /// <summary>Listens on TCP; returns the bound endpoint (useful with port 0).</summary>
-    public IPEndPoint ListenTcp(IPEndPoint endpoint)
-    {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            socket.Bind(endpoint);
-            socket.Listen(16);
-        }
-        catch (SocketException ex)
-        {
-            socket.Dispose();
-            throw new IOException($"Failed to listen on {endpoint}: {ex.Message}", ex);
-        }
+    public IPEndPoint ListenTcp(IPEndPoint endpoint) => Listen(SocketListener.ListenTcp(endpoint)).TcpEndPoint!;
 
-        StartAccepting(socket, "tcp");
-        return (IPEndPoint)socket.LocalEndPoint!;
-    }
-
-    private void StartAccepting(Socket listener, string name)
+    private SocketListener Listen(SocketListener listener)
     {
         lock (_listeners)
             _listeners.Add(listener);
-        _ = Task.Run(async () =>
-        {
-            while (!_stopping.IsCancellationRequested)
-            {
-                Socket client;
-                try
-                {
-                    client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
-                {
-                    return;
-                }
-
-                var stream = new NetworkStream(client, ownsSocket: true);
-                string peer = client.RemoteEndPoint?.ToString() is { Length: > 0 } ep ? ep : name;
-                _ = ServeAndCloseAsync(stream, peer);
-            }
-        });
+        listener.Start((stream, peer) => _ = ServeAndCloseAsync(stream, peer));
+        return listener;
     }
 
     private async Task ServeAndCloseAsync(NetworkStream stream, string peer)

@@ -50,10 +50,25 @@ public static class ImageFormats
         return (registry ?? BlockDriverRegistry.Default).Probe(head.AsSpan(0, n), path);
     }
 
-    /// <summary>The blockdev options that open a format over a file, as blockdev-add would take them.</summary>
-    public static BlockdevOptions FileOptions(BlockdevDriver format, string path, BlockDriverRegistry? registry = null)
+    /// <summary>Recognises an image a protocol node serves (an NBD export), by its first bytes.</summary>
+    public static async ValueTask<BlockdevDriver> ProbeAsync(BlockNode node, CancellationToken cancellationToken = default, BlockDriverRegistry? registry = null)
     {
-        var file = new BlockdevRef { Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } } };
+        var head = new byte[(int)Math.Min(BlockFormat.ProbeBytes, node.Length)];
+        await node.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
+        return (registry ?? BlockDriverRegistry.Default).Probe(head, node.Filename).Driver;
+    }
+
+    /// <summary>An image format by its name, as -f takes it: one of the registered formats.</summary>
+    public static BlockdevDriver ParseFormat(string format, BlockDriverRegistry? registry = null) =>
+        ((registry ?? BlockDriverRegistry.Default).FindFormat(format) ?? throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'")).Driver;
+
+    /// <summary>The blockdev options that open a format over a file, as blockdev-add would take them.</summary>
+    public static BlockdevOptions FileOptions(BlockdevDriver format, string path, BlockDriverRegistry? registry = null) =>
+        FormatOptions(format, new BlockdevRef { Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } } }, registry);
+
+    /// <summary>The blockdev options that open a format over a given file child (a definition or a node's name).</summary>
+    public static BlockdevOptions FormatOptions(BlockdevDriver format, BlockdevRef file, BlockDriverRegistry? registry = null)
+    {
         var f = Find(format, registry) ?? throw new BlockException(Errno.EOPNOTSUPP, $"Driver '{format.ToWire()}' is not supported");
         return f.OptionsOver(file);
     }

@@ -9,7 +9,13 @@ namespace SharpBlock.Errors;
 public sealed class EncryptionKeyRequiredException : BlockException
 {
     public EncryptionKeyRequiredException(BlockNode node)
-        : base(Errno.EACCES, $"'{node.Filename}' is encrypted and its key has not been given")
+        : this(node, $"'{node.Filename}' is encrypted and its key has not been given")
+    {
+    }
+
+    /// <summary>The same fact in the words of the command that refused (QEMU's DeviceEncrypted texts).</summary>
+    public EncryptionKeyRequiredException(BlockNode node, string message)
+        : base(Errno.EACCES, message)
     {
         Node = node;
     }

@@ -6,11 +6,18 @@ namespace SharpBlock.Graph;
 /// <summary>Opens one node of a driver from its options; children are opened through the context.</summary>
 public delegate ValueTask<BlockNode> BlockDriverOpener(BlockOpenContext context, CancellationToken cancellationToken);
 
+/// <summary>
+/// Options for a protocol node named by a filename of the driver's own syntax (nbd://HOST/NAME); null when the
+/// name is not of that syntax. A name of the syntax that is malformed throws, in the driver's words.
+/// </summary>
+public delegate BlockdevOptions? ProtocolFilenameParser(string filename);
+
 /// <summary>The drivers this build knows, by their BlockdevDriver name, and the image formats among them.</summary>
 public sealed class BlockDriverRegistry
 {
     private readonly Dictionary<BlockdevDriver, BlockDriverOpener> _drivers = [];
     private readonly List<BlockFormat> _formats = [];
+    private readonly List<ProtocolFilenameParser> _filenameParsers = [];
     private readonly object _lock = new();
 
     public void Register(BlockdevDriver driver, BlockDriverOpener opener)
@@ -28,6 +35,34 @@ public sealed class BlockDriverRegistry
             _formats.RemoveAll(f => f.Driver == format.Driver);
             _formats.Add(format);
         }
+    }
+
+    /// <summary>
+    /// Lets tools that open images by name (img) open this protocol's names too, without knowing the protocol.
+    /// Registering the same parser again changes nothing.
+    /// </summary>
+    public void RegisterFilenameProtocol(ProtocolFilenameParser parser)
+    {
+        lock (_lock)
+        {
+            if (!_filenameParsers.Contains(parser))
+                _filenameParsers.Add(parser);
+        }
+    }
+
+    /// <summary>The protocol node a filename names, or null for a plain file name.</summary>
+    public BlockdevOptions? ParseProtocolFilename(string filename)
+    {
+        ProtocolFilenameParser[] parsers;
+        lock (_lock)
+            parsers = [.. _filenameParsers];
+        foreach (var parse in parsers)
+        {
+            if (parse(filename) is { } options)
+                return options;
+        }
+
+        return null;
     }
 
     public bool TryGet(BlockdevDriver driver, out BlockDriverOpener opener)

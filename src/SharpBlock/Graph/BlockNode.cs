@@ -330,7 +330,8 @@ public abstract partial class BlockNode : IAsyncDisposable
             Filename = Filename,
             Format = DriverName,
             VirtualSize = Length,
-            DirtyFlag = false,
+            // QEMU reports the flag only when the driver stack answers its info query, which NBD does not.
+            DirtyFlag = HasDriverInfo ? false : null,
         };
         long actual = await GetAllocatedFileSizeAsync(cancellationToken).ConfigureAwait(false);
         if (actual >= 0)
@@ -349,6 +350,9 @@ public abstract partial class BlockNode : IAsyncDisposable
             info.BackingImage = await b.GetImageInfoAsync(cancellationToken).ConfigureAwait(false);
         return info;
     }
+
+    /// <summary>Whether the driver has state to report beyond size (QEMU's get_info); filters and formats ask their file.</summary>
+    public virtual bool HasDriverInfo => File?.HasDriverInfo ?? true;
 
     /// <summary>Bytes the image occupies on the host (allocated blocks), or -1 when unknown.</summary>
     public virtual ValueTask<long> GetAllocatedFileSizeAsync(CancellationToken cancellationToken = default) =>

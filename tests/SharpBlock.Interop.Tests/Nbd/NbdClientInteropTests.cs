@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
@@ -12,47 +11,6 @@ namespace SharpBlock.Interop.Tests.Nbd;
 public class NbdClientInteropTests
 {
     private const int MiB = 1 << 20;
-
-    private sealed class QemuNbd : IAsyncDisposable
-    {
-        private readonly Process _process;
-
-        private QemuNbd(Process p, string socket)
-        {
-            _process = p;
-            Socket = socket;
-        }
-
-        public string Socket { get; }
-
-        public static async Task<QemuNbd> StartAsync(string file, string socket, string export)
-        {
-            var psi = new ProcessStartInfo(Tools.Require("qemu-nbd"))
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (var a in new[] { "-k", socket, "-f", "raw", "-t", "-x", export, "--shared=8", "--discard=unmap", file })
-                psi.ArgumentList.Add(a);
-            var p = Process.Start(psi)!;
-            await SocketWait.ForListenerAsync(socket);
-            return new QemuNbd(p, socket);
-        }
-
-        public async Task KillAsync()
-        {
-            if (!_process.HasExited)
-                _process.Kill();
-            await _process.WaitForExitAsync();
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await KillAsync();
-            _process.Dispose();
-        }
-    }
 
     private static async Task<BlockNode> OpenAsync(BlockGraph graph, string socket, string export)
     {

@@ -1,15 +1,16 @@
 using System.Net;
+using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Nbd.Client;
-using SharpBlock.Nbd.Server;
-using SharpBlock.Qmp.Protocol;
 using SharpBlock.Schema;
 
-namespace SharpBlock.Qmp.Server;
+namespace SharpBlock.Nbd.Server;
 
 /// <summary>
-/// The daemon's one NBD server, as nbd-server-start/add/stop and the --nbd-server/--export options drive
-/// it. Errors carry QEMU's wording so scripts written for QEMU read them unchanged.
+/// The daemon's one NBD server and its exports, whichever front drives it: QMP's nbd-server-start/add/stop
+/// or the daemon's --nbd-server/--export options. Failures are BlockExceptions in QEMU's wording, so
+/// scripts written for QEMU read them unchanged; the errno tells a front what kind of failure it is
+/// (ENODEV: no such device; <see cref="EncryptionKeyRequiredException"/>: the medium waits for its key).
 /// </summary>
 public sealed class NbdService : IAsyncDisposable
 {
@@ -23,7 +24,7 @@ public sealed class NbdService : IAsyncDisposable
     // Devices made only to export a bare node; they let go of it when the server stops.
     private readonly List<BlockBackend> _borrowed = [];
 
-    internal NbdService(BlockGraph graph)
+    public NbdService(BlockGraph graph)
     {
         _graph = graph;
     }
@@ -42,7 +43,7 @@ public sealed class NbdService : IAsyncDisposable
         try
         {
             if (_server != null)
-                throw new QmpException("NBD server already running");
+                throw new BlockException(Errno.EBUSY, "NBD server already running");
             var server = new NbdServer();
             try
             {
@@ -59,13 +60,14 @@ public sealed class NbdService : IAsyncDisposable
                         server.ListenUnix(unix.Path);
                         break;
                     default:
-                        throw new QmpException($"Socket address type '{addr.Type.ToWire()}' is not supported by the NBD server");
+                        throw new BlockException(Errno.EINVAL, $"Socket address type '{addr.Type.ToWire()}' is not supported by the NBD server");
                 }
             }
-            catch (Exception ex) when (ex is IOException or Errors.BlockException)
+            catch (IOException ex)
             {
                 await server.DisposeAsync().ConfigureAwait(false);
-                throw new QmpException(ex.Message);
+                // The listener's own words ("Failed to bind socket to ..."), with the errno kept for the fronts.
+                throw ex as BlockException ?? new BlockException(BlockException.ErrnoOf(ex), ex.Message, ex);
             }
             catch
             {
@@ -90,45 +92,46 @@ public sealed class NbdService : IAsyncDisposable
         await _lock.WaitAsync().ConfigureAwait(false);
         try
         {
-            var server = _server ?? throw new QmpException("NBD server not running");
+            var server = _server ?? throw new BlockException(Errno.EINVAL, "NBD server not running");
             BlockBackend backend;
             if (device != null)
             {
-                backend = _graph.FindDevice(device) ?? throw QmpException.DeviceNotFound(device);
+                backend = _graph.FindDevice(device) ?? throw new BlockException(Errno.ENODEV, $"Device '{device}' not found");
                 if (backend.Root == null)
-                    throw new QmpException($"Device '{device}' has no medium");
+                    throw new BlockException(Errno.ENOMEDIUM, $"Device '{device}' has no medium");
                 // An export over a locked image would leave its clients hanging until block_passwd.
-                Commands.EncryptionCommands.ThrowIfKeyMissing(backend);
+                if (backend.Root?.NodeNeedingKey() is { } locked)
+                    throw Encrypted(device, locked);
                 foreach (var e in server.Exports)
                 {
                     if (ReferenceEquals(e.Device, backend))
-                        throw new QmpException($"NBD server already exporting device '{device}'");
+                        throw new BlockException(Errno.EBUSY, $"NBD server already exporting device '{device}'");
                 }
             }
             else if (nodeName != null)
             {
                 var node = _graph.FindNode(nodeName) ?? _graph.FindDevice(nodeName)?.Root
-                    ?? throw new QmpException($"Cannot find device={nodeName} nor node-name={nodeName}");
+                    ?? throw new BlockException(Errno.ENOENT, $"Cannot find device={nodeName} nor node-name={nodeName}");
                 if (node.NodeNeedingKey() is { } locked)
-                    throw Commands.EncryptionCommands.DeviceEncrypted(nodeName, locked);
+                    throw Encrypted(nodeName, locked);
                 if (writable && node.ReadOnly)
-                    throw new QmpException($"Device '{nodeName}' is read only");
+                    throw new BlockException(Errno.EROFS, $"Device '{nodeName}' is read only");
                 backend = _graph.FindDevice(nodeName) ?? Borrow(node, nodeName);
             }
             else
             {
-                throw new QmpException("One of 'device' and 'node-name' must be given");
+                throw new BlockException(Errno.EINVAL, "One of 'device' and 'node-name' must be given");
             }
 
             if (writable && backend.Root!.ReadOnly)
-                throw new QmpException($"Device '{device ?? nodeName}' is read only");
+                throw new BlockException(Errno.EROFS, $"Device '{device ?? nodeName}' is read only");
             string exportName = name ?? device ?? nodeName!;
             var export = new NbdExport(exportName, backend, writable, description);
             if (!server.TryAddExport(export))
             {
                 if (_borrowed.Remove(backend))
                     await backend.ReleaseRootAsync().ConfigureAwait(false);
-                throw new QmpException($"NBD server already has export named '{exportName}'");
+                throw new BlockException(Errno.EEXIST, $"NBD server already has export named '{exportName}'");
             }
             // A running export keeps the medium: eject refuses unless forced, and a forced eject drops it.
             var blocker = backend.AddBlocker("block device is in use by an NBD export", async () =>
@@ -148,6 +151,10 @@ public sealed class NbdService : IAsyncDisposable
             _lock.Release();
         }
     }
+
+    /// <summary>QEMU's words for an export refused because its image waits for a key: "'NAME' (FILENAME) is encrypted".</summary>
+    private static EncryptionKeyRequiredException Encrypted(string name, BlockNode locked) =>
+        new(locked, $"'{name}' ({locked.Filename}) is encrypted");
 
     private BlockBackend Borrow(BlockNode node, string name)
     {

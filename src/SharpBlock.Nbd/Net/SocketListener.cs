@@ -1,0 +1,129 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace SharpBlock.Net;
+
+/// <summary>
+/// One listening socket of a protocol server (QMP or NBD): binds, accepts until disposed, and hands each
+/// client socket to the server. Unix socket files are created mode 0600, so only their owner can connect,
+/// and removed again when the listener closes.
+/// </summary>
+public sealed class SocketListener : IDisposable
+{
+    private const int Backlog = 32;
+
+    private readonly Socket _socket;
+    private readonly string? _socketFile;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _accepting = Task.CompletedTask;
+
+    private SocketListener(Socket socket, string? socketFile, string display)
+    {
+        _socket = socket;
+        _socketFile = socketFile;
+        Display = display;
+    }
+
+    /// <summary>Where it listens: "unix:PATH" or the bound "HOST:PORT"; also the peer name of clients without one.</summary>
+    public string Display { get; }
+
+    /// <summary>The bound TCP endpoint (the real port when 0 was asked for); null for a Unix socket.</summary>
+    public IPEndPoint? TcpEndPoint => _socketFile == null ? (IPEndPoint)_socket.LocalEndPoint! : null;
+
+    /// <summary>Completes when the accept loop has ended.</summary>
+    public Task Accepting => _accepting;
+
+    /// <summary>Listens on a Unix socket, replacing a stale socket file; a directory in the way is an error.</summary>
+    public static SocketListener ListenUnix(string path)
+    {
+        if (Directory.Exists(path))
+            throw new IOException($"'{path}' is a directory");
+        if (File.Exists(path))
+            File.Delete(path);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            UnixPermissions.CreateOwnerOnly(() => socket.Bind(new UnixDomainSocketEndPoint(path)));
+            // The umask already made it so; this holds even where a default ACL on the directory adds bits.
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            socket.Listen(Backlog);
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new IOException($"Failed to bind socket to {path}: {ex.Message}", ex);
+        }
+
+        return new SocketListener(socket, path, "unix:" + path);
+    }
+
+    /// <summary>Listens on TCP (port 0 picks a free port).</summary>
+    public static SocketListener ListenTcp(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.NoDelay = true;
+            socket.Bind(endpoint);
+            socket.Listen(Backlog);
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new IOException($"Failed to listen on {endpoint}: {ex.Message}", ex);
+        }
+
+        return new SocketListener(socket, null, socket.LocalEndPoint!.ToString()!);
+    }
+
+    /// <summary>
+    /// Accepts clients until disposed; each goes to <paramref name="serve"/> as a stream that owns the socket,
+    /// with the client's address (or this listener's, for Unix clients, which have none).
+    /// </summary>
+    public void Start(Action<NetworkStream, string> serve)
+    {
+        _accepting = Task.Run(async () =>
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                Socket client;
+                try
+                {
+                    client = await _socket.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
+                {
+                    return;
+                }
+
+                // Requests and replies are small frames; waiting to coalesce them only adds latency.
+                if (client.AddressFamily != AddressFamily.Unix)
+                    client.NoDelay = true;
+                string peer = client.RemoteEndPoint?.ToString() is { Length: > 0 } ep ? ep : Display;
+                serve(new NetworkStream(client, ownsSocket: true), peer);
+            }
+        });
+    }
+
+    /// <summary>Stops accepting and removes the socket file; connected clients are their server's to end.</summary>
+    public void Dispose()
+    {
+        if (_stopping.IsCancellationRequested)
+            return;
+        _stopping.Cancel();
+        _socket.Dispose();
+        if (_socketFile != null)
+        {
+            try
+            {
+                File.Delete(_socketFile);
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        _stopping.Dispose();
+    }
+}
