@@ -72,6 +72,7 @@ public sealed class Qcow2Soak(IReadOnlyList<byte[]> seeds, string findings, Time
         var file = context.Memory(image, NodeSettings.Default, "soak.qcow2", image.Length + (8L << 20));
         var acked = new List<(long Offset, byte[] Data)>();
         bool corrupt;
+        bool flushFailed = false;
         await using (file.ConfigureAwait(false))
         {
             Qcow2Node node;
@@ -132,7 +133,10 @@ public sealed class Qcow2Soak(IReadOnlyList<byte[]> seeds, string findings, Time
                 }
                 catch (BlockException ex)
                 {
+                    // A failed flush tells the writer its writes are not durable: they may be gone after a reopen.
+                    flushFailed = true;
                     trace.AppendLine("flush: " + ex.Message);
+                    Counts.NoteFlushFailure(ex.Message);
                 }
             }
         }
@@ -158,6 +162,12 @@ public sealed class Qcow2Soak(IReadOnlyList<byte[]> seeds, string findings, Time
                 if (corrupt || again.IsCorrupt)
                 {
                     Counts.MarkedCorrupt++;
+                    return;
+                }
+
+                if (flushFailed)
+                {
+                    Counts.FlushFailedTyped++;
                     return;
                 }
 

@@ -261,6 +261,7 @@ public sealed partial class Qcow2Node
     private async ValueTask WriteRefTableEntryAsync(long ti, ulong value)
     {
         await PreWriteCheckAsync(Qcow2MetadataKinds.RefcountTable, _refTableOffset + (ti * 8), 8).ConfigureAwait(false);
+        await RefuseRewritePastEndAsync("refcount table", _refTableOffset, _refTable.Length * 8L).ConfigureAwait(false);
         SetRefTableEntry(ti, value);
         byte[] e = new byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(e, value);
@@ -472,6 +473,7 @@ public sealed partial class Qcow2Node
         for (int i = 0; i < _l1.Length; i++)
             BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan(i * 8), _l1[i]);
         await PreWriteCheckAsync(Qcow2MetadataKinds.ActiveL1, _l1Offset, buf.Length).ConfigureAwait(false);
+        await RefuseRewritePastEndAsync("L1 table", _l1Offset, buf.Length).ConfigureAwait(false);
         await _file.WriteAsync(_l1Offset, buf).ConfigureAwait(false);
         _l1Dirty = false;
     }

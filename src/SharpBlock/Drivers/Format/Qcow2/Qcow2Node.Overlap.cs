@@ -196,6 +196,17 @@ public sealed partial class Qcow2Node
     }
 
     /// <summary>
+    /// A table that lies past the end of the file was read as zeros (a cut image, or a damaged offset); every
+    /// table we create is written whole when it is made, so rewriting one out there means the header lies, and
+    /// would grow the file to wherever it points.
+    /// </summary>
+    private async ValueTask RefuseRewritePastEndAsync(string table, long offset, long size)
+    {
+        if (offset + size > _file.Length)
+            throw await SignalCorruptionAsync(true, offset, size, $"The {table} at offset 0x{offset:x} lies past the end of the image file").ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Damage found at run time. A fatal finding sets the corrupt bit (nothing opens the image read-write
     /// again until it is repaired) and makes this node refuse writes; reads go on, so a guest or a backup can
     /// still get its data out. The event goes out once per image, as QEMU suppresses the rest.
