@@ -126,7 +126,7 @@ public sealed partial class Qcow2Node
         }
     }
 
-    private ValueTask<Qcow2RangeLock.Releaser> LockClustersAsync(long offset, long length) =>
+    private ValueTask<RangeLock.Releaser> LockClustersAsync(long offset, long length) =>
         _ranges.AcquireAsync(offset >> _clusterBits, (offset + length + _clusterSize - 1) >> _clusterBits);
 
     private async ValueTask MarkDirtyForLazyRefcountsAsync(CancellationToken ct)

@@ -8,7 +8,7 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 /// <summary>
 /// The qcow2 format (versions 2 and 3). L1 and the refcount table live in memory; L2 tables and refcount
 /// blocks in bounded caches. One async lock guards metadata; data I/O runs outside it; a range lock
-/// serialises requests that allocate or free the same guest clusters.
+/// serialises requests that allocate or free the same guest clusters (in cluster units).
 /// </summary>
 /// <remarks>
 /// Crash safety comes from write-back order, not from journaling: a refcount increment reaches the disk
@@ -20,7 +20,7 @@ public sealed partial class Qcow2Node : BlockNode
 {
     private readonly BlockNode _file;
     private readonly SemaphoreSlim _meta = new(1, 1);
-    private readonly Qcow2RangeLock _ranges = new();
+    private readonly RangeLock _ranges = new();
     private readonly Qcow2Cache _l2Cache;
     private readonly Qcow2Cache _refCache;
 
