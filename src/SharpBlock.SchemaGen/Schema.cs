@@ -16,8 +16,48 @@ internal sealed class Schema
 
     public void AddFile(string text, string file)
     {
-        foreach (var expr in SchemaParser.ParseFile(text, file))
-            AddExpression(expr, file);
+        foreach (var def in SchemaParser.ParseFile(text, file))
+        {
+            int before = All.Count;
+            AddExpression(def.Key, file);
+            if (All.Count > before && All[before] is StructDef s)
+            {
+                s.Docs = MemberDocs(def.Value);
+                // Files named image-*.qapi hold the -o options of the image formats (see ImageOptionsEmitter).
+                s.IsImageOptions = file.StartsWith("image-", StringComparison.Ordinal);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The "@name: text" paragraphs of a definition's doc comment, continuation lines joined, so that help
+    /// texts come from the schema's own words.
+    /// </summary>
+    private static Dictionary<string, string> MemberDocs(List<string> lines)
+    {
+        var docs = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? current = null;
+        foreach (string line in lines)
+        {
+            if (line.StartsWith("@", StringComparison.Ordinal))
+            {
+                int colon = line.IndexOf(':');
+                if (colon < 0)
+                    continue;
+                current = line.Substring(1, colon - 1);
+                docs[current] = line.Substring(colon + 1).Trim();
+            }
+            else if (current != null && line.Length > 0 && line != "#")
+            {
+                docs[current] = (docs[current] + " " + line).Trim();
+            }
+            else
+            {
+                current = null;
+            }
+        }
+
+        return docs;
     }
 
     private static object? Get(List<KeyValuePair<string, object>> expr, string key)

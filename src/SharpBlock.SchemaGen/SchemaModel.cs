@@ -60,6 +60,12 @@ internal sealed class StructDef : Definition
     public List<Member> Members { get; }
     public bool IsBase { get; set; }
     public override string ClassName => _className ?? Naming.TypeName(Name);
+
+    /// <summary>Member docs by wire name, from the comment before the definition.</summary>
+    public Dictionary<string, string> Docs { get; set; } = new();
+
+    /// <summary>True for the structs that describe an image format's -o options.</summary>
+    public bool IsImageOptions { get; set; }
 }
 
 /// <summary>A union: flat (a base struct whose discriminator member selects the branch) or simple ({"type", "data"}).</summary>

@@ -20,18 +20,20 @@ internal sealed class SchemaParser
         _file = file;
     }
 
-    public static List<List<KeyValuePair<string, object>>> ParseFile(string text, string file)
+    /// <summary>The file's definitions, each with the comment lines ('#' stripped) written right before it.</summary>
+    public static List<KeyValuePair<List<KeyValuePair<string, object>>, List<string>>> ParseFile(string text, string file)
     {
         var p = new SchemaParser(text, file);
-        var result = new List<List<KeyValuePair<string, object>>>();
+        var result = new List<KeyValuePair<List<KeyValuePair<string, object>>, List<string>>>();
         while (true)
         {
-            p.SkipTrivia();
+            var doc = new List<string>();
+            p.SkipTrivia(doc);
             if (p._pos >= p._text.Length)
                 return result;
             if (p.ParseValue() is not List<KeyValuePair<string, object>> obj)
                 throw p.Error("a top-level definition must be an object");
-            result.Add(obj);
+            result.Add(new KeyValuePair<List<KeyValuePair<string, object>>, List<string>>(obj, doc));
         }
     }
 
@@ -47,15 +49,17 @@ internal sealed class SchemaParser
         return new FormatException(_file + "(" + line + "): " + message);
     }
 
-    private void SkipTrivia()
+    private void SkipTrivia(List<string>? doc = null)
     {
         while (_pos < _text.Length)
         {
             char c = _text[_pos];
             if (c == '#')
             {
+                int start = _pos + 1;
                 while (_pos < _text.Length && _text[_pos] != '\n')
                     _pos++;
+                doc?.Add(_text.Substring(start, _pos - start).Trim());
             }
             else if (char.IsWhiteSpace(c))
             {

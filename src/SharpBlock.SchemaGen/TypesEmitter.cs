@@ -117,6 +117,8 @@ internal static class TypesEmitter
                 sb.AppendLine("    /// <inheritdoc/>\n    public string EventName => " + Naming.Literal(ev.Name) + ";");
         }
 
+        if (s.IsImageOptions)
+            ImageOptionsEmitter.Emit(sb, schema, s);
         sb.AppendLine("}");
         sb.AppendLine();
     }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using SharpBlock.Errors;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 
@@ -146,10 +147,13 @@ public static class QmpTarget
 
         try
         {
-            using var doc = KeyvalParser.Parse(text);
+            using var doc = SharpBlock.Options.Keyval.ParseTree(text);
             _ = QapiCodec.ReadBlockdevOptions(doc.RootElement, "", true);
         }
         catch (QmpException)
+        {
+        }
+        catch (BlockException)
         {
         }
     }

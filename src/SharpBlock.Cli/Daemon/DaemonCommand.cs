@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using SharpBlock.Errors;
+using SharpBlock.Options;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Qmp.Server;
@@ -138,7 +139,7 @@ internal static class DaemonCommand
         bool json = spec.TrimStart().StartsWith('{');
         if (json && QmpInputRules.FindProblem(new System.Buffers.ReadOnlySequence<byte>(System.Text.Encoding.UTF8.GetBytes(spec))) is { } problem)
             throw new ArgumentException(problem);
-        using var doc = json ? JsonDocument.Parse(spec) : KeyvalParser.Parse(spec);
+        using var doc = json ? JsonDocument.Parse(spec) : Keyval.ParseTree(spec);
         return QapiCodec.ReadBlockdevOptions(doc.RootElement, "", keyval: !json);
     }
 

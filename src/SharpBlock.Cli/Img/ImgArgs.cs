@@ -1,3 +1,5 @@
+using SharpBlock.Options;
+
 namespace SharpBlock.Cli.Img;
 
 /// <summary>
@@ -114,5 +116,13 @@ internal sealed class ImgArgs
             "human" => false,
             _ => throw new ImgUsageException($"--output must be used with human or json as argument."),
         };
+    }
+
+    /// <summary>A size as typed on the command line (create's SIZE, --size, dd's operands), in qemu-img's words when it is not one.</summary>
+    public static long ParseSize(string s)
+    {
+        if (!SizeParser.TryParse(s, out ulong v) || v > long.MaxValue)
+            throw new ImgUsageException("Invalid image size specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+        return (long)v;
     }
 }

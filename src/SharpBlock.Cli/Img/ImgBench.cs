@@ -184,7 +184,7 @@ internal static class ImgBench
         {
             try
             {
-                value = ImgCreate.ParseSize(text);
+                value = ImgArgs.ParseSize(text);
             }
             catch (ImgUsageException)
             {

@@ -35,8 +35,6 @@ internal static class ImgCommand
         }
 
         string[] rest = args[1..];
-        // Every subcommand that takes -U means the same by it; the option parsers accept it as a flag.
-        ImgImage.ForceShare = rest.Any(a => a is "-U" or "--force-share");
         try
         {
             return args[0] switch
@@ -71,11 +69,8 @@ internal static class ImgCommand
         {
             Fail(ex.Message);
             // A lock held by another process is the one failure a user fixes outside this tool; say so as qemu-img does.
-            if (ex.Errno == Errno.EAGAIN && ex.Message.StartsWith("Could not open '", StringComparison.Ordinal) && ex.Message.Contains("\" lock", StringComparison.Ordinal))
-            {
-                int end = ex.Message.IndexOf("': ", StringComparison.Ordinal);
-                Console.Error.WriteLine($"Is another process using the image [{ex.Message[16..end]}]?");
-            }
+            if (ImageLockException.Find(ex) is { } locked)
+                Console.Error.WriteLine($"Is another process using the image [{locked.Path}]?");
 
             return 1;
         }

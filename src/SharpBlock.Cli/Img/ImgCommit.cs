@@ -22,7 +22,7 @@ internal static class ImgCommit
             throw new ImgUsageException("Expecting one image file name");
         var spec = ImgImage.Spec(a, a.Positional[0], a.Get("-f"));
         string path = spec.Path;
-        long rate = a.Get("-r") is { } r ? ImgCreate.ParseSize(r) : 0;
+        long rate = a.Get("-r") is { } r ? ImgArgs.ParseSize(r) : 0;
         bool drop = !a.Has("-d") && a.Get("-b") == null;
 
         string format = spec.Format ?? await ImageFormats.ProbeNameAsync(path, CancellationToken.None).ConfigureAwait(false);
@@ -37,7 +37,7 @@ internal static class ImgCommit
         }
         catch (BlockException ex)
         {
-            throw new BlockException(ex.Errno, ex.Message.StartsWith("Could not open", StringComparison.Ordinal) ? ex.Message : $"Could not open '{path}': {ex.Message}", ex);
+            throw ImageOpenException.Wrap(path, ex);
         }
 
         ImgImage.Unlock(a, top, spec, a.Positional[0]);

@@ -1,8 +1,6 @@
 using System.Globalization;
 using SharpBlock.Drivers;
-using SharpBlock.Drivers.Format.Qcow2;
-using SharpBlock.Drivers.Format.Raw;
-using SharpBlock.Drivers.Protocol.File;
+using SharpBlock.Copy;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 
@@ -21,7 +19,7 @@ internal static class ImgConvert
     {
         var a = ImgArgs.Parse(argv, "fOoSBFmtTl", "pcqnhUW", ["object"], ["force-share", "image-opts", "target-image-opts", "target-is-zero"]);
         if (ImgOptionHelp.Requested(a.GetAll("-o")))
-            return ImgOptionHelp.PrintCreate(a.Get("-O") ?? "raw");
+            return ImgOptionHelp.PrintCreate(ImgNewImage.Format(a.Get("-O") ?? "raw"));
         if (a.Positional.Count != 2)
             throw new ImgUsageException("Expecting one source and one target file name");
         string src = a.Positional[0];
@@ -38,33 +36,31 @@ internal static class ImgConvert
             outFmt = spec.Format ?? outFmt;
             targetKeySecret = spec.KeySecrets.GetValueOrDefault(0);
         }
+
+        var format = ImgNewImage.Format(outFmt);
         bool compress = a.Has("-c");
         long minSparse = a.Get("-S") is { } sparse ? ParseMinSparse(sparse) : 4096;
-        string? backing = a.Get("-B");
         int streams = 8;
         if (a.Get("-m") is { } m && (!int.TryParse(m, NumberStyles.None, CultureInfo.InvariantCulture, out streams) || streams < 1 || streams > 16))
             throw new ImgUsageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and 16");
         if (a.Has("--target-is-zero") && !a.Has("-n"))
             throw new ImgUsageException("--target-is-zero requires use of -n flag");
-        if (backing != null && a.Has("-n"))
+        if (a.Get("-B") != null && a.Has("-n"))
             throw new ImgUsageException("Backing file (-B) cannot be used together with -n");
         bool progress = a.Has("-p") && !a.Has("-q");
-        var opts = ImgCreate.ParseOptions(a.GetAll("-o"));
-        if (targetKeySecret != null)
-            opts.TryAdd(ImgEncryptOptions.KeySecret, targetKeySecret);
-        if (backing != null && outFmt == "raw")
-            throw new ImgUsageException("Backing file not supported for file format 'raw'");
+        var values = ImgNewImage.Options(format, a.GetAll("-o"));
+        // -o backing_file is -B by another name, as with qemu-img.
+        ImgNewImage.SetBacking(format, values, a.Get("-B"), a.Get("-F"));
+        string? backing = values.Get("backing_file");
+        if (targetKeySecret != null && !values.Has(ImgEncryptOptions.KeySecret))
+            values.Set(ImgEncryptOptions.KeySecret, targetKeySecret);
         // qemu-img 7.2 no longer guesses the backing file's format: probing a file the user names as backing is
         // how a raw image gets read as qcow2.
-        if (backing != null && a.Get("-F") == null && !opts.ContainsKey("backing_fmt"))
+        if (backing != null && !values.Has("backing_fmt"))
             throw new ImgUsageException("Use of backing file requires explicit backing format");
-        if (compress && outFmt != "qcow2")
+        if (compress && !format.CompressedWrites)
             throw new ImgUsageException("Compression not supported for this file format");
-        bool encrypt = ImgEncryptOptions.IsEncrypted(opts, outFmt);
-        if (compress && encrypt)
-            throw new ImgUsageException("Compression and encryption not supported at the same time");
-        if (encrypt && !a.Has("-n") && ImgEncryptOptions.FindKey(opts, ImgSecrets.Parse(a.GetAll("--object"))) == null)
-            throw new ImgUsageException($"{dst}: {ImgImage.KeyRequiredMessage}");
+        var secrets = ImgSecrets.Parse(a.GetAll("--object"));
 
         // As with qemu-img, the target defaults to cache=unsafe: a convert that dies leaves a useless target
         // anyway, so it is not flushed to disk at the end; -t writeback (or stricter) makes it durable.
@@ -76,40 +72,20 @@ internal static class ImgConvert
             if (a.Get("-l") is { } snapshot)
                 await ImgImage.LoadSnapshotAsync(source, snapshot).ConfigureAwait(false);
             long size = source.Length;
-            var prealloc = ImgCreate.ParsePrealloc(opts.GetValueOrDefault("preallocation"));
             // qemu-img's read lock keeps the target from being one of the source's own files; our readers share
             // everything, so the same refusal is made here before creating the target truncates the source.
-            if (ReadsFile(source, dst))
-                throw new BlockException(Errno.EAGAIN, $"Could not open '{dst}': Failed to get \"write\" lock");
+            if (SourceFiles.Includes(source, dst))
+                throw ImgTargetLock.Refused(dst);
             if (!a.Has("-n"))
             {
-                await ImgTargetLock.CreateAsync(dst, async () =>
-                {
-                    if (outFmt == "qcow2")
-                    {
-                        await Qcow2Creator.CreateAsync(dst, new Qcow2CreateOptions
-                        {
-                            Size = size,
-                            ClusterSize = opts.TryGetValue("cluster_size", out var cs) ? (int)ImgCreate.ParseSize(cs) : 65536,
-                            Compat = opts.GetValueOrDefault("compat") ?? "1.1",
-                            LazyRefcounts = ImgCreate.ParseBool(opts.GetValueOrDefault("lazy_refcounts"), "lazy_refcounts"),
-                            RefcountBits = opts.TryGetValue("refcount_bits", out var rb) ? ImgCreate.ParseInt(rb, "refcount_bits") : 16,
-                            Preallocation = prealloc,
-                            Encrypted = encrypt,
-                            BackingFile = backing,
-                            BackingFormat = backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") : null,
-                        }).ConfigureAwait(false);
-                    }
-                    else if (outFmt == "raw")
-                    {
-                        await RawCreator.CreateAsync(dst, size, prealloc).ConfigureAwait(false);
-                    }
-                    else
-                    {
-                        var format = BlockDriverRegistry.Default.FindFormat(outFmt) ?? throw new ImgUsageException($"Unknown file format '{outFmt}'");
-                        await format.CreateAsync(dst, size, backing, backing != null ? a.Get("-F") ?? opts.GetValueOrDefault("backing_fmt") : null, CancellationToken.None).ConfigureAwait(false);
-                    }
-                }).ConfigureAwait(false);
+                values.Set("size", size.ToString(CultureInfo.InvariantCulture));
+                var plan = format.PlanCreate(values);
+                if (compress && plan.Encrypted)
+                    throw new ImgUsageException("Compression and encryption not supported at the same time");
+                if (plan.Encrypted && ImgEncryptOptions.FindKey(values, secrets) == null)
+                    throw new ImgUsageException($"{dst}: {ImgImage.KeyRequiredMessage}");
+                plan.Validate();
+                await ImgTargetLock.CreateAsync(dst, async () => await plan.CreateAsync(dst, CancellationToken.None).ConfigureAwait(false)).ConfigureAwait(false);
             }
 
             var targetOptions = ImageFormats.ImageOptions(dst, outFmt, readOnly: false, "img1");
@@ -119,12 +95,14 @@ internal static class ImgConvert
             {
                 target = await graph.AddAsync(targetOptions).ConfigureAwait(false);
             }
-            catch (BlockException ex) when (!ex.Message.StartsWith("Could not open", StringComparison.Ordinal))
+            catch (BlockException ex)
             {
-                throw new BlockException(ex.Errno, $"Could not open '{dst}': {ex.Message}", ex);
+                throw ImageOpenException.Wrap(dst, ex);
             }
 
-            ImgEncryptOptions.UnlockTarget(target, dst, opts, ImgSecrets.Parse(a.GetAll("--object")));
+            if (compress && target.Encrypted)
+                throw new ImgUsageException("Compression and encryption not supported at the same time");
+            ImgEncryptOptions.UnlockTarget(target, dst, values, secrets);
             // Checked before the first write: a copy that stops at the target's end would leave it half overwritten.
             if (a.Has("-n") && target.Length < size)
                 throw new ImgUsageException("output file is smaller than input file");
@@ -155,7 +133,7 @@ internal static class ImgConvert
         long value;
         try
         {
-            value = ImgCreate.ParseSize(text);
+            value = ImgArgs.ParseSize(text);
         }
         catch (ImgUsageException)
         {
@@ -165,27 +143,5 @@ internal static class ImgConvert
         if (value % 512 != 0 || value > 16 << 20)
             throw new ImgUsageException("Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to 16777216. Select 0 to disable sparse detection (fully allocates output).");
         return value;
-    }
-
-    /// <summary>True when <paramref name="path"/> is one of the files under <paramref name="node"/> (its image, backing chain, data files).</summary>
-    public static bool ReadsFile(BlockNode node, string path)
-    {
-        if (node is FileNode f && SameFile(f.Path, path))
-            return true;
-        foreach (var child in node.Children)
-        {
-            if (ReadsFile(child.Node, path))
-                return true;
-        }
-
-        return false;
-    }
-
-    private static bool SameFile(string a, string b) => string.Equals(RealPath(a), RealPath(b), StringComparison.Ordinal);
-
-    private static string RealPath(string path)
-    {
-        var full = Path.GetFullPath(path);
-        return File.Exists(full) && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target ? target.FullName : full;
     }
 }

@@ -1,8 +1,6 @@
 using System.Buffers;
 using SharpBlock.Drivers;
-using SharpBlock.Drivers.Format.Qcow2;
-using SharpBlock.Drivers.Format.Raw;
-using SharpBlock.Errors;
+using SharpBlock.Copy;
 
 namespace SharpBlock.Cli.Img;
 
@@ -29,12 +27,12 @@ internal static class ImgDd
                 case "if": input = value; break;
                 case "of": output = value; break;
                 case "bs":
-                    bs = ImgCreate.ParseSize(value);
+                    bs = ImgArgs.ParseSize(value);
                     if (bs <= 0)
                         throw new ImgUsageException($"invalid number: '{value}'");
                     break;
-                case "count": count = ImgCreate.ParseSize(value); break;
-                case "skip": skip = ImgCreate.ParseSize(value); break;
+                case "count": count = ImgArgs.ParseSize(value); break;
+                case "skip": skip = ImgArgs.ParseSize(value); break;
                 default: throw new ImgUsageException($"unrecognized operand {p}");
             }
         }
@@ -44,23 +42,17 @@ internal static class ImgDd
         if (output == null)
             throw new ImgUsageException("Must specify output");
         string outFmt = a.Get("-O") ?? "raw";
+        var format = ImgNewImage.Format(outFmt);
         var (graph, source) = await ImgImage.OpenAsync(a, input, a.Get("-f"), readOnly: true).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             long end = count >= 0 ? Math.Min(count * bs, source.Length) : source.Length;
             long start = Math.Min(skip * bs, end);
             long size = end - start;
-            if (outFmt is not ("qcow2" or "raw"))
-                throw new ImgUsageException($"Unknown file format '{outFmt}'");
-            if (ImgConvert.ReadsFile(source, output))
-                throw new BlockException(Errno.EAGAIN, $"Could not open '{output}': Failed to get \"write\" lock");
-            await ImgTargetLock.CreateAsync(output, async () =>
-            {
-                if (outFmt == "qcow2")
-                    await Qcow2Creator.CreateAsync(output, new Qcow2CreateOptions { Size = size }).ConfigureAwait(false);
-                else
-                    await RawCreator.CreateAsync(output, size).ConfigureAwait(false);
-            }).ConfigureAwait(false);
+            if (SourceFiles.Includes(source, output))
+                throw ImgTargetLock.Refused(output);
+            // dd takes no -o: the format's default image.
+            await ImgTargetLock.CreateAsync(output, async () => await format.CreateAsync(output, size, null, null, CancellationToken.None).ConfigureAwait(false)).ConfigureAwait(false);
             var target = await graph.AddAsync(ImageFormats.ImageOptions(output, outFmt, readOnly: false, "img1")).ConfigureAwait(false);
             int chunk = (int)Math.Clamp(bs, 512, 4 << 20);
             byte[] buf = ArrayPool<byte>.Shared.Rent(chunk);

@@ -17,7 +17,9 @@ internal static partial class ImgImage
     public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(ImgArgs args, string name, string? format, bool readOnly, bool requireKey = true, Schema.BlockdevCacheOptions? cache = null)
     {
         var spec = Spec(args, name, format);
-        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly, cache).ConfigureAwait(false);
+        // -U / --force-share: an image opened read-only lets other processes write it meanwhile.
+        bool forceShare = args.Has("-U") || args.Has("--force-share");
+        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly, cache, forceShare).ConfigureAwait(false);
         try
         {
             Unlock(args, node, spec, name, requireKey);
@@ -50,7 +52,7 @@ internal static partial class ImgImage
         if (requireKey && (node.EncryptionKeyMissing ? node : node.NodeNeedingKey()) is { } locked)
         {
             string what = ReferenceEquals(locked, node) ? name : locked.Filename;
-            throw new BlockException(Errno.EACCES, $"Could not open '{what}': {KeyRequiredMessage}");
+            throw new ImageOpenException(Errno.EACCES, what, KeyRequiredMessage);
         }
     }
 
@@ -59,7 +61,7 @@ internal static partial class ImgImage
     {
         foreach (var (depth, id) in spec.KeySecrets)
         {
-            string password = secrets.Find(id) ?? throw new BlockException(Errno.ENOENT, $"Could not open '{name}': No secret with id '{id}'");
+            string password = secrets.Find(id) ?? throw new ImageOpenException(Errno.ENOENT, name, $"No secret with id '{id}'");
             var n = top;
             for (int i = 0; i < depth && n != null; i++)
                 n = n.Backing;

@@ -4,6 +4,7 @@ using System.Text.Json;
 using SharpBlock.Drivers;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
+using SharpBlock.Options;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Schema;
 
@@ -13,16 +14,10 @@ namespace SharpBlock.Cli.Img;
 internal static partial class ImgImage
 {
     /// <summary>
-    /// -U / --force-share of the running command: images opened read-only let other processes write them
-    /// meanwhile, instead of refusing as a consistent reader does.
-    /// </summary>
-    public static bool ForceShare { get; set; }
-
-    /// <summary>
     /// Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph. A
     /// name in a protocol's own syntax (nbd://...) opens that protocol's node and the format over it.
     /// </summary>
-    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null)
+    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null, bool forceShare = false)
     {
         var graph = BlockGraphs.Create();
         try
@@ -32,7 +27,7 @@ internal static partial class ImgImage
                 : ImageFormats.ImageOptions(path, format ?? await ImageFormats.ProbeNameAsync(path, CancellationToken.None, graph.Drivers).ConfigureAwait(false), readOnly, "img0", graph.Drivers);
             if (cache != null)
                 options.Cache = cache;
-            if (readOnly && ForceShare)
+            if (readOnly && forceShare)
                 options.ForceShare = true;
             var node = await graph.AddAsync(options).ConfigureAwait(false);
             return (graph, node);
@@ -40,8 +35,7 @@ internal static partial class ImgImage
         catch (BlockException ex)
         {
             await graph.DisposeAsync().ConfigureAwait(false);
-            string msg = ex.Message.StartsWith("Could not open", StringComparison.Ordinal) ? ex.Message : $"Could not open '{path}': {ex.Message}";
-            throw new BlockException(ex.Errno, msg, ex);
+            throw ImageOpenException.Wrap(path, ex);
         }
     }
 
@@ -73,7 +67,7 @@ internal static partial class ImgImage
         string idOrName = parameter;
         if (parameter.StartsWith("snapshot.", StringComparison.Ordinal))
         {
-            var opts = ImgOptionString.Parse(parameter);
+            var opts = Keyval.Dictionary(parameter);
             idOrName = opts.GetValueOrDefault("snapshot.id") ?? opts.GetValueOrDefault("snapshot.name")
                 ?? throw new ImgUsageException($"Invalid snapshot parameter '{parameter}'");
         }

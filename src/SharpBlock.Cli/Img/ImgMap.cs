@@ -75,7 +75,7 @@ internal static class ImgMap
             return null;
         try
         {
-            return ImgCreate.ParseSize(text);
+            return ImgArgs.ParseSize(text);
         }
         catch (ImgUsageException)
         {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SharpBlock.Copy;
 
 namespace SharpBlock.Cli.Img;
 
@@ -7,7 +8,7 @@ namespace SharpBlock.Cli.Img;
 /// pipe, one plain line per ten percent, so logs stay readable. Parallel workers report out of order, so
 /// the figure only moves forward.
 /// </summary>
-internal sealed class ImgProgress
+internal sealed class ImgProgress : ICopyProgress
 {
     private readonly bool _enabled;
     private readonly bool _terminal;

@@ -31,8 +31,9 @@ internal static class ImgRebase
         if (ImgCacheMode.Target(a) is { } cache)
             options.Cache = cache;
         var sourceCache = ImgCacheMode.Source(a);
-        if (unsafeMode && options.Qcow2 is { } q0)
-            q0.Backing = new BlockdevRef { Reference = "" };
+        // -u never opens the old backing file: it may be gone, which is often why the user rebases.
+        if (unsafeMode)
+            ImageFormats.Find(options.Driver)?.SetBacking(options, new BlockdevRef { Reference = "" });
         var top = await graph.AddAsync(options).ConfigureAwait(false);
         ImgImage.Unlock(a, top, spec, a.Positional[0]);
         if (top is not IBackingFileFormat backingFormat)

@@ -1,6 +1,6 @@
 using System.Buffers;
 using SharpBlock.Drivers;
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers.Creation;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 
@@ -30,7 +30,7 @@ internal static class ImgResize
             throw new ImgUsageException("Expecting image file name and size");
         string text = a.Positional[1];
         int sign = text[0] == '+' ? 1 : text[0] == '-' ? -1 : 0;
-        long amount = ImgCreate.ParseSize(sign != 0 ? text[1..] : text);
+        long amount = ImgArgs.ParseSize(sign != 0 ? text[1..] : text);
         var prealloc = a.Get("--preallocation") switch
         {
             null or "off" => Preallocation.Off,

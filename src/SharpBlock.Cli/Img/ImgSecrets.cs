@@ -1,4 +1,5 @@
 using System.Text;
+using SharpBlock.Options;
 
 namespace SharpBlock.Cli.Img;
 
@@ -15,7 +16,7 @@ internal sealed class ImgSecrets
         var r = new ImgSecrets();
         foreach (var o in objects)
         {
-            var props = ImgOptionString.Parse(o, implicitKey: "qom-type");
+            var props = Keyval.Dictionary(o, implicitKey: "qom-type");
             props.TryGetValue("qom-type", out var type);
             if (type != "secret")
                 throw new ImgUsageException($"Parameter 'qom-type' does not accept value '{type}'");
@@ -81,66 +82,6 @@ internal sealed class ImgSecrets
 }
 
 /// <summary>
-/// QEMU's "key=value,key=value" option strings (",," is a literal comma), as --object and --image-opts
-/// take them; a first item without '=' is the value of <c>implicitKey</c> ("secret,id=..." is qom-type=secret).
-/// </summary>
-internal static class ImgOptionString
-{
-    public static Dictionary<string, string> Parse(string text, string? implicitKey = null)
-    {
-        var d = new Dictionary<string, string>(StringComparer.Ordinal);
-        var parts = Split(text);
-        for (int i = 0; i < parts.Count; i++)
-        {
-            string p = parts[i];
-            int eq = p.IndexOf('=', StringComparison.Ordinal);
-            if (eq < 0)
-            {
-                if (i == 0 && implicitKey != null && p.Length > 0)
-                {
-                    d[implicitKey] = p;
-                    continue;
-                }
-
-                throw new ImgUsageException($"Invalid parameter '{p}'");
-            }
-
-            d[p[..eq]] = p[(eq + 1)..];
-        }
-
-        return d;
-    }
-
-    /// <summary>Splits at single commas; ",," stands for a comma inside an item.</summary>
-    public static List<string> Split(string text)
-    {
-        var parts = new List<string>();
-        var cur = new StringBuilder();
-        for (int i = 0; i < text.Length; i++)
-        {
-            if (text[i] == ',')
-            {
-                if (i + 1 < text.Length && text[i + 1] == ',')
-                {
-                    cur.Append(',');
-                    i++;
-                    continue;
-                }
-
-                parts.Add(cur.ToString());
-                cur.Clear();
-                continue;
-            }
-
-            cur.Append(text[i]);
-        }
-
-        parts.Add(cur.ToString());
-        return parts;
-    }
-}
-
-/// <summary>
 /// An image named by --image-opts: "driver=qcow2,file.filename=PATH,encrypt.key-secret=ID"; keys of
 /// backing images as "backing.encrypt.key-secret=ID" (one "backing." per level).
 /// </summary>
@@ -153,7 +94,7 @@ internal sealed record ImgImageSpec(string Path, string? Format, IReadOnlyDictio
 
     public static ImgImageSpec Parse(string text)
     {
-        var props = ImgOptionString.Parse(text);
+        var props = Keyval.Dictionary(text);
         string? path = null;
         string? format = null;
         var keys = new Dictionary<int, string>();

@@ -42,10 +42,14 @@ internal static class ImgTargetLock
         {
             await graph.DisposeAsync().ConfigureAwait(false);
             if (ex.Errno == Errno.EAGAIN)
-                throw new BlockException(ex.Errno, $"Could not open '{path}': {ex.Message}", ex);
+                throw ImageOpenException.Wrap(path, ex);
 
             // Anything else (no permission, not a file) the creator reports in its own words.
             return null;
         }
     }
+
+    /// <summary>The refusal to create a target over a file the source reads, worded as the lock conflict qemu-img meets there.</summary>
+    public static ImageOpenException Refused(string path) =>
+        new(Errno.EAGAIN, path, "Failed to get \"write\" lock", new ImageLockException(path, "Failed to get \"write\" lock"));
 }

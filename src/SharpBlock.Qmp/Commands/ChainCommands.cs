@@ -24,7 +24,7 @@ internal static class ChainCommands
                 throw new QmpException($"Node '{a.NodeName}' is not the image of a device; give the device instead");
             if (graph.Jobs.Find(dev.Id) != null)
                 throw new QmpException($"Device '{dev.Id}' is in use");
-            string formatName = a.Format ?? "qcow2";
+            string formatName = a.Format ?? graph.Drivers.DefaultOverlayFormat.ToWire();
             if (!QapiEnums.TryParse(formatName, out BlockdevDriver format) || !graph.Drivers.IsSupported(format))
                 throw new QmpException($"Unknown driver '{formatName}'");
             if (a.SnapshotNodeName is { } sn && graph.FindNode(sn) != null)
@@ -38,8 +38,7 @@ internal static class ChainCommands
 
             var options = ImageFormats.FileOptions(format, path);
             options.NodeName = a.SnapshotNodeName;
-            if (options.Qcow2 is { } q)
-                q.Backing = new BlockdevRef { Reference = root.NodeName };
+            ImageFormats.Find(format, graph.Drivers)?.SetBacking(options, new BlockdevRef { Reference = root.NodeName });
             var overlay = await graph.OpenDetachedAsync(options, ctx.CancellationToken).ConfigureAwait(false);
             if (overlay.Backing != root)
             {

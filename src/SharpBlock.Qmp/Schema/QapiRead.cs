@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using SharpBlock.Options;
 using SharpBlock.Qmp.Protocol;
 
 namespace SharpBlock.Qmp.Schema;

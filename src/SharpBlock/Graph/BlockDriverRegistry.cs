@@ -20,6 +20,9 @@ public sealed class BlockDriverRegistry
     private readonly List<ProtocolFilenameParser> _filenameParsers = [];
     private readonly object _lock = new();
 
+    /// <summary>The format a new overlay gets when the client names none (blockdev-snapshot-sync), qcow2 as in QEMU.</summary>
+    public BlockdevDriver DefaultOverlayFormat { get; set; } = BlockdevDriver.Qcow2;
+
     public void Register(BlockdevDriver driver, BlockDriverOpener opener)
     {
         lock (_lock)

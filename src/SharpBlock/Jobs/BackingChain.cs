@@ -1,3 +1,4 @@
+using SharpBlock.Copy;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 
@@ -12,17 +13,10 @@ public static class BackingChain
     /// </summary>
     public static async ValueTask<(bool Allocated, long Length)> AllocatedAboveAsync(BlockNode from, BlockNode? stopAt, long offset, long length)
     {
-        for (var n = from; n != null && n != stopAt; n = n.Backing)
-        {
-            if (offset >= n.Length)
-                continue;
-            var st = await n.GetBlockStatusAsync(offset, Math.Min(length, n.Length - offset)).ConfigureAwait(false);
-            if (st.IsAllocated)
-                return (true, st.Length);
-            length = Math.Min(length, st.Length);
-        }
-
-        return (false, length);
+        // Zeros past the end of a shorter intermediate image count as decided by the layer above it, as QEMU
+        // counts them: a commit must write them into the base, a stream into the overlay.
+        var st = await BlockStatusAbove.GetAsync(from, stopAt, offset, length).ConfigureAwait(false);
+        return (st.IsAllocated, st.Length);
     }
 
     /// <summary>Whether node lies in the backing chain below top (top itself included).</summary>

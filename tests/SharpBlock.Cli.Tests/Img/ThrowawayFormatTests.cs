@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using SharpBlock.Cli.Img;
 using SharpBlock.Drivers;
+using SharpBlock.Drivers.Creation;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Io;
@@ -18,7 +19,7 @@ namespace SharpBlock.Cli.Tests.Img;
 /// </summary>
 public class ThrowawayFormatTests
 {
-    /// <summary>"SBTINY" + two NULs, the virtual size, then the data from byte 512 on.</summary>
+    /// <summary>"SBTINY" + two NULs, the virtual size, an optional label (-o label=TEXT), then the data from byte 512 on.</summary>
     private sealed class TinyFormat : BlockFormat
     {
         public static readonly byte[] Magic = "SBTINY\0\0"u8.ToArray();
@@ -40,13 +41,32 @@ public class ThrowawayFormatTests
         public override BlockdevOptions OptionsOver(BlockdevRef file) =>
             new() { Driver = BlockdevDriver.Cloop, Cloop = new BlockdevOptionsGenericFormat { File = file } };
 
-        public override async ValueTask CreateAsync(string path, long size, string? backingFile, string? backingFormat, CancellationToken cancellationToken)
+        public override ValueTask CreateAsync(string path, long size, string? backingFile, string? backingFormat, CancellationToken cancellationToken) =>
+            WriteAsync(path, size, "", cancellationToken);
+
+        public override IReadOnlyList<ImageOption> CreateOptions { get; } =
+            [.. ImageCreateBasic.Options, new ImageOption("label", ImageOptionType.String, "Text kept in the header")];
+
+        public override ImageCreation PlanCreate(ImageOptionValues options) =>
+            new TinyCreation { Size = ImageSizes.Required(ImageCreateBasic.Read(options).Size), Label = options.Str("label") ?? "" };
+
+        public static async ValueTask WriteAsync(string path, long size, string label, CancellationToken cancellationToken)
         {
             byte[] head = new byte[512];
             Magic.CopyTo(head, 0);
             BinaryPrimitives.WriteInt64BigEndian(head.AsSpan(8), size);
+            System.Text.Encoding.UTF8.GetBytes(label, head.AsSpan(16));
             await File.WriteAllBytesAsync(path, head, cancellationToken);
         }
+    }
+
+    private sealed class TinyCreation : ImageCreation
+    {
+        public required string Label { get; init; }
+
+        public override string Describe(string fileName) => $"Formatting '{fileName}', fmt=cloop size={Size} label={Label}";
+
+        public override ValueTask CreateAsync(string path, CancellationToken cancellationToken) => TinyFormat.WriteAsync(path, Size, Label, cancellationToken);
     }
 
     private sealed class TinyNode : BlockNode
@@ -111,10 +131,21 @@ public class ThrowawayFormatTests
         string tiny = dir.File("disk.tiny");
         string source = dir.PatternFile("source.raw", 1 << 20, seed: 7);
 
-        var create = await ImgAsync("create", "-f", "cloop", tiny, "1M");
+        var create = await ImgAsync("create", "-f", "cloop", "-o", "label=hello", tiny, "1M");
         Assert.Equal(0, create.Code);
-        Assert.Contains($"Formatting '{tiny}', fmt=cloop size=1048576", create.Out, StringComparison.Ordinal);
+        Assert.Contains($"Formatting '{tiny}', fmt=cloop size=1048576 label=hello", create.Out, StringComparison.Ordinal);
         Assert.Equal(TinyFormat.Magic, File.ReadAllBytes(tiny)[..8]);
+        Assert.Equal("hello"u8.ToArray(), File.ReadAllBytes(tiny)[16..21]);
+
+        // Its -o options come from its own table: listed by -o help, anything else refused before a file is made.
+        var help = await ImgAsync("create", "-f", "cloop", "-o", "help");
+        Assert.Equal(0, help.Code);
+        Assert.Contains("Supported cloop options:", help.Out, StringComparison.Ordinal);
+        Assert.Matches(@"\n  label=<str> +- Text kept in the header\n", help.Out);
+        Assert.Contains("  size=<size>", help.Out, StringComparison.Ordinal);
+        Assert.Equal(1, (await ImgAsync("create", "-f", "cloop", "-o", "cluster_size=4k", dir.File("no.tiny"), "1M")).Code);
+        Assert.Equal(1, (await ImgAsync("create", "-f", "cloop", "-b", tiny, "-F", "cloop", dir.File("no.tiny"), "1M")).Code);
+        Assert.False(File.Exists(dir.File("no.tiny")));
 
         // Probed, not named: the magic alone must pick the format.
         var info = await ImgAsync("info", "--output=json", tiny);
@@ -141,5 +172,9 @@ public class ThrowawayFormatTests
         Assert.Equal(63, check.Code);
         var snapshot = await ImgAsync("snapshot", "-l", tiny);
         Assert.Equal(1, snapshot.Code);
+        Assert.Equal(1, (await ImgAsync("amend", "-o", "size=2M", tiny)).Code);
+        Assert.Equal(1, (await ImgAsync("measure", "-O", "cloop", "--size", "1M")).Code);
+        Assert.Equal(1, (await ImgAsync("convert", "-c", "-O", "cloop", source, dir.File("no.tiny"))).Code);
+        Assert.False(File.Exists(dir.File("no.tiny")));
     }
 }

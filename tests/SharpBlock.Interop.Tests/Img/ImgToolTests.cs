@@ -141,6 +141,25 @@ public class ImgToolTests
     }
 
     [Fact]
+    public async Task Commit_through_a_shorter_middle_image_writes_its_zeros_into_the_base()
+    {
+        // base 4M of data, mid 2M over it, top 4M over mid: the guest reads zeros past mid's end, and a commit
+        // into the base must keep them zeros (QEMU counts them as decided by mid, the layer above the base).
+        using var dir = new TempDir();
+        string b = dir.File("base.qcow2"), mid = dir.File("mid.qcow2"), t = dir.File("top.qcow2"), reference = dir.File("ref.raw");
+        (await Qemu("create", "-q", "-f", "qcow2", b, "4M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 9 0 4M", b)).Ok();
+        (await Qemu("create", "-q", "-f", "qcow2", "-b", b, "-F", "qcow2", mid, "2M")).Ok();
+        (await Qemu("create", "-q", "-f", "qcow2", "-b", mid, "-F", "qcow2", t, "4M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 3 1M 64k", t)).Ok();
+        (await Qemu("convert", "-f", "qcow2", "-O", "raw", t, reference)).Ok();
+        (await Ours("commit", "-q", "-b", b, t)).Ok();
+        (await Qemu("check", b)).Ok();
+        (await Qemu("compare", "-F", "raw", b, reference)).Ok();
+        (await Qemu("compare", "-F", "raw", t, reference)).Ok();
+    }
+
+    [Fact]
     public async Task Commit_with_d_keeps_the_top()
     {
         using var dir = new TempDir();

@@ -97,9 +97,10 @@ public class ImageLockInteropTests
         using var qemu = await QemuIoWritingAsync(path, "raw");
         try
         {
-            var ex = Assert.Throws<SharpBlock.Errors.BlockException>(() => FileNode.Open(path, NodeSettings.Default));
+            var ex = Assert.Throws<SharpBlock.Errors.ImageLockException>(() => FileNode.Open(path, NodeSettings.Default));
             // qemu-io shares writes but not resize, so the conflict QEMU itself would report is on "write".
             Assert.Matches("^Failed to get (shared )?\"write\" lock$", ex.Message);
+            Assert.Equal(path, ex.Path);
         }
         finally
         {

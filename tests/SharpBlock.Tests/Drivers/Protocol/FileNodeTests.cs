@@ -134,8 +134,9 @@ public class FileNodeTests
     [Fact]
     public void Opening_a_missing_file_names_it_and_the_reason()
     {
-        var ex = Assert.Throws<BlockException>(() => FileNode.Open("/nonexistent/x.img", NodeSettings.Default));
+        var ex = Assert.Throws<ImageOpenException>(() => FileNode.Open("/nonexistent/x.img", NodeSettings.Default));
         Assert.Equal(Errno.ENOENT, ex.Errno);
+        Assert.Equal("/nonexistent/x.img", ex.Path);
         Assert.Equal("Could not open '/nonexistent/x.img': No such file or directory", ex.Message);
     }
 
@@ -145,15 +146,16 @@ public class FileNodeTests
         using var dir = new TempDir();
         string path = dir.PatternFile("a.img", 4096);
         await using var first = FileNode.Open(path, NodeSettings.Default);
-        var ex = Assert.Throws<BlockException>(() => FileNode.Open(path, NodeSettings.Default));
+        var ex = Assert.Throws<ImageLockException>(() => FileNode.Open(path, NodeSettings.Default));
         Assert.Equal("Failed to get \"write\" lock", ex.Message);
+        Assert.Equal(path, ex.Path);
         // A plain reader may join a writer (raw data, as QEMU's raw readers do); one under an image format
         // needs the file to hold still and is refused, unless it accepts what it gets (force-share, -U).
         await using var reader = FileNode.Open(path, NodeSettings.Default with { ReadOnly = true });
         var formatReader = FileNode.Open(path, NodeSettings.Default with { ReadOnly = true });
         await using (formatReader)
         {
-            ex = Assert.Throws<BlockException>(formatReader.RefuseOtherWriters);
+            ex = Assert.Throws<ImageLockException>(formatReader.RefuseOtherWriters);
             Assert.Equal("Failed to get shared \"write\" lock", ex.Message);
         }
 
@@ -170,7 +172,7 @@ public class FileNodeTests
         node.RefuseOtherWriters();
         await node.ReopenAsync(readOnly: false);
         Assert.False(node.ReadOnly);
-        var ex = Assert.Throws<BlockException>(() => FileNode.Open(path, NodeSettings.Default));
+        var ex = Assert.Throws<ImageLockException>(() => FileNode.Open(path, NodeSettings.Default));
         Assert.Equal("Failed to get \"write\" lock", ex.Message);
         await node.ReopenAsync(readOnly: true);
         await using var second = FileNode.Open(path, NodeSettings.Default with { ReadOnly = true });

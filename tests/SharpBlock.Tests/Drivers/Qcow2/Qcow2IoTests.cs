@@ -1,4 +1,5 @@
 using SharpBlock.Drivers;
+using SharpBlock.Drivers.Creation;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Io;
 using SharpBlock.Testing;

@@ -1,13 +1,6 @@
-namespace SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers.Creation;
 
-/// <summary>How a new image is laid out and filled (qemu-img create -o for qcow2 and raw).</summary>
-public enum Preallocation
-{
-    Off,
-    Metadata,
-    Falloc,
-    Full,
-}
+namespace SharpBlock.Drivers.Format.Qcow2;
 
 /// <summary>The qcow2 creation options, with qemu-img's defaults.</summary>
 public sealed record Qcow2CreateOptions

@@ -1,3 +1,4 @@
+using SharpBlock.Drivers.Creation;
 using System.Buffers.Binary;
 using System.Numerics;
 using SharpBlock.Drivers.Protocol.File;

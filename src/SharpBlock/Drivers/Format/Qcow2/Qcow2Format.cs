@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using SharpBlock.Copy;
+using SharpBlock.Drivers.Creation;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
 
@@ -22,6 +24,16 @@ public sealed class Qcow2Format : BlockFormat
 
     public override bool HasBackingFiles => true;
 
+    public override bool SetBacking(BlockdevOptions options, BlockdevRef backing)
+    {
+        if (options.Qcow2 is not { } q)
+            return false;
+        q.Backing = backing;
+        return true;
+    }
+
+    public override bool CompressedWrites => true;
+
     public override async ValueTask CreateAsync(string path, long size, string? backingFile, string? backingFormat, CancellationToken cancellationToken) =>
         await Qcow2Creator.CreateAsync(path, new Qcow2CreateOptions
         {
@@ -29,4 +41,31 @@ public sealed class Qcow2Format : BlockFormat
             BackingFile = backingFile,
             BackingFormat = backingFile != null ? backingFormat : null,
         }, cancellationToken).ConfigureAwait(false);
+
+    public override IReadOnlyList<ImageOption> CreateOptions => ImageCreateQcow2.Options;
+
+    public override ImageCreation PlanCreate(ImageOptionValues options) => Qcow2Creation.Plan(options);
+
+    public override IReadOnlyList<ImageOption>? AmendOptions => ImageAmendQcow2.Options;
+
+    public override async ValueTask<ImageMeasurement> MeasureAsync(ImageOptionValues options, long virtualSize, BlockNode? source, CancellationToken cancellationToken)
+    {
+        var o = ImageCreateQcow2.Read(options);
+        long clusterSize = (long)(o.ClusterSize ?? (1u << Qcow2Layout.DefaultClusterBits));
+        int refcountBits = (int)Math.Clamp(o.RefcountBits ?? 16, 0, 1024);
+        // The same limits as creation, so a measure never divides by a cluster or width qcow2 cannot have.
+        Qcow2Creator.Validate(new Qcow2CreateOptions
+        {
+            Size = virtualSize,
+            ClusterSize = (int)Math.Min(clusterSize, int.MaxValue),
+            RefcountBits = refcountBits,
+            Compat = o.Compat ?? "1.1",
+        });
+        long data = source != null ? await BlockStatusAbove.AllocatedClusterBytesAsync(source, clusterSize, cancellationToken).ConfigureAwait(false) : 0;
+        // qemu-img counts bitmaps only when the source can hold them too; a new image has none yet.
+        return new ImageMeasurement(
+            Qcow2Measure.Required(virtualSize, clusterSize, refcountBits, data),
+            Qcow2Measure.FullyAllocated(virtualSize, clusterSize, refcountBits),
+            source is Qcow2Node ? 0 : null);
+    }
 }

@@ -42,7 +42,7 @@ public sealed partial class Qcow2Node
         if (method is Qcow2AesCipher.MethodNone or Qcow2AesCipher.MethodAes)
             return;
         string what = method == Qcow2AesCipher.MethodLuks ? "LUKS encryption (crypt_method 2)" : $"encryption method {method}";
-        throw new BlockException(Errno.EOPNOTSUPP, $"Could not open '{name}': qcow2 {what} is not supported");
+        throw new ImageOpenException(Errno.EOPNOTSUPP, name, $"qcow2 {what} is not supported");
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using SharpBlock.Drivers.Creation;
 using System.Buffers;
 using SharpBlock.Io;
 

@@ -1,4 +1,4 @@
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers.Creation;
 using SharpBlock.Errors;
 using SharpBlock.Platform;
 

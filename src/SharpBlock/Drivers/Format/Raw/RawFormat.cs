@@ -1,3 +1,4 @@
+using SharpBlock.Drivers.Creation;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
@@ -27,4 +28,12 @@ public sealed class RawFormat : BlockFormat
             throw new BlockException(Errno.EINVAL, "Format 'raw' does not support backing files");
         return RawCreator.CreateAsync(path, size, cancellationToken: cancellationToken);
     }
+
+    public override IReadOnlyList<ImageOption> CreateOptions => ImageCreateRaw.Options;
+
+    public override ImageCreation PlanCreate(ImageOptionValues options) => RawCreation.Plan(options);
+
+    /// <summary>A raw image stores every byte, so it needs its virtual size whatever the source holds.</summary>
+    public override ValueTask<ImageMeasurement> MeasureAsync(ImageOptionValues options, long virtualSize, BlockNode? source, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(new ImageMeasurement(virtualSize, virtualSize));
 }

@@ -27,25 +27,25 @@ internal static class FileLocks
 
     private static readonly string[] Names = ["consistent read", "write", "write unchanged", "resize"];
 
-    /// <summary>Takes the locks for perms/shared and checks nobody else conflicts. Throws EAGAIN on conflict.</summary>
-    public static void Acquire(nint fd, Perm perms, Perm shared)
+    /// <summary>Takes the locks for perms/shared and checks nobody else conflicts. Throws <see cref="ImageLockException"/> (EAGAIN) on conflict.</summary>
+    public static void Acquire(nint fd, string path, Perm perms, Perm shared)
     {
         for (int i = 0; i < 4; i++)
         {
             var bit = (Perm)(1 << i);
             if ((perms & bit) != 0 && !SetLock(fd, PermBase + i, LibC.F_RDLCK))
-                throw Conflict(false, i);
+                throw Conflict(path, false, i);
             if ((shared & bit) == 0 && !SetLock(fd, SharedBase + i, LibC.F_RDLCK))
-                throw Conflict(true, i);
+                throw Conflict(path, true, i);
         }
 
         for (int i = 0; i < 4; i++)
         {
             var bit = (Perm)(1 << i);
             if ((perms & bit) != 0 && IsLockedByOther(fd, SharedBase + i))
-                throw Conflict(false, i);
+                throw Conflict(path, false, i);
             if ((shared & bit) == 0 && IsLockedByOther(fd, PermBase + i))
-                throw Conflict(true, i);
+                throw Conflict(path, true, i);
         }
     }
 
@@ -56,8 +56,8 @@ internal static class FileLocks
         LibC.FcntlLock(fd, LibC.F_OFD_SETLK, ref lk);
     }
 
-    private static BlockException Conflict(bool shared, int bit) =>
-        new(Errno.EAGAIN, shared ? $"Failed to get shared \"{Names[bit]}\" lock" : $"Failed to get \"{Names[bit]}\" lock");
+    private static ImageLockException Conflict(string path, bool shared, int bit) =>
+        new(path, shared ? $"Failed to get shared \"{Names[bit]}\" lock" : $"Failed to get \"{Names[bit]}\" lock");
 
     /// <summary>Returns false only on a lock conflict; a file system without OFD locks is let through, as QEMU does.</summary>
     private static bool SetLock(nint fd, long start, short type)

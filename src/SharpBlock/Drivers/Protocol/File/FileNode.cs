@@ -51,7 +51,7 @@ public sealed class FileNode : BlockNode
         if (fd < 0)
         {
             var errno = (Errno)LibC.LastErrno;
-            throw new BlockException(errno, $"Could not open '{path}': {BlockException.Describe(errno)}");
+            throw new ImageOpenException(errno, path, BlockException.Describe(errno));
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
@@ -65,7 +65,7 @@ public sealed class FileNode : BlockNode
                 throw new BlockException(Errno.EINVAL, $"'{path}' is not a file");
             long length = isBlock ? LibC.LSeek(fd, 0, LibC.SEEK_END) : st.Size;
 
-            Lock(fd, settings.ReadOnly, stable: false);
+            Lock(fd, path, settings.ReadOnly, stable: false);
             return new FileNode(path, driverName, handle, isBlock, length, settings);
         }
         catch
@@ -80,7 +80,7 @@ public sealed class FileNode : BlockNode
     /// format on top keeps metadata in the file (<paramref name="stable"/>): then it needs the file to hold
     /// still and refuses writers too, except with force-share (qemu-img's -U).
     /// </summary>
-    private static void Lock(nint fd, bool readOnly, bool stable)
+    private static void Lock(nint fd, string path, bool readOnly, bool stable)
     {
         var perms = FileLocks.Perm.ConsistentRead;
         var shared = FileLocks.Perm.All;
@@ -88,7 +88,7 @@ public sealed class FileNode : BlockNode
             shared &= ~(FileLocks.Perm.Write | FileLocks.Perm.Resize);
         if (!readOnly)
             perms |= FileLocks.Perm.Write | FileLocks.Perm.Resize;
-        FileLocks.Acquire(fd, perms, shared);
+        FileLocks.Acquire(fd, path, perms, shared);
     }
 
     // Set once a format that keeps metadata in this file sits on top (see RefuseOtherWriters).
@@ -100,7 +100,7 @@ public sealed class FileNode : BlockNode
     {
         _stable = true;
         if (ReadOnly && Stable)
-            Lock(_handle.DangerousGetHandle(), readOnly: true, stable: true);
+            Lock(_handle.DangerousGetHandle(), Path, readOnly: true, stable: true);
     }
 
     /// <summary>A new descriptor with the new access mode and locks; the old one is closed only once that worked.</summary>
@@ -122,11 +122,11 @@ public sealed class FileNode : BlockNode
             FileLocks.ReleaseAll(_handle.DangerousGetHandle());
             try
             {
-                Lock(fd, readOnly, Stable);
+                Lock(fd, Path, readOnly, Stable);
             }
             catch
             {
-                Lock(_handle.DangerousGetHandle(), ReadOnly, Stable);
+                Lock(_handle.DangerousGetHandle(), Path, ReadOnly, Stable);
                 throw;
             }
         }

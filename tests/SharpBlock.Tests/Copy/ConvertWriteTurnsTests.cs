@@ -1,6 +1,6 @@
-using SharpBlock.Cli.Img;
+using SharpBlock.Copy;
 
-namespace SharpBlock.Cli.Tests.Img;
+namespace SharpBlock.Tests.Copy;
 
 /// <summary>The in-order write turns of convert: waiters arriving in any order write in turn order.</summary>
 public class ConvertWriteTurnsTests

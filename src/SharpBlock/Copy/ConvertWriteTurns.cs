@@ -1,4 +1,4 @@
-namespace SharpBlock.Cli.Img;
+namespace SharpBlock.Copy;
 
 /// <summary>
 /// Hands out turns to write in the order pieces were claimed: convert's workers read (and compress) in

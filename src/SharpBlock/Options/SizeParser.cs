@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace SharpBlock.Qmp.Schema;
+namespace SharpBlock.Options;
 
 /// <summary>Sizes as people type them: 512, 64k, 1.5G (binary units, as qemu-img reads them).</summary>
 public static class SizeParser

@@ -4,31 +4,7 @@ using SharpBlock.Drivers;
 using SharpBlock.Graph;
 using SharpBlock.Io;
 
-namespace SharpBlock.Cli.Img;
-
-/// <summary>What convert copies and how; see <see cref="ImgConvert"/> for the options behind each field.</summary>
-internal sealed record ConvertSettings
-{
-    /// <summary>-m: workers copying at once.</summary>
-    public int Streams { get; init; } = 8;
-
-    /// <summary>-W: writes may reach the target in any order.</summary>
-    public bool OutOfOrder { get; init; }
-
-    public bool Compress { get; init; }
-
-    /// <summary>-S: zero runs at least this long are not written; 0 writes every byte.</summary>
-    public long MinSparse { get; init; } = 4096;
-
-    /// <summary>-B: the target's backing file stands in for the source's backing chain.</summary>
-    public bool TopOnly { get; init; }
-
-    /// <summary>The target reads as zeros before the copy (freshly created, or --target-is-zero).</summary>
-    public bool TargetIsZero { get; init; }
-
-    /// <summary>The -p bar; null without -p.</summary>
-    public ImgProgress? Progress { get; init; }
-}
+namespace SharpBlock.Copy;
 
 /// <summary>
 /// The copy loop of convert: workers claim the next piece (block status of the source decides its kind
@@ -36,7 +12,7 @@ internal sealed record ConvertSettings
 /// asked, and write. Claims are serialised and numbered; without -W each worker waits for its number
 /// before writing, so reads and compression overlap while the target still sees ascending writes.
 /// </summary>
-internal sealed class ConvertCopier
+public sealed class ConvertCopier
 {
     /// <summary>Largest piece: big sequential requests, and a bounded buffer per worker.</summary>
     private const int MaxChunk = 2 << 20;
@@ -88,6 +64,7 @@ internal sealed class ConvertCopier
         _zeroGranularity = unit;
     }
 
+    /// <summary>Copies the whole source; the first failure ends every worker and is thrown.</summary>
     public async Task RunAsync()
     {
         var workers = new Task[Math.Max(1, _s.Streams)];
@@ -168,7 +145,8 @@ internal sealed class ConvertCopier
             if (offset >= _size || _failed)
                 return default;
             long pieceEnd = Math.Min(_size, (offset / _chunk * _chunk) + _chunk);
-            var (st, len) = await ImgMap.StatusAboveAsync(_source, offset, pieceEnd - offset).ConfigureAwait(false);
+            var st = await BlockStatusAbove.GetAsync(_source, null, offset, pieceEnd - offset).ConfigureAwait(false);
+            long len = st.Length;
             var kind = Classify(st, ref len, pieceEnd - offset);
             _next = offset + len;
             long turn = kind == PieceKind.Skip ? -1 : _nextTurn++;
@@ -180,11 +158,11 @@ internal sealed class ConvertCopier
         }
     }
 
-    private PieceKind Classify(ImgMap.Extent st, ref long len, long toPieceEnd)
+    private PieceKind Classify(LayeredStatus st, ref long len, long toPieceEnd)
     {
-        if (_s.TopOnly && st.Entry.Depth > 0)
+        if (_s.TopOnly && st.Depth > 0)
             return PieceKind.Skip;
-        if (!st.Entry.Zero)
+        if (!st.IsZero)
         {
             if (_compressTarget != null)
                 len = toPieceEnd;
