@@ -11,7 +11,7 @@ namespace SharpBlock.Jobs.Backup;
 /// cluster; a write to a cluster not copied yet first copies the old contents to the target (copy before
 /// write), so the target never sees data newer than the start.
 /// </summary>
-public sealed class BackupJob : BlockJob, IWriteObserver
+public sealed class BackupJob : BlockJob
 {
     private const int ClusterSize = 64 * 1024;
     private readonly BlockNode _source;
@@ -20,6 +20,7 @@ public sealed class BackupJob : BlockJob, IWriteObserver
     private readonly bool _targetIsZeroed;
     private readonly DirtyBitmap _done;
     private readonly SemaphoreSlim _copyLock = new(1, 1);
+    private readonly GuestWriteTracker _guestWrites;
 
     public BackupJob(BlockBackend device, BlockNode target, MirrorSyncMode sync, bool targetIsZeroed,
         long speed, BlockdevOnError onSourceError, BlockdevOnError onTargetError)
@@ -32,7 +33,8 @@ public sealed class BackupJob : BlockJob, IWriteObserver
         // The bitmap marks clusters already copied: their old contents are safe on the target.
         _done = new DirtyBitmap(_source.Length, ClusterSize);
         Len = _source.Length;
-        _source.AddWriteObserver(this);
+        // A guest write must not overwrite data the backup still needs: it is copied first (copy before write).
+        _guestWrites = new GuestWriteTracker(_source, beforeWrite: CopyBeforeWriteAsync);
     }
 
     protected override async Task RunAsync()
@@ -141,10 +143,9 @@ public sealed class BackupJob : BlockJob, IWriteObserver
         }
     }
 
-    async ValueTask IWriteObserver.BeforeWriteAsync(long offset, long length, CancellationToken cancellationToken)
+    private async ValueTask CopyBeforeWriteAsync(long offset, long length, CancellationToken cancellationToken)
     {
-        // A guest write must not overwrite data the backup still needs: copy it first. A failure here fails
-        // the guest write, since letting it through would break the point-in-time guarantee.
+        // A failure here fails the guest write, since letting it through would break the point-in-time guarantee.
         for (long c = offset / ClusterSize * ClusterSize; c < offset + length && c < Len; c += ClusterSize)
         {
             if (!_done.IsDirty(c))
@@ -152,13 +153,9 @@ public sealed class BackupJob : BlockJob, IWriteObserver
         }
     }
 
-    void IWriteObserver.AfterWrite(long offset, long length)
-    {
-    }
-
     protected override async ValueTask CleanupAsync(bool success)
     {
-        _source.RemoveWriteObserver(this);
+        _guestWrites.Detach();
         try
         {
             await _target.FlushAsync().ConfigureAwait(false);

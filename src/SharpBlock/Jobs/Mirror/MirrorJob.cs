@@ -11,7 +11,7 @@ namespace SharpBlock.Jobs.Mirror;
 /// none are left, reports ready, then keeps the target in sync until completed (the device switches to the
 /// target) or cancelled (the target keeps a point-in-time copy).
 /// </summary>
-public sealed class MirrorJob : BlockJob, IWriteObserver
+public sealed class MirrorJob : BlockJob
 {
     private readonly BlockNode _source;
     private readonly BlockNode _target;
@@ -19,6 +19,7 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
     private readonly bool _targetIsZeroed;
     private readonly int _chunk;
     private readonly DirtyBitmap _dirty;
+    private readonly GuestWriteTracker _guestWrites;
     private readonly bool _activeCommit;
     private bool _pivoted;
 
@@ -40,7 +41,11 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
         _dirty = new DirtyBitmap(_source.Length, granularity);
         Len = _source.Length;
         // Tracking starts before the first copy, so nothing written meanwhile is missed.
-        _source.AddWriteObserver(this);
+        _guestWrites = new GuestWriteTracker(_source, afterWrite: (offset, length) =>
+        {
+            _dirty.Set(offset, length);
+            Wake();
+        });
     }
 
     public DirtyBitmap DirtyBitmap => _dirty;
@@ -186,7 +191,7 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
         await Device.SwapRootAsync(_target, async () =>
         {
             await CopyRemainingAsync().ConfigureAwait(false);
-            _source.RemoveWriteObserver(this);
+            _guestWrites.Detach();
         }).ConfigureAwait(false);
         _pivoted = true;
     }
@@ -197,7 +202,7 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
         try
         {
             await CopyRemainingAsync().ConfigureAwait(false);
-            _source.RemoveWriteObserver(this);
+            _guestWrites.Detach();
         }
         finally
         {
@@ -207,7 +212,7 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
 
     protected override async ValueTask CleanupAsync(bool success)
     {
-        _source.RemoveWriteObserver(this);
+        _guestWrites.Detach();
         if (_activeCommit)
         {
             // The base stays in the chain: back to read-only unless it became the device's image.
@@ -227,13 +232,5 @@ public sealed class MirrorJob : BlockJob, IWriteObserver
                 await Device.Graph.CloseUnusedAsync(_target).ConfigureAwait(false);
             }
         }
-    }
-
-    ValueTask IWriteObserver.BeforeWriteAsync(long offset, long length, CancellationToken cancellationToken) => ValueTask.CompletedTask;
-
-    void IWriteObserver.AfterWrite(long offset, long length)
-    {
-        _dirty.Set(offset, length);
-        Wake();
     }
 }

@@ -10,16 +10,12 @@ namespace SharpBlock.Jobs.Stream;
 /// above base, then makes base the top image's backing file. Guest writes go on meanwhile; a copy and a
 /// guest write of the same range are serialised, so old backing data never overwrites newer guest data.
 /// </summary>
-public sealed class StreamJob : BlockJob, IWriteObserver
+public sealed class StreamJob : BlockJob
 {
     private const int Chunk = 512 * 1024;
     private readonly BlockNode _top;
     private readonly BlockNode? _base;
-    private readonly object _lock = new();
-    private readonly List<(long Offset, long Length)> _guestWrites = [];
-    private (long Offset, long Length, TaskCompletionSource Done)? _copying;
-    private TaskCompletionSource? _guestWritesChanged;
-    private static readonly AsyncLocal<bool> OwnWrite = new();
+    private readonly GuestWriteTracker _guestWrites;
 
     public StreamJob(BlockBackend device, BlockNode? baseNode, long speed, BlockdevOnError onError)
         : base(device, BlockJobType.Stream, speed, onError, onError)
@@ -27,7 +23,7 @@ public sealed class StreamJob : BlockJob, IWriteObserver
         _top = device.Root ?? throw new BlockException(Errno.ENOMEDIUM, $"Device '{device.Id}' has no medium");
         _base = baseNode;
         Len = _top.Length;
-        _top.AddWriteObserver(this);
+        _guestWrites = new GuestWriteTracker(_top);
     }
 
     protected override async Task RunAsync()
@@ -68,14 +64,11 @@ public sealed class StreamJob : BlockJob, IWriteObserver
     /// <summary>Copies one range up; false when a guest write got there first (the caller looks again).</summary>
     private async ValueTask<bool> TryCopyAsync(long offset, int length)
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_lock)
-            _copying = (offset, length, done);
+        // New guest writes to the range now wait for us; those already running finish first.
+        using var hold = await _guestWrites.HoldAsync(offset, length).ConfigureAwait(false);
         byte[] buf = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            // New guest writes to the range now wait for us; those already running finish first.
-            await WaitForGuestWritesAsync(offset, length).ConfigureAwait(false);
             var st = await _top.GetBlockStatusAsync(offset, length).ConfigureAwait(false);
             if (st.IsAllocated)
                 return false;
@@ -84,11 +77,14 @@ public sealed class StreamJob : BlockJob, IWriteObserver
                 try
                 {
                     await _top.ReadAsync(offset, buf.AsMemory(0, length)).ConfigureAwait(false);
-                    OwnWrite.Value = true;
-                    if (buf.AsSpan(0, length).ContainsAnyExcept((byte)0))
-                        await _top.WriteAsync(offset, buf.AsMemory(0, length)).ConfigureAwait(false);
-                    else
-                        await _top.WriteZeroesAsync(offset, length).ConfigureAwait(false);
+                    using (_guestWrites.OwnWrites())
+                    {
+                        if (buf.AsSpan(0, length).ContainsAnyExcept((byte)0))
+                            await _top.WriteAsync(offset, buf.AsMemory(0, length)).ConfigureAwait(false);
+                        else
+                            await _top.WriteZeroesAsync(offset, length).ConfigureAwait(false);
+                    }
+
                     return true;
                 }
                 catch (BlockException ex)
@@ -96,79 +92,17 @@ public sealed class StreamJob : BlockJob, IWriteObserver
                     if (!await HandleErrorAsync(ex, onSource: true, isRead: true).ConfigureAwait(false))
                         return true;
                 }
-                finally
-                {
-                    OwnWrite.Value = false;
-                }
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buf);
-            lock (_lock)
-                _copying = null;
-            done.TrySetResult();
         }
-    }
-
-    private static bool Overlaps(long a, long alen, long b, long blen) => a < b + blen && b < a + alen;
-
-    private async ValueTask WaitForGuestWritesAsync(long offset, long length)
-    {
-        while (true)
-        {
-            Task wait;
-            lock (_lock)
-            {
-                if (!_guestWrites.Exists(w => Overlaps(w.Offset, w.Length, offset, length)))
-                    return;
-                _guestWritesChanged ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                wait = _guestWritesChanged.Task;
-            }
-
-            await wait.ConfigureAwait(false);
-        }
-    }
-
-    async ValueTask IWriteObserver.BeforeWriteAsync(long offset, long length, CancellationToken cancellationToken)
-    {
-        if (OwnWrite.Value)
-            return;
-        while (true)
-        {
-            Task? wait = null;
-            lock (_lock)
-            {
-                if (_copying is { } c && Overlaps(c.Offset, c.Length, offset, length))
-                    wait = c.Done.Task;
-                else
-                    _guestWrites.Add((offset, length));
-            }
-
-            if (wait == null)
-                return;
-            await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    void IWriteObserver.AfterWrite(long offset, long length)
-    {
-        if (OwnWrite.Value)
-            return;
-        TaskCompletionSource? changed;
-        lock (_lock)
-        {
-            _guestWrites.Remove((offset, length));
-            changed = _guestWritesChanged;
-            _guestWritesChanged = null;
-        }
-
-        changed?.TrySetResult();
     }
 
     protected override ValueTask CleanupAsync(bool success)
     {
-        _top.RemoveWriteObserver(this);
+        _guestWrites.Detach();
         return ValueTask.CompletedTask;
     }
 }
