@@ -64,6 +64,16 @@ public sealed class QmpServer : IAsyncDisposable
     /// <summary>Shared by every session, so many clients flooding together are capped together.</summary>
     internal LogRateLimiter LogLimiter { get; } = new();
 
+    private int _internalErrors;
+
+    /// <summary>
+    /// Commands that failed with something other than a protocol, argument or block-layer error: bugs, answered
+    /// with a generic error and logged. The QMP fuzz test holds this at zero, as the NBD one does FaultedSessions.
+    /// </summary>
+    public int InternalErrors => Volatile.Read(ref _internalErrors);
+
+    internal void CountInternalError() => Interlocked.Increment(ref _internalErrors);
+
     /// <summary>Adds a command; only registered commands exist for clients (query-commands lists exactly these).</summary>
     public void Register(QmpCommand command) => _commands[command.Name] = command;
 

@@ -187,7 +187,10 @@ public sealed class QmpSession
 #pragma warning restore CA1031
             {
                 if (!QmpException.IsExpected(ex))
+                {
+                    _server.CountInternalError();
                     _server.LogLimiter.Log(_log, "command-failed", l => l.LogError(ex, "Command failed unexpectedly"));
+                }
                 var error = QmpException.From(ex);
                 SendError(id, error.ErrorClass, error.Message);
             }

@@ -5,7 +5,9 @@ namespace SharpBlock.Qmp.Tests.Server;
 
 /// <summary>
 /// Throws random bytes, random JSON and mutations of valid commands at a live server. Whatever arrives,
-/// the server answers or ignores it and keeps serving: after every batch a clean command must succeed.
+/// the server answers or ignores it and keeps serving: after every batch a clean command must succeed, and no
+/// command may fail with an internal error (a bug answered generically). The seed differs per run; set
+/// QMP_FUZZ_SEED to replay one, and a failure names the seed and the batch that caused it.
 /// </summary>
 public class QmpFuzzTests
 {
@@ -59,7 +61,7 @@ public class QmpFuzzTests
     }
 
     /// <summary>Sends text on a fresh negotiated connection, ends the sending side and reads every reply.</summary>
-    private static async Task<int> SendAndDrainAsync(string socketPath, byte[] payload)
+    private static async Task<string> SendAndDrainAsync(string socketPath, byte[] payload)
     {
         using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
         await s.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath));
@@ -67,14 +69,15 @@ public class QmpFuzzTests
         await s.SendAsync(payload);
         s.Shutdown(System.Net.Sockets.SocketShutdown.Send);
         var buf = new byte[65536];
-        int total = 0;
+        var all = new MemoryStream();
+        // A hang is a failure: the token's cancellation ends the test with it.
         using var cts = new CancellationTokenSource(30000);
         while (true)
         {
             int n = await s.ReceiveAsync(buf, cts.Token);
             if (n == 0)
-                return total;
-            total += n;
+                return Encoding.UTF8.GetString(all.ToArray());
+            all.Write(buf, 0, n);
         }
     }
 
@@ -84,7 +87,11 @@ public class QmpFuzzTests
         await using var h = QmpServerHarness.Start();
         await using var c = await h.ConnectAsync();
         await c.ReturnAsync("blockdev-add", QmpServerHarness.RawDevice("d0", h.Dir.PatternFile("d.img", 65536)));
-        var r = new Random(12345);
+        int seed = Environment.GetEnvironmentVariable("QMP_FUZZ_SEED") is { } given
+            ? int.Parse(given, System.Globalization.CultureInfo.InvariantCulture)
+            : Random.Shared.Next();
+        var r = new Random(seed);
+        int returns = 0, errors = 0, batches = 0;
         for (int batch = 0; batch < 40; batch++)
         {
             var sb = new StringBuilder();
@@ -100,15 +107,46 @@ public class QmpFuzzTests
             }
 
             // The server answers what it could parse and closes when the client is done: it never hangs.
-            int replied = await SendAndDrainAsync(h.SocketPath, Encoding.UTF8.GetBytes(sb.ToString()));
-            Assert.True(replied > 0);
+            string input = sb.ToString();
+            string replies = await SendAndDrainAsync(h.SocketPath, Encoding.UTF8.GetBytes(input));
+            // One return is the negotiation's own; the rest answer the batch.
+            returns += CountOf(replies, "{\"return\"") - 1;
+            errors += CountOf(replies, "{\"error\"");
+            Assert.True(h.Server.InternalErrors == 0, $"internal error with QMP_FUZZ_SEED={seed}, batch {batch}, input:\n{input}");
             await c.ReturnAsync("query-version");
+            batches++;
         }
 
+        Assert.Equal(40, batches);
+        Assert.True(returns > 0 && errors > 0, $"QMP_FUZZ_SEED={seed}: {returns} commands accepted, {errors} refused; both kinds must occur");
         var bytes = new byte[100_000];
         r.NextBytes(bytes);
         await SendAndDrainAsync(h.SocketPath, bytes);
         await c.ReturnAsync("query-block");
         Assert.NotNull(h.Graph.FindDevice("d0"));
+        Assert.True(h.Server.InternalErrors == 0, $"internal error with QMP_FUZZ_SEED={seed} from random bytes");
+    }
+
+    [Fact]
+    public async Task A_command_that_fails_with_a_bug_is_counted_and_answered_without_net_text()
+    {
+        // The counter the fuzz test holds at zero must move when a command fails with a bug.
+        await using var h = QmpServerHarness.Start();
+        h.Server.Register(new SharpBlock.Qmp.Server.QmpCommand("x-broken", static (_, _) => throw new InvalidOperationException("Sequence contains no elements")));
+        await using var c = await h.ConnectAsync();
+        var (cls, desc) = await c.ErrorAsync("x-broken");
+        Assert.Equal("GenericError", cls);
+        Assert.DoesNotContain("Sequence", desc, StringComparison.Ordinal);
+        Assert.Equal(1, h.Server.InternalErrors);
+        await c.ErrorAsync("eject", """{"device": "nosuch"}""");
+        Assert.Equal(1, h.Server.InternalErrors);
+    }
+
+    private static int CountOf(string text, string what)
+    {
+        int n = 0;
+        for (int at = text.IndexOf(what, StringComparison.Ordinal); at >= 0; at = text.IndexOf(what, at + what.Length, StringComparison.Ordinal))
+            n++;
+        return n;
     }
 }
