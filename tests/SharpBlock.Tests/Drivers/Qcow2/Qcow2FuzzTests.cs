@@ -9,7 +9,7 @@ namespace SharpBlock.Tests.Drivers.Qcow2;
 /// <summary>
 /// Mutates the header, L1, L2 and refcount bytes of a real image and drives it (open, read everything, map,
 /// write, check). Anything but a BlockException (ImageCorruptException included) is a bug, as is a hang.
-/// A failing seed is printed so it can become a named regression test.
+/// A failing seed is printed (QCOW2_FUZZ_SEED=S QCOW2_FUZZ_CASES=1 replays it) so it can become a named regression test.
 /// </summary>
 public class Qcow2FuzzTests
 {
@@ -48,8 +48,11 @@ public class Qcow2FuzzTests
         long rb = (long)(BinaryPrimitives.ReadUInt64BigEndian(seed.AsSpan((int)rt)) & Qcow2Layout.OffsetMask);
         (long Start, int Length)[] regions = [(0, 112), (0, 4096), (l1, 16), (rt, 16), (l2, 4096), (rb, 4096)];
         string p = dir.File("fuzz.qcow2");
-        var deadline = DateTime.UtcNow.AddSeconds(40);
-        for (int iteration = 0; iteration < 300 && DateTime.UtcNow < deadline; iteration++)
+        // QCOW2_FUZZ_SEED=S with QCOW2_FUZZ_CASES=1 replays one case; the base seed differs per run otherwise.
+        int first = Environment.GetEnvironmentVariable("QCOW2_FUZZ_SEED") is { } e ? int.Parse(e, System.Globalization.CultureInfo.InvariantCulture) : Random.Shared.Next(1 << 30);
+        int count = Environment.GetEnvironmentVariable("QCOW2_FUZZ_CASES") is { } n ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : 300;
+        int ran = 0, opened = 0, refused = 0;
+        for (int iteration = first; iteration < first + count; iteration++)
         {
             var rnd = new Random(iteration);
             byte[] img = (byte[])seed.Clone();
@@ -75,14 +78,25 @@ public class Qcow2FuzzTests
             await File.WriteAllBytesAsync(p, img);
             var run = DriveAsync(p, rnd);
             var done = await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(20)));
-            Assert.True(done == run, $"iteration {iteration} hung");
+            Assert.True(done == run, $"QCOW2_FUZZ_SEED={iteration} hung");
             var ex = run.Exception?.InnerException;
             if (ex != null && ex is not BlockException)
-                Assert.Fail($"iteration {iteration}: {ex.GetType().Name}: {ex}");
+                Assert.Fail($"QCOW2_FUZZ_SEED={iteration}: {ex.GetType().Name}: {ex}");
+            ran++;
+            if (run.IsCompletedSuccessfully && await run)
+                opened++;
+            else
+                refused++;
         }
+
+        Assert.Equal(count, ran);
+        // Damage that the open refuses and damage it lets through to the I/O must both occur.
+        if (count >= 50)
+            Assert.True(opened > 0 && refused > 0, $"base seed {first}: {opened} opened, {refused} refused");
     }
 
-    private static async Task DriveAsync(string path, Random rnd)
+    /// <summary>Opens and exercises the image; false when the open refused it.</summary>
+    private static async Task<bool> DriveAsync(string path, Random rnd)
     {
         Qcow2TestImage img;
         try
@@ -91,7 +105,7 @@ public class Qcow2FuzzTests
         }
         catch (BlockException)
         {
-            return;
+            return false;
         }
 
         await using (img)
@@ -142,5 +156,7 @@ public class Qcow2FuzzTests
             {
             }
         }
+
+        return true;
     }
 }
