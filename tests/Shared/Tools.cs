@@ -16,6 +16,20 @@ public static class Tools
                 throw new InvalidOperationException($"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}");
             return this;
         }
+
+        /// <summary>
+        /// A refusal as our tools give one: the exit code (1, or 2 where qemu-img uses it, as compare does) and
+        /// exactly one "sharpblock: REASON" line on stderr (a multi-line reason, as qemu-img's hints, is allowed
+        /// only where <paramref name="lines"/> says so), with no .NET stack frame. Returns the reason.
+        /// </summary>
+        public string OneLineError(int lines = 1, int exitCode = 1)
+        {
+            string[] got = Stderr.TrimEnd('\n').Split('\n');
+            if (ExitCode != exitCode || got.Length != lines || !got[0].StartsWith("sharpblock: ", StringComparison.Ordinal)
+                || got.Any(l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal) || l.Contains("Exception", StringComparison.Ordinal)))
+                throw new Xunit.Sdk.XunitException($"expected exit {exitCode} and {lines} line(s) 'sharpblock: ...', got exit {ExitCode}:\n{Stderr}");
+            return string.Join('\n', got)["sharpblock: ".Length..];
+        }
     }
 
     public static string Require(string tool)

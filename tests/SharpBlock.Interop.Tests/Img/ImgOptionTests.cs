@@ -30,6 +30,8 @@ public class ImgOptionTests
         Assert.Contains(reason, q.Stderr, StringComparison.Ordinal);
         Assert.True(o.ExitCode == 1, $"sharpblock img {string.Join(' ', args)}: exit {o.ExitCode}, {o.Stderr}");
         Assert.Contains(reason, o.Stderr, StringComparison.Ordinal);
+        // As many lines as qemu-img's reason has, and never a stack trace.
+        o.OneLineError(lines: o.Stderr.TrimEnd('\n').Split('\n').Length == 1 ? 1 : q.Stderr.TrimEnd('\n').Split('\n').Length);
     }
 
     [Theory]

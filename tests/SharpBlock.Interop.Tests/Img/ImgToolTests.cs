@@ -227,14 +227,11 @@ public class ImgToolTests
         (await Qemu("create", "-q", "-f", "qcow2", src, "1M")).Ok();
         // A device that cannot hold the image, as qemu-img refuses it.
         var r = await Ours("convert", "-O", "raw", src, "/dev/null");
-        Assert.Equal(1, r.ExitCode);
-        Assert.Equal("sharpblock: Cannot grow device files", r.Stderr.Trim());
+        Assert.Equal("Cannot grow device files", r.OneLineError());
         Assert.Equal(1, (await Qemu("convert", "-O", "raw", src, "/dev/null")).ExitCode);
         // A directory that does not exist: the OS's reason, not a stack trace.
         r = await Ours("convert", "-O", "qcow2", src, dir.File("no/such/dir/out.qcow2"));
-        Assert.Equal(1, r.ExitCode);
-        Assert.Single(r.Stderr.Trim().Split('\n'));
-        Assert.DoesNotContain(" at ", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("No such file or directory", r.OneLineError(), StringComparison.Ordinal);
     }
 
     [Fact]

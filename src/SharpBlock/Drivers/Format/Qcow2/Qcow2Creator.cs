@@ -1,6 +1,6 @@
-using SharpBlock.Drivers.Creation;
 using System.Buffers.Binary;
 using System.Numerics;
+using SharpBlock.Drivers.Creation;
 using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
@@ -129,7 +129,7 @@ public static class Qcow2Creator
             Qcow2Refcount.Set(block, refOrder, (int)(c % rbEntries), 1);
         }
 
-        using (var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read))
+        using (var fs = ImageFiles.Create(path))
         {
             await fs.WriteAsync(header, cancellationToken).ConfigureAwait(false);
             await fs.WriteAsync(rest, cancellationToken).ConfigureAwait(false);

@@ -1,5 +1,5 @@
-using SharpBlock.Drivers.Creation;
 using System.Buffers;
+using SharpBlock.Drivers.Creation;
 using SharpBlock.Io;
 
 namespace SharpBlock.Drivers.Format.Qcow2;

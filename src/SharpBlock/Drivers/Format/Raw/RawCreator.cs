@@ -21,7 +21,7 @@ public static class RawCreator
             return;
         }
 
-        using var fs = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
+        using var fs = ImageFiles.Create(path);
         fs.SetLength(size);
         if (size > 0 && preallocation == Preallocation.Falloc)
         {
