@@ -7,9 +7,17 @@ namespace SharpBlock.Jobs;
 public sealed class JobRateLimiter
 {
     private static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(100);
+    private readonly TimeProvider _clock;
     private long _speed;
-    private DateTime _sliceStart = DateTime.UtcNow;
+    private DateTimeOffset _sliceStart;
     private long _sliceBytes;
+
+    /// <summary>A limiter on the given clock (the system's by default; tests pass a fake one).</summary>
+    public JobRateLimiter(TimeProvider? clock = null)
+    {
+        _clock = clock ?? TimeProvider.System;
+        _sliceStart = _clock.GetUtcNow();
+    }
 
     public long Speed
     {
@@ -23,7 +31,7 @@ public sealed class JobRateLimiter
         long speed = Speed;
         if (speed <= 0)
             return TimeSpan.Zero;
-        var now = DateTime.UtcNow;
+        var now = _clock.GetUtcNow();
         if (now - _sliceStart >= Slice)
         {
             _sliceStart = now;

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace SharpBlock.Throttling;
 
 /// <summary>
@@ -16,15 +14,19 @@ public sealed class RequestThrottle : IDisposable
     private readonly object _lock = new();
     private readonly Queue<Waiter>[] _queues = [new(), new()];
     private readonly LeakyBucket[] _buckets = new LeakyBucket[6];
-    private readonly Timer _timer;
+    private readonly ITimer _timer;
+    private readonly TimeProvider _clock;
     private ThrottleLimits _limits = ThrottleLimits.None;
-    private long _lastLeak = Stopwatch.GetTimestamp();
+    private long _lastLeak;
     private int _preferred;
     private bool _disposed;
 
-    public RequestThrottle()
+    /// <summary>A throttle on the given clock (the system's by default; tests pass a fake one).</summary>
+    public RequestThrottle(TimeProvider? clock = null)
     {
-        _timer = new Timer(static s => ((RequestThrottle)s!).Dispatch(), this, Timeout.Infinite, Timeout.Infinite);
+        _clock = clock ?? TimeProvider.System;
+        _lastLeak = _clock.GetTimestamp();
+        _timer = _clock.CreateTimer(static s => ((RequestThrottle)s!).Dispatch(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     public ThrottleLimits Limits
@@ -58,7 +60,7 @@ public sealed class RequestThrottle : IDisposable
                 _buckets[(int)b] = new LeakyBucket { Avg = avg, Max = max };
             }
 
-            _lastLeak = Stopwatch.GetTimestamp();
+            _lastLeak = _clock.GetTimestamp();
         }
 
         Dispatch();
@@ -92,8 +94,8 @@ public sealed class RequestThrottle : IDisposable
 
     private void Leak()
     {
-        long now = Stopwatch.GetTimestamp();
-        double seconds = (now - _lastLeak) / (double)Stopwatch.Frequency;
+        long now = _clock.GetTimestamp();
+        double seconds = (now - _lastLeak) / (double)_clock.TimestampFrequency;
         _lastLeak = now;
         for (int i = 0; i < _buckets.Length; i++)
             _buckets[i].Leak(seconds);
@@ -158,7 +160,7 @@ public sealed class RequestThrottle : IDisposable
             }
 
             if (wait != double.MaxValue)
-                _timer.Change(Math.Max(1, (long)Math.Ceiling(wait * 1000)), Timeout.Infinite);
+                _timer.Change(TimeSpan.FromMilliseconds(Math.Max(1, Math.Ceiling(wait * 1000))), Timeout.InfiniteTimeSpan);
         }
 
         if (go == null)
