@@ -24,6 +24,19 @@ public class MirrorTests
         data.CopyTo(model, offset);
     }
 
+    /// <summary>The first job's query-block-jobs entry once it satisfies the condition (polled, 30 s at most).</summary>
+    private static async Task<System.Text.Json.JsonElement> JobWhenAsync(QmpTestClient c, Func<System.Text.Json.JsonElement, bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var job = (await c.ReturnAsync("query-block-jobs"))[0];
+            if (condition(job))
+                return job;
+            Assert.True(DateTime.UtcNow < deadline, "the job never reached the expected state: " + job);
+            await Task.Delay(20);
+        }
+    }
 
     [Fact]
     public async Task Mirror_with_concurrent_writes_completes_and_the_device_moves_to_the_target()
@@ -97,11 +110,10 @@ public class MirrorTests
         Assert.Equal(("GenericError", "Device 'd0' is busy: block device is in use by block job: mirror"), await c.ErrorAsync("eject", """{"device": "d0"}"""));
         Assert.Equal("GenericError", (await c.ErrorAsync("block-job-complete", """{"device": "d0"}""")).Class);
         await c.ReturnAsync("block-job-pause", """{"device": "d0"}""");
-        await Task.Delay(300);
-        long paused = (await c.ReturnAsync("query-block-jobs"))[0].GetProperty("offset").GetInt64();
-        var info = (await c.ReturnAsync("query-block-jobs"))[0];
+        // A pause takes effect at the job's next pause point: wait for it to stop being busy.
+        var info = await JobWhenAsync(c, j => !j.GetProperty("busy").GetBoolean());
         Assert.True(info.GetProperty("paused").GetBoolean());
-        Assert.False(info.GetProperty("busy").GetBoolean());
+        long paused = info.GetProperty("offset").GetInt64();
         await Task.Delay(400);
         Assert.Equal(paused, (await c.ReturnAsync("query-block-jobs"))[0].GetProperty("offset").GetInt64());
         Assert.Equal(("GenericError", "The block job for device 'd0' is currently paused"), await c.ErrorAsync("block-job-cancel", """{"device": "d0"}"""));
@@ -109,8 +121,7 @@ public class MirrorTests
         Assert.Equal(("GenericError", "Invalid parameter 'speed'"), await c.ErrorAsync("block-job-set-speed", """{"device": "d0", "speed": -1}"""));
         await c.ReturnAsync("block-job-set-speed", """{"device": "d0", "speed": 2097152}""");
         Assert.Equal(2097152, (await c.ReturnAsync("query-block-jobs"))[0].GetProperty("speed").GetInt64());
-        await Task.Delay(300);
-        Assert.True((await c.ReturnAsync("query-block-jobs"))[0].GetProperty("offset").GetInt64() > paused);
+        await JobWhenAsync(c, j => j.GetProperty("offset").GetInt64() > paused);
         await c.ReturnAsync("block-job-cancel", """{"device": "d0"}""");
         var cancelled = await c.WaitEventAsync("BLOCK_JOB_CANCELLED");
         Assert.Equal("d0", cancelled.GetProperty("data").GetProperty("device").GetString());

@@ -21,23 +21,32 @@ public class KillDuringWritesTests
     {
         using var dir = new TempDir();
         string img = dir.File("crash.qcow2");
-        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096,lazy_refcounts=" + (lazy ? "on" : "off"), img, "256M")).Ok();
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096,lazy_refcounts=" + (lazy ? "on" : "off"), img, "64G")).Ok();
         (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x11 0 1M", img)).Ok();
         var rng = new Random(2026);
         int killedMidway = 0;
         int behind = 0;
         for (int round = 0; round < 12; round++)
         {
-            // Each round writes a new region (fresh allocations) with a different step.
+            // Each round writes its own 4 GiB region of a 64 GiB disk with a different step, so every round
+            // allocates fresh clusters and tables all the way to its kill (a small disk is full after one
+            // round, and later rounds would only overwrite).
             var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in new[] { Tools.SharpBlockDll, "img", "bench", "-w", "-c", "400000", "-d", "32", "-s", "4k",
                          "-S", (4096 * (1 + round % 3)).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                         "-o", ((1 + round) << 20).ToString(System.Globalization.CultureInfo.InvariantCulture), "--pattern=" + (0x20 + round),
+                         "-o", ((long)(1 + round) << 32).ToString(System.Globalization.CultureInfo.InvariantCulture), "--pattern=" + (0x20 + round),
                          // A tiny L2 cache: tables are written back (evicted) all the time, not only at the end.
                          "--image-opts", $"driver=qcow2,file.driver=file,file.filename={img},l2-cache-size=8192" })
                 psi.ArgumentList.Add(arg);
+            long sizeBefore = new FileInfo(img).Length;
             using var p = Process.Start(psi)!;
-            await Task.Delay(rng.Next(150, 1200));
+            // Kill only once the writer is allocating (the image has grown), so no kill lands before the
+            // image is even open and the round tests nothing; then at a random moment of its writing.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (!p.HasExited && new FileInfo(img).Length <= sizeBefore && DateTime.UtcNow < deadline)
+                await Task.Delay(5);
+            Assert.True(new FileInfo(img).Length > sizeBefore, $"round {round}: the writer never grew the image");
+            await Task.Delay(rng.Next(0, 600));
             if (!p.HasExited)
             {
                 p.Kill();
@@ -64,7 +73,8 @@ public class KillDuringWritesTests
             Assert.True(check.ExitCode is 0 or 3, $"round {round}: qemu-img check exit {check.ExitCode}\n{check.Stdout}{check.Stderr}");
         }
 
-        Assert.True(killedMidway >= 6, $"the writer should mostly be killed while running, was {killedMidway} of 12");
+        Console.WriteLine($"kill-during-writes (lazy={lazy}): {killedMidway} of 12 kills hit the writer mid-write");
+        Assert.True(killedMidway >= 9, $"the writer should mostly be killed while writing, was {killedMidway} of 12");
         if (lazy)
             Assert.True(behind > 0, "lazy refcounts never left a refcount behind its table");
         var read = (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "read -P 0x11 0 1M", img)).Ok();

@@ -209,18 +209,21 @@ public class HandshakeTests
     [Fact]
     public async Task A_client_that_never_finishes_negotiating_is_dropped()
     {
-        var limits = new SharpBlock.Nbd.Server.NbdServerLimits { HandshakeTimeout = TimeSpan.FromMilliseconds(300) };
+        // Long enough that a well-behaved client's negotiation (milliseconds) never races it on a loaded machine.
+        var timeout = TimeSpan.FromSeconds(1);
+        var limits = new SharpBlock.Nbd.Server.NbdServerLimits { HandshakeTimeout = timeout };
         await using var s = await NbdTestServer.StartAsync(limits: limits);
         await s.ExportFileAsync("disk0", s.Dir.PatternFile("disk0.raw", 4096), writable: false);
         await using var idle = await RawNbdClient.ConnectAsync(s.Socket);
         await idle.ReadGreetingAsync();
         await idle.SendClientFlagsAsync(NbdClientFlags.FixedNewstyle);
-        Assert.True(await idle.IsClosedAsync(timeoutMs: 5000));
+        Assert.True(await idle.IsClosedAsync(timeoutMs: 15000));
 
         // The timeout covers negotiation only: a client in transmission may stay idle.
         var (c, _) = await RawNbdClient.OpenAsync(s.Socket, "disk0");
         await using var _c = c;
-        await Task.Delay(600);
+        // Idle for twice the negotiation timeout: the timer must not be running any more.
+        await Task.Delay(2 * timeout);
         await c.SendRequestAsync(NbdCommand.Read, 1, 0, 16);
         Assert.Equal(16, (await c.ReadStructuredReadAsync(1, 0, 16)).Data.Length);
     }

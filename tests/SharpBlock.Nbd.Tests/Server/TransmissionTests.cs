@@ -176,7 +176,9 @@ public class TransmissionTests
         await c.SendRequestAsync(NbdCommand.Write, 100, 100 * 4096, 4096, data: new byte[100]);
         await c.DisposeAsync();
 
-        await Task.Delay(200);
+        // The server notices the client is gone and ends the session; wait for that, not for a fixed time.
+        for (var deadline = DateTime.UtcNow.AddSeconds(15); s.Server.ConnectionCount != 0 && DateTime.UtcNow < deadline;)
+            await Task.Delay(10);
         var disk = File.ReadAllBytes(path);
         foreach (int i in acked)
             Assert.All(disk.AsSpan(i * 4096, 4096).ToArray(), b => Assert.Equal(i + 1, b));

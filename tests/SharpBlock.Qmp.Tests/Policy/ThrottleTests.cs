@@ -14,7 +14,11 @@ namespace SharpBlock.Qmp.Tests.Policy;
 [Collection(SharpBlock.Testing.TimingCollection.Name)]
 public class ThrottleTests(ITestOutputHelper output)
 {
-    private const double Tolerance = 0.05;
+    // The limit must hold: no more than 5% above it. Below it a busy machine may lag (these run beside other
+    // tests on two cores), so the floor only proves the device is not throttled far harder than asked; the
+    // exact arithmetic is proven on a fake clock in SharpBlock.Tests/Throttling.
+    private const double Over = 0.05;
+    private const double Under = 0.25;
     private const int MiB = 1 << 20;
 
     private sealed class Load
@@ -115,8 +119,8 @@ public class ThrottleTests(ITestOutputHelper output)
     {
         double dev = (measured - limit) / limit;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{what}: limit {limit:F0}/s, measured {measured:F0}/s ({(dev >= 0 ? "+" : "")}{dev * 100:F1}%), tolerance ±{Tolerance * 100:F0}%"));
-        Assert.InRange(measured, limit * (1 - Tolerance), limit * (1 + Tolerance));
+            $"{what}: limit {limit:F0}/s, measured {measured:F0}/s ({(dev >= 0 ? "+" : "")}{dev * 100:F1}%), allowed -{Under * 100:F0}% to +{Over * 100:F0}%"));
+        Assert.InRange(measured, limit * (1 - Under), limit * (1 + Over));
     }
 
     private static async Task<(QmpHarness H, BlockBackend Dev)> StartAsync()
@@ -173,20 +177,11 @@ public class ThrottleTests(ITestOutputHelper output)
         // 16 KiB requests with iops_size 4 KiB count 4 operations each: 800 iops is 200 requests a second
         // (enough requests in the window that one more or less stays well inside the tolerance).
         await h.Client.ReturnAsync("block_set_io_throttle", Limits(", \"iops_size\": 4096", iops: 800));
-        // A second measurement is taken only if the first is off: a busy shared machine can stall the
-        // timers for a moment, but a wrong count of operations is off both times.
-        double measured = 0;
-        for (int attempt = 0; attempt < 2; attempt++)
-        {
-            var clock = Stopwatch.StartNew();
-            var reads = new Load();
-            await RunAsync(dev, false, 8, 16 << 10, 0, 2.0, clock, reads);
-            measured = reads.Rate(0.4, 2.0).Ops;
-            if (Math.Abs(measured - 200) <= 200 * Tolerance)
-                break;
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"attempt {attempt + 1}: {measured:F1} requests/s, measuring again"));
-        }
-
+        // Counting one operation per request would let 800 requests a second through: far above the ceiling.
+        var clock = Stopwatch.StartNew();
+        var reads = new Load();
+        await RunAsync(dev, false, 8, 16 << 10, 0, 2.0, clock, reads);
+        double measured = reads.Rate(0.4, 2.0).Ops;
         Check("iops with iops_size 4096 (16 KiB requests)", 200, measured);
     }
 
@@ -245,7 +240,7 @@ public class ThrottleTests(ITestOutputHelper output)
         await h.Client.ReturnAsync("block_set_io_throttle", Limits());
         await Task.WhenAll(writes).WaitAsync(TimeSpan.FromSeconds(5));
         output.WriteLine($"queued writes finished {sw.ElapsedMilliseconds} ms after the limit was switched off (at the old limit: ~7000 ms)");
-        Assert.True(sw.ElapsedMilliseconds < 1000);
+        Assert.True(sw.ElapsedMilliseconds < 3000, $"{sw.ElapsedMilliseconds} ms: the old limit still applied");
     }
 
     [Fact]
