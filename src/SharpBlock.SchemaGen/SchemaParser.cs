@@ -96,6 +96,9 @@ internal sealed class SchemaParser
         }
     }
 
+    /// <summary>The next character, or '\0' at the end, so a truncated file is an error naming its line, not a crash.</summary>
+    private char Peek() => _pos < _text.Length ? _text[_pos] : '\0';
+
     private bool Match(string word)
     {
         if (string.CompareOrdinal(_text, _pos, word, 0, word.Length) != 0)
@@ -129,7 +132,7 @@ internal sealed class SchemaParser
         Expect('{');
         var list = new List<KeyValuePair<string, object>>();
         SkipTrivia();
-        if (_text[_pos] == '}')
+        if (Peek() == '}')
         {
             _pos++;
             return list;
@@ -143,7 +146,7 @@ internal sealed class SchemaParser
             Expect(':');
             list.Add(new KeyValuePair<string, object>(key, ParseValue()));
             SkipTrivia();
-            if (_text[_pos] == ',')
+            if (Peek() == ',')
             {
                 _pos++;
                 continue;
@@ -159,7 +162,7 @@ internal sealed class SchemaParser
         Expect('[');
         var list = new List<object>();
         SkipTrivia();
-        if (_text[_pos] == ']')
+        if (Peek() == ']')
         {
             _pos++;
             return list;
@@ -169,7 +172,7 @@ internal sealed class SchemaParser
         {
             list.Add(ParseValue());
             SkipTrivia();
-            if (_text[_pos] == ',')
+            if (Peek() == ',')
             {
                 _pos++;
                 continue;
