@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using SharpBlock.Drivers;
+using SharpBlock.Drivers.Format.Raw;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Options;
@@ -30,6 +31,8 @@ internal static partial class ImgImage
             if (readOnly && forceShare)
                 options.ForceShare = true;
             var node = await graph.AddAsync(options).ConfigureAwait(false);
+            if (format == null && !readOnly && node is RawNode raw)
+                GuardProbedRaw(raw, path, graph.Drivers);
             return (graph, node);
         }
         catch (BlockException ex)
@@ -37,6 +40,16 @@ internal static partial class ImgImage
             await graph.DisposeAsync().ConfigureAwait(false);
             throw ImageOpenException.Wrap(path, ex);
         }
+    }
+
+    /// <summary>A raw image opened for writing by a guess: qemu-img's warning, and QEMU's first-sector guard.</summary>
+    private static void GuardProbedRaw(RawNode raw, string path, BlockDriverRegistry registry)
+    {
+        Console.Error.Write(
+            $"WARNING: Image format was not specified for '{path}' and probing guessed raw.\n" +
+            "         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.\n" +
+            "         Specify the 'raw' format explicitly to remove the restrictions.\n");
+        raw.GuardProbedFormat(registry);
     }
 
     /// <summary>

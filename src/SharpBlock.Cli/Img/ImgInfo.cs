@@ -70,12 +70,12 @@ internal static class ImgInfo
         sb.Append(ci, $"file format: {info.Format}\n");
         sb.Append(ci, $"virtual size: {ImgImage.HumanSize(info.VirtualSize)} ({info.VirtualSize} bytes)\n");
         sb.Append("disk size: ").Append(info.ActualSize is { } act ? ImgImage.HumanSize(act) : "unavailable").Append('\n');
+        if (info.Encrypted == true)
+            sb.Append("encrypted: yes\n");
         if (info.ClusterSize is { } cs)
             sb.Append(ci, $"cluster_size: {cs}\n");
         if (info.DirtyFlag == true)
             sb.Append("cleanly shut down: no\n");
-        if (info.Encrypted == true)
-            sb.Append("encrypted: yes\n");
         if (info.BackingFilename is { } bf)
         {
             sb.Append("backing file: ").Append(bf);

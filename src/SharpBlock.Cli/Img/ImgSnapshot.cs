@@ -20,7 +20,7 @@ internal static class ImgSnapshot
         await using (graph.ConfigureAwait(false))
         {
             if (node is not IInternalSnapshots q)
-                throw new ImgUsageException("This image format does not support snapshots");
+                return NoSnapshots(list, create, delete, apply!);
             if (list)
             {
                 if (q.InternalSnapshots.Count > 0)
@@ -51,5 +51,17 @@ internal static class ImgSnapshot
         }
 
         return 0;
+    }
+
+    /// <summary>A format without internal snapshots: an empty list, and each change refused in qemu-img's words.</summary>
+    private static int NoSnapshots(bool list, string? create, string? delete, string apply)
+    {
+        if (list)
+            return 0;
+        if (create != null)
+            return ImgCommand.Fail($"Could not create snapshot '{create}': -95 (Operation not supported)");
+        if (delete != null)
+            return ImgCommand.Fail($"Could not delete snapshot '{delete}': snapshot not found");
+        return ImgCommand.Fail($"Could not apply snapshot '{apply}': Block driver does not support snapshots");
     }
 }

@@ -170,8 +170,9 @@ public class ThrowawayFormatTests
         // What the format does not offer is refused by the tool in qemu-img's words, not by a type test.
         var check = await ImgAsync("check", tiny);
         Assert.Equal(63, check.Code);
-        var snapshot = await ImgAsync("snapshot", "-l", tiny);
-        Assert.Equal(1, snapshot.Code);
+        // No internal snapshots: an empty list, as qemu-img prints for such formats, and creation refused.
+        Assert.Equal(0, (await ImgAsync("snapshot", "-l", tiny)).Code);
+        Assert.Equal(1, (await ImgAsync("snapshot", "-c", "s1", tiny)).Code);
         Assert.Equal(1, (await ImgAsync("amend", "-o", "size=2M", tiny)).Code);
         Assert.Equal(1, (await ImgAsync("measure", "-O", "cloop", "--size", "1M")).Code);
         Assert.Equal(1, (await ImgAsync("convert", "-c", "-O", "cloop", source, dir.File("no.tiny"))).Code);

@@ -235,6 +235,27 @@ public class ImgToolTests
     }
 
     [Fact]
+    public async Task Snapshot_commands_on_a_raw_image_answer_as_qemu_img_does()
+    {
+        using var dir = new TempDir();
+        string raw = dir.PatternFile("disk.img", 1 << 20);
+        foreach (var op in new[] { new[] { "-l" }, ["-c", "s1"], ["-a", "s1"], ["-d", "s1"] })
+        {
+            var q = await Qemu(["snapshot", .. op, raw]);
+            var o = await Ours(["snapshot", .. op, raw]);
+            Assert.Equal((q.ExitCode, q.Stdout), (o.ExitCode, o.Stdout));
+            Assert.Equal(q.Stderr.Trim().Split('\n')[^1].Replace("qemu-img: ", "", StringComparison.Ordinal),
+                o.Stderr.Trim().Split('\n')[^1].Replace("sharpblock: ", "", StringComparison.Ordinal));
+        }
+
+        // Opening a guessed raw image for writing warns in qemu-img's words.
+        var warn = await Ours("snapshot", "-c", "s1", raw);
+        Assert.Equal(string.Join('\n', (await Qemu("snapshot", "-c", "s1", raw)).Stderr.Split('\n')[..3]), string.Join('\n', warn.Stderr.Split('\n')[..3]));
+        Assert.StartsWith("WARNING: Image format was not specified", warn.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("WARNING", (await Ours("snapshot", "-f", "raw", "-c", "s1", raw)).Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Measure_prints_what_qemu_img_measure_prints()
     {
         using var dir = new TempDir();
@@ -251,6 +272,11 @@ public class ImgToolTests
             ["--output=json", "-O", "qcow2", t],
             ["-O", "qcow2", raw],
             ["-O", "raw", t],
+            ["-O", "qcow2", "--size", "1G", "-o", "preallocation=falloc"],
+            ["-O", "qcow2", "--size", "1G", "-o", "preallocation=full"],
+            ["-O", "qcow2", "--size", "1G", "-o", "preallocation=metadata"],
+            ["-O", "qcow2", "-o", "preallocation=full", raw],
+            ["-O", "raw", "-o", "preallocation=full", raw],
         ];
         foreach (var c in cases)
         {

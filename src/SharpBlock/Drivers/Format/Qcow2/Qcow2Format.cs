@@ -61,11 +61,14 @@ public sealed class Qcow2Format : BlockFormat
             RefcountBits = refcountBits,
             Compat = o.Compat ?? "1.1",
         });
-        long data = source != null ? await BlockStatusAbove.AllocatedClusterBytesAsync(source, clusterSize, cancellationToken).ConfigureAwait(false) : 0;
+        long full = Qcow2Measure.FullyAllocated(virtualSize, clusterSize, refcountBits);
+        // falloc and full preallocation write every data cluster, whatever the source holds.
+        bool allData = o.Preallocation is PreallocMode.Falloc or PreallocMode.Full;
+        long data = allData || source == null ? 0 : await BlockStatusAbove.AllocatedClusterBytesAsync(source, clusterSize, cancellationToken).ConfigureAwait(false);
         // qemu-img counts bitmaps only when the source can hold them too; a new image has none yet.
         return new ImageMeasurement(
-            Qcow2Measure.Required(virtualSize, clusterSize, refcountBits, data),
-            Qcow2Measure.FullyAllocated(virtualSize, clusterSize, refcountBits),
+            allData ? full : Qcow2Measure.Required(virtualSize, clusterSize, refcountBits, data),
+            full,
             source is Qcow2Node ? 0 : null);
     }
 }

@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Text;
-
 namespace SharpBlock.Drivers.Format.Qcow2;
 
 /// <summary>What qcow2 offers the tool and the QMP commands beyond reading and writing, through the format contract.</summary>
@@ -31,23 +28,6 @@ public sealed partial class Qcow2Node : ICheckableImage, IInternalSnapshots, ICo
 
     private static InternalSnapshot ToInternal(Qcow2Snapshot s) =>
         new(s.Id, s.Name, s.DateSec, s.DateNsec, s.VmClockNsec, s.VmStateSize, s.DiskSize, s.Icount);
-
-    /// <summary>qemu-img 7.2's lines, in its order.</summary>
-    void IFormatSpecificInfo.AppendFormatSpecific(StringBuilder text)
-    {
-        text.Append("    compat: ").Append(Compat).Append('\n');
-        text.Append("    compression type: zlib\n");
-        if (Version >= 3)
-            text.Append("    lazy refcounts: ").Append(LazyRefcounts ? "true" : "false").Append('\n');
-        text.Append(CultureInfo.InvariantCulture, $"    refcount bits: {RefcountBits}\n");
-        if (Encrypted)
-            text.Append("    encrypt:\n        format: aes\n");
-        if (Version >= 3)
-        {
-            text.Append("    corrupt: ").Append(IsCorrupt ? "true" : "false").Append('\n');
-            text.Append("    extended l2: false\n");
-        }
-    }
 
     /// <summary>qemu-img refuses a qcow2 size that is not whole sectors, growing too.</summary>
     int IResizeRules.SizeGranularity => 512;

@@ -1,3 +1,4 @@
+using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Io;
 
@@ -6,7 +7,9 @@ namespace SharpBlock.Drivers.Format.Raw;
 /// <summary>The raw format: the guest sees the bytes of its file child one to one.</summary>
 public sealed class RawNode : BlockNode
 {
+    private const int FirstSector = 512;
     private readonly BlockNode _file;
+    private BlockDriverRegistry? _probedBy;
 
     public RawNode(BlockNode file, NodeSettings settings)
         : base(settings)
@@ -18,6 +21,13 @@ public sealed class RawNode : BlockNode
     public override string DriverName => "raw";
 
     /// <summary>
+    /// Marks the image as raw only by probing: from now on a write that would make its first sector look like
+    /// another format is refused (EPERM), as QEMU does, so a guest cannot turn its disk into, say, a qcow2
+    /// whose backing file is any file of the host the next time the image is probed.
+    /// </summary>
+    public void GuardProbedFormat(BlockDriverRegistry registry) => _probedBy = registry;
+
+    /// <summary>
     /// Whole 512-byte sectors, as QEMU counts every image: a file of 3000001 bytes is a 3000320-byte disk
     /// whose last sector reads zeros past the end of the file (and grows the file when written).
     /// </summary>
@@ -27,7 +37,23 @@ public sealed class RawNode : BlockNode
         _file.ReadAsync(offset, buffer, cancellationToken);
 
     protected override ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken) =>
-        _file.WriteAsync(offset, data, flags, cancellationToken);
+        _probedBy != null && offset < FirstSector && data.Length > 0
+            ? WriteFirstSectorAsync(_probedBy, offset, data, flags, cancellationToken)
+            : _file.WriteAsync(offset, data, flags, cancellationToken);
+
+    private async ValueTask WriteFirstSectorAsync(BlockDriverRegistry registry, long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
+    {
+        // What the first sector would hold after this write: the old bytes with the new ones over them.
+        var sector = new byte[FirstSector];
+        int have = (int)Math.Min(FirstSector, _file.Length);
+        if (have > 0)
+            await _file.ReadAsync(0, sector.AsMemory(0, have), cancellationToken).ConfigureAwait(false);
+        int n = (int)Math.Min(data.Length, FirstSector - offset);
+        data.Span[..n].CopyTo(sector.AsSpan((int)offset));
+        if (registry.Probe(sector, "").Driver != Schema.BlockdevDriver.Raw)
+            throw new BlockException(Errno.EPERM, "Operation not permitted");
+        await _file.WriteAsync(offset, data, flags, cancellationToken).ConfigureAwait(false);
+    }
 
     protected override ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken) =>
         _file.WriteZeroesAsync(offset, length, flags, cancellationToken);
