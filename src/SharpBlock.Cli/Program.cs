@@ -10,10 +10,7 @@ if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
 }
 
 if (args[0] is "-V" or "--version")
-{
-    Console.Out.WriteLine("sharpblock " + Usage.Version);
-    return 0;
-}
+    return Usage.PrintVersion("sharpblock");
 
 string[] rest = args[1..];
 return args[0] switch

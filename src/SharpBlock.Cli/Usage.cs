@@ -15,6 +15,13 @@ internal static class Usage
 
         """;
 
+    /// <summary>What -V/--version prints, in qemu's tools' form: the tool, its version, and who made it.</summary>
+    public static int PrintVersion(string tool)
+    {
+        Console.Out.Write($"{tool} version {Version}\nCopyright (c) 2026 the SharpBlock developers\n");
+        return 0;
+    }
+
     public static int Fail(string message)
     {
         Console.Error.WriteLine("sharpblock: " + message);

@@ -22,7 +22,9 @@ internal static class DaemonCommand
         }
         catch (ArgumentException ex)
         {
-            return Usage.Fail(ex.Message);
+            Console.Error.WriteLine("sharpblock: " + ex.Message);
+            Console.Error.WriteLine("Try 'sharpblock daemon --help' for more information.");
+            return 1;
         }
 
         if (options.Help)
@@ -30,6 +32,9 @@ internal static class DaemonCommand
             Console.Out.Write(DaemonOptions.HelpText);
             return 0;
         }
+
+        if (options.Version)
+            return Usage.PrintVersion("sharpblock daemon");
 
         using var loggers = LoggerFactory.Create(b => b
             .SetMinimumLevel(options.Verbose ? LogLevel.Debug : LogLevel.Information)

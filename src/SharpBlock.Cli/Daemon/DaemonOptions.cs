@@ -29,6 +29,7 @@ internal sealed class DaemonOptions
     public string? PidFile { get; set; }
     public bool Verbose { get; set; }
     public bool Help { get; set; }
+    public bool Version { get; set; }
 
     private readonly Dictionary<string, MonitorEndpoint> _chardevs = new(StringComparer.Ordinal);
 
@@ -57,6 +58,7 @@ internal sealed class DaemonOptions
           --pidfile PATH                           write the process id to PATH
           -v, --verbose                            log debug messages to stderr
           -h, --help                               this text
+          -V, --version                            print the version and exit
 
         """;
 
@@ -88,6 +90,9 @@ internal sealed class DaemonOptions
                 case "-h" or "--help":
                     o.Help = true;
                     break;
+                case "-V" or "--version":
+                    o.Version = true;
+                    break;
                 case "-v" or "--verbose":
                     o.Verbose = true;
                     break;
@@ -118,7 +123,7 @@ internal sealed class DaemonOptions
                     o.PidFile = Value();
                     break;
                 default:
-                    throw new ArgumentException($"unknown option '{a}'");
+                    throw new ArgumentException($"unrecognized option '{a}'");
             }
         }
 

@@ -11,7 +11,7 @@ internal static class ImgAmend
     {
         var a = ImgArgs.Parse(argv, "fot", "pqU", ["object"], ["force", "image-opts", "force-share"]);
         if (a.Positional.Count != 1)
-            throw new ImgUsageException("Expecting one image file name");
+            throw ImgUsageException.Syntax("Expecting one image file name");
         if (a.GetAll("-o").Count == 0)
             throw new ImgUsageException("Must specify options (-o)");
         if (ImgOptionHelp.Requested(a.GetAll("-o")))

@@ -45,11 +45,11 @@ internal sealed class ImgArgs
                 }
 
                 if (Array.IndexOf(longWithValue, name) < 0)
-                    throw new ImgUsageException($"unrecognized option '{a}'");
+                    throw ImgUsageException.Syntax($"unrecognized option '{a}'");
                 if (value == null)
                 {
                     if (i + 1 >= args.Length)
-                        throw new ImgUsageException($"option '--{name}' requires an argument");
+                        throw ImgUsageException.Syntax($"missing argument for option '--{name}'");
                     value = args[++i];
                 }
 
@@ -72,14 +72,14 @@ internal sealed class ImgArgs
                     }
 
                     if (!shortWithValue.Contains(c, StringComparison.Ordinal))
-                        throw new ImgUsageException($"invalid option -- '{c}'");
+                        throw ImgUsageException.Syntax($"unrecognized option '{a}'");
                     string v;
                     if (j + 1 < a.Length)
                         v = a[(j + 1)..];
                     else if (i + 1 < args.Length)
                         v = args[++i];
                     else
-                        throw new ImgUsageException($"option requires an argument -- '{c}'");
+                        throw ImgUsageException.Syntax($"missing argument for option '-{c}'");
                     r.Add("-" + c, v);
                     break;
                 }
@@ -122,7 +122,7 @@ internal sealed class ImgArgs
     public static long ParseSize(string s)
     {
         if (!SizeParser.TryParse(s, out ulong v) || v > long.MaxValue)
-            throw new ImgUsageException("Invalid image size specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+            throw new ImgUsageException("Invalid image size specified. You may use k, M, G, T, P or E suffixes for\nkilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.") { EveryLinePrefixed = true };
         return (long)v;
     }
 }

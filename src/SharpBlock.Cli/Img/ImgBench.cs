@@ -16,7 +16,7 @@ internal static class ImgBench
     {
         var a = ImgArgs.Parse(argv, "cdfsSotib", "wqhnU", ["pattern", "flush-interval", "object"], ["no-drain", "force-share", "image-opts"]);
         if (a.Positional.Count != 1)
-            throw new ImgUsageException("Expecting one image file name");
+            throw ImgUsageException.Syntax("Expecting one image file name");
         long count = Number(a, "-c", 75000, int.MaxValue, "Invalid request count specified");
         int depth = (int)Number(a, "-d", 64, int.MaxValue, "Invalid queue depth specified");
         int size = (int)Size(a, "-s", 4096, "Invalid buffer size specified");

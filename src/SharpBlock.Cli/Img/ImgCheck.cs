@@ -16,7 +16,7 @@ internal static class ImgCheck
     {
         var a = ImgArgs.Parse(argv, "fr", "qhU", ["output", "object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
-            throw new ImgUsageException("Expecting one image file name");
+            throw ImgUsageException.Syntax("Expecting one image file name");
         bool json = a.Json();
         var mode = a.Get("-r") switch
         {

@@ -19,7 +19,7 @@ internal static class ImgCommit
     {
         var a = ImgArgs.Parse(argv, "fbtr", "dpqU", ["object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
-            throw new ImgUsageException("Expecting one image file name");
+            throw ImgUsageException.Syntax("Expecting one image file name");
         var spec = ImgImage.Spec(a, a.Positional[0], a.Get("-f"));
         string path = spec.Path;
         long rate = a.Get("-r") is { } r ? ImgArgs.ParseSize(r) : 0;

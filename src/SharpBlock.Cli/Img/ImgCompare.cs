@@ -17,7 +17,7 @@ internal static class ImgCompare
     {
         var a = ImgArgs.Parse(argv, "fFT", "spqhU", ["object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 2)
-            throw new ImgUsageException("Expecting two image file names");
+            throw ImgUsageException.Syntax("Expecting two image file names");
         bool quiet = a.Has("-q");
         Schema.BlockdevCacheOptions? cache;
         try

@@ -21,7 +21,7 @@ internal static class ImgConvert
         if (ImgOptionHelp.Requested(a.GetAll("-o")))
             return ImgOptionHelp.PrintCreate(ImgNewImage.Format(a.Get("-O") ?? "raw"));
         if (a.Positional.Count != 2)
-            throw new ImgUsageException("Expecting one source and one target file name");
+            throw new ImgUsageException("Must specify image file name");
         string src = a.Positional[0];
         string dst = a.Positional[1];
         string outFmt = a.Get("-O") ?? "raw";

@@ -14,7 +14,7 @@ internal static class ImgCreate
         var values = ImgNewImage.Options(format, a.GetAll("-o"));
         ImgNewImage.SetBacking(format, values, a.Get("-b"), a.Get("-F"));
         if (a.Positional.Count < 1)
-            throw new ImgUsageException("Expecting image file name");
+            throw ImgUsageException.Syntax("Expecting image file name");
         string path = a.Positional[0];
         if (a.Positional.Count >= 2)
             values.Set("size", ImgArgs.ParseSize(a.Positional[1]).ToString(System.Globalization.CultureInfo.InvariantCulture));

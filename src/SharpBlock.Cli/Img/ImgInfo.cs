@@ -14,7 +14,7 @@ internal static class ImgInfo
     {
         var a = ImgArgs.Parse(argv, "f", "hU", ["output", "object"], ["backing-chain", "force-share", "image-opts"]);
         if (a.Positional.Count != 1)
-            throw new ImgUsageException("Expecting one image file name");
+            throw ImgUsageException.Syntax("Expecting one image file name");
         bool json = a.Json();
         bool chain = a.Has("--backing-chain");
         var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true, requireKey: false).ConfigureAwait(false);

@@ -18,7 +18,7 @@ internal static class ImgMap
     {
         var a = ImgArgs.Parse(argv, "fl", "hU", ["output", "start-offset", "max-length", "object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
-            throw new ImgUsageException("Expecting one image file name");
+            throw ImgUsageException.Syntax("Expecting one image file name");
         bool json = a.Json();
         long start = Offset(a.Get("--start-offset"), "Invalid start offset specified") ?? 0;
         long? maxLength = Offset(a.Get("--max-length"), "Invalid max length specified");

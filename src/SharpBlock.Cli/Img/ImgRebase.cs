@@ -19,7 +19,7 @@ internal static class ImgRebase
     {
         var a = ImgArgs.Parse(argv, "fFbtT", "upqU", ["object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
-            throw new ImgUsageException("Expecting one image file name");
+            throw ImgUsageException.Syntax("Expecting one image file name");
         var spec = ImgImage.Spec(a, a.Positional[0], a.Get("-f"));
         string path = spec.Path;
         string newBacking = a.Get("-b") ?? throw new ImgUsageException("Must specify backing file (-b) or use unsafe mode (-u)");

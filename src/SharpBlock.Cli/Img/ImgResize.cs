@@ -27,7 +27,7 @@ internal static class ImgResize
         if (sizeArg != null)
             a.Positional.Add(sizeArg);
         if (a.Positional.Count != 2)
-            throw new ImgUsageException("Expecting image file name and size");
+            throw ImgUsageException.Syntax("Not enough arguments");
         string text = a.Positional[1];
         int sign = text[0] == '+' ? 1 : text[0] == '-' ? -1 : 0;
         long amount = ImgArgs.ParseSize(sign != 0 ? text[1..] : text);

@@ -10,7 +10,7 @@ internal static class ImgSnapshot
     {
         var a = ImgArgs.Parse(argv, "fcda", "lqhU", ["object"], ["force-share", "image-opts"]);
         if (a.Positional.Count != 1)
-            throw new ImgUsageException("Expecting one image file name");
+            throw ImgUsageException.Syntax("Expecting one image file name");
         string? create = a.Get("-c");
         string? delete = a.Get("-d");
         string? apply = a.Get("-a");

@@ -112,7 +112,7 @@ public class DaemonProcessTests
     }
 
     [Theory]
-    [InlineData(new[] { "daemon", "--bogus" }, "unknown option '--bogus'")]
+    [InlineData(new[] { "daemon", "--bogus" }, "unrecognized option '--bogus'\nTry 'sharpblock daemon --help' for more information.")]
     [InlineData(new[] { "daemon", "--qmp", "pipe:x" }, "expected unix:PATH, tcp:HOST:PORT or stdio")]
     [InlineData(new[] { "daemon", "--monitor", "chardev=nope" }, "no --chardev with id 'nope'")]
     [InlineData(new[] { "daemon", "--qmp", "stdio", "--blockdev", "driver=raw,node-name=x,file.driver=file,file.filename=/nonexistent" }, "Could not open '/nonexistent': No such file or directory")]

@@ -35,6 +35,46 @@ public class ImgOptionTests
     }
 
     [Theory]
+    [InlineData("info", "-Z", "x")]
+    [InlineData("info", "--bogus", "x")]
+    [InlineData("info", "-f")]
+    [InlineData("info", "--output")]
+    [InlineData("info")]
+    [InlineData("create")]
+    [InlineData("create", "-f", "qcow2", "x", "1Q")]
+    [InlineData("resize", "x")]
+    [InlineData("convert", "x")]
+    [InlineData("compare", "x")]
+    [InlineData("commit")]
+    [InlineData("snapshot")]
+    [InlineData("bogus")]
+    public async Task A_malformed_command_line_is_answered_in_qemu_imgs_words_with_its_help_line_where_it_prints_one(params string[] args)
+    {
+        var q = await Qemu(args);
+        var o = await Ours(args);
+        Assert.Equal(1, q.ExitCode);
+        Assert.Equal(1, o.ExitCode);
+        Assert.Equal(
+            q.Stderr.Replace("qemu-img: ", "", StringComparison.Ordinal),
+            o.Stderr.Replace("sharpblock: ", "", StringComparison.Ordinal).Replace("'sharpblock img --help'", "'qemu-img --help'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Version_is_printed_as_qemus_tools_print_theirs()
+    {
+        var q = (await Qemu("--version")).Ok().Stdout.Split('\n');
+        foreach (var (args, tool) in new[] { (new[] { "-V" }, "sharpblock"), (["--version"], "sharpblock"), (["img", "-V"], "sharpblock img"), (["daemon", "--version"], "sharpblock daemon") })
+        {
+            var o = (await Tools.RunAsync("sharpblock", args)).Ok().Stdout.Split('\n');
+            // "TOOL version X" and a copyright line, as qemu-img's first two lines.
+            Assert.Matches(@"^qemu-img version \d+\.\d+", q[0]);
+            Assert.Matches("^" + tool + @" version \d+\.\d+\.\d+$", o[0]);
+            Assert.StartsWith("Copyright (c) ", q[1], StringComparison.Ordinal);
+            Assert.StartsWith("Copyright (c) ", o[1], StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
     [InlineData("7", "Valid sizes are multiples of 512 up to 16777216")]
     [InlineData("1G", "Valid sizes are multiples of 512 up to 16777216")]
     [InlineData("abc", "Invalid buffer size for sparse output specified")]
