@@ -33,13 +33,22 @@ public sealed class SocketListener : IDisposable
     /// <summary>Completes when the accept loop has ended.</summary>
     public Task Accepting => _accepting;
 
-    /// <summary>Listens on a Unix socket, replacing a stale socket file; a directory in the way is an error.</summary>
+    /// <summary>
+    /// Listens on a Unix socket, replacing a stale socket file. A socket another live process listens on is
+    /// refused: taking its path over would leave that process unreachable (and its socket file deleted when
+    /// we exit). A directory in the way is an error.
+    /// </summary>
     public static SocketListener ListenUnix(string path)
     {
         if (Directory.Exists(path))
             throw new IOException($"'{path}' is a directory");
         if (File.Exists(path))
+        {
+            if (SomeoneListens(path))
+                throw new IOException($"Failed to bind socket to {path}: Address already in use (another process is listening on it)");
             File.Delete(path);
+        }
+
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
@@ -55,6 +64,21 @@ public sealed class SocketListener : IDisposable
         }
 
         return new SocketListener(socket, path, "unix:" + path);
+    }
+
+    private static bool SomeoneListens(string path)
+    {
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            // Refused (nobody listens: a stale file left by a killed process) or not a socket at all.
+            return false;
+        }
     }
 
     /// <summary>Listens on TCP (port 0 picks a free port).</summary>

@@ -39,6 +39,34 @@ public class DaemonProcessTests
     }
 
     [Fact]
+    public async Task A_second_daemon_refuses_a_socket_a_live_one_listens_on_and_replaces_a_stale_one()
+    {
+        using var dir = new TempDir();
+        string sock = dir.File("q.sock");
+        using var first = Tools.StartSharpBlock("daemon", "--qmp", $"unix:{sock},server=on,wait=off");
+        await SocketWait.ForListenerAsync(sock);
+
+        var second = await Tools.RunAsync("sharpblock", ["daemon", "--qmp", $"unix:{sock},server=on,wait=off"], stdin: "");
+        Assert.Equal(1, second.ExitCode);
+        Assert.Equal($"sharpblock: Failed to bind socket to {sock}: Address already in use (another process is listening on it)", second.Stderr.Trim());
+        // The first daemon still answers on its socket, which the refused one did not delete.
+        await using (var c = await QmpTestClient.ConnectUnixAsync(sock))
+        {
+            await c.ReturnAsync("query-version");
+            Assert.Equal(0, Posix.Kill(first.Id, 9));
+        }
+
+        // Killed, it leaves its socket file behind with nobody listening: the next daemon takes the path.
+        Assert.Equal(137, await WaitExitAsync(first));
+        Assert.True(File.Exists(sock));
+        using var third = Tools.StartSharpBlock("daemon", "--qmp", $"unix:{sock},server=on,wait=off");
+        await SocketWait.ForListenerAsync(sock);
+        await using (var c = await QmpTestClient.ConnectUnixAsync(sock))
+            await c.ReturnAsync("quit");
+        Assert.Equal(0, await WaitExitAsync(third));
+    }
+
+    [Fact]
     public async Task Blockdev_options_in_both_forms_then_sigterm_flushes_and_exits_cleanly()
     {
         using var dir = new TempDir();
