@@ -11,7 +11,8 @@ if ! scripts/install-deps.sh; then
   echo "0 passed, 1 failed, 0 skipped"
   exit 1
 fi
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# No diagnostics IPC: each .NET process would leave a socket and two pipes in /tmp (killed ones never clean up).
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_EnableDiagnostics=0
 
 if ! dotnet format whitespace SharpBlock.slnx --verify-no-changes; then
   echo "Formatting differs; run: dotnet format whitespace SharpBlock.slnx" >&2

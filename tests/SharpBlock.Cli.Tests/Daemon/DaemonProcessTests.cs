@@ -67,6 +67,23 @@ public class DaemonProcessTests
     }
 
     [Fact]
+    public async Task A_killed_daemon_leaves_no_runtime_pipes_or_sockets_in_the_temp_folder()
+    {
+        using var dir = new TempDir();
+        string sock = dir.File("q.sock");
+        using var p = Tools.StartSharpBlock("daemon", "--qmp", $"unix:{sock},server=on,wait=off");
+        await SocketWait.ForListenerAsync(sock);
+        int pid = p.Id;
+        Assert.Equal(0, Posix.Kill(pid, 9));
+        await WaitExitAsync(p);
+        var left = Directory.GetFileSystemEntries(Path.GetTempPath())
+            .Select(Path.GetFileName)
+            .Where(n => n!.StartsWith($"dotnet-diagnostic-{pid}-", StringComparison.Ordinal) || n.StartsWith($"clr-debug-pipe-{pid}-", StringComparison.Ordinal))
+            .ToList();
+        Assert.Empty(left);
+    }
+
+    [Fact]
     public async Task Blockdev_options_in_both_forms_then_sigterm_flushes_and_exits_cleanly()
     {
         using var dir = new TempDir();
