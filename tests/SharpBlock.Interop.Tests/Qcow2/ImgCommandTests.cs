@@ -49,6 +49,36 @@ public class ImgCommandTests
         Assert.Equal("b.qcow2", doc.RootElement.GetProperty("backing-filename").GetString());
     }
 
+    [Theory]
+    [InlineData("leaks")]
+    [InlineData("all")]
+    public async Task Repairing_leaks_prints_each_repair_as_qemu_img_does(string mode)
+    {
+        using var dir = new TempDir();
+        string img = dir.File("leak.qcow2");
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", img, "4M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-c", "write -P 1 0 64k", "-c", "write -P 2 1M 64k", img)).Ok();
+        // Unhook guest cluster 0 from its L2 table: its data cluster is now referenced by nothing (a leak).
+        using (var f = new FileStream(img, FileMode.Open))
+        {
+            var h = new byte[48];
+            f.ReadExactly(h);
+            f.Position = (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(h.AsSpan(40));
+            var l1 = new byte[8];
+            f.ReadExactly(l1);
+            f.Position = (long)(System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(l1) & 0x00fffffffffffe00);
+            f.Write(new byte[8]);
+        }
+
+        string theirs = dir.File("theirs.qcow2");
+        File.Copy(img, theirs);
+        var q = await Tools.RunAsync("qemu-img", "check", "-r", mode, theirs);
+        var o = await Tools.RunAsync("sharpblock", "img", "check", "-r", mode, img);
+        Assert.Contains("Repairing cluster", q.Stderr, StringComparison.Ordinal);
+        Assert.Equal((q.ExitCode, q.Stdout, q.Stderr), (o.ExitCode, o.Stdout, o.Stderr));
+        (await Tools.RunAsync("qemu-img", "check", img)).Ok();
+    }
+
     [Fact]
     public async Task Info_human_output_matches_qemu_img()
     {

@@ -97,13 +97,18 @@ public sealed partial class Qcow2Node
             throw new BlockException(Errno.EIO, "Check failed: Input/output error");
         }
 
-        if (mode == ImageCheckMode.Leaks)
+        if (mode == ImageCheckMode.Leaks || first.Corruptions == 0)
         {
+            // Only leaks: each leaked cluster's refcount comes down to its references, one by one (no rebuild),
+            // with the line qemu-img prints for each.
             for (long c = 0; c < counter.Refs.Length; c++)
             {
                 ulong rc = await GetRefcountLockedAsync(c).ConfigureAwait(false);
                 if (rc > counter.Refs[c])
+                {
+                    report?.Invoke($"Repairing cluster {c} refcount={rc} reference={counter.Refs[c]}");
                     await UpdateRefcountLockedAsync(c, -(long)(rc - counter.Refs[c])).ConfigureAwait(false);
+                }
             }
 
             await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
