@@ -218,6 +218,45 @@ public partial class ReadmeTests
         Assert.True(ran >= 20, $"only {ran} README steps ran");
     }
 
+    [Fact]
+    public async Task The_library_example_builds_in_a_new_console_project_with_warnings_as_errors_and_runs()
+    {
+        Tools.Require("qemu-img");
+        string readme = await File.ReadAllTextAsync(Path.Combine(RepoRoot(), "README.md"));
+        int start = readme.IndexOf("```csharp\n", StringComparison.Ordinal);
+        Assert.True(start >= 0, "the README has no C# example");
+        start += "```csharp\n".Length;
+        string program = readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)];
+
+        using var dir = new TempDir();
+        string core = Path.Combine(AppContext.BaseDirectory, "SharpBlock.Core.dll");
+        await File.WriteAllTextAsync(dir.File("app.csproj"), $$"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+                <AnalysisLevel>latest</AnalysisLevel>
+              </PropertyGroup>
+              <ItemGroup>
+                <Reference Include="{{core}}" />
+              </ItemGroup>
+            </Project>
+            """);
+        await File.WriteAllTextAsync(dir.File("Program.cs"), program);
+        var build = await Tools.RunAsync("dotnet", ["build", dir.File("app.csproj"), "-nologo", "-v", "q", "-o", dir.File("out")], timeoutMs: 300_000);
+        Assert.True(build.ExitCode == 0, "the README's library example does not build:\n" + build.Stdout + build.Stderr);
+
+        var run = await Shell($"dotnet '{dir.File("out/app.dll")}'", dir.Path, dir.Path, dir.Path);
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        Assert.Equal("qcow2", run.Stdout.Trim());
+        (await Tools.RunAsync("qemu-img", "check", dir.File("disk.qcow2"))).Ok();
+        var read = (await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "read -P 0x68 1M 1", dir.File("disk.qcow2"))).Ok();
+        Assert.DoesNotContain("Pattern verification failed", read.Stdout, StringComparison.Ordinal);
+    }
+
     private static Process StartDaemon(string args, string work, string bin, string run)
     {
         var psi = new ProcessStartInfo("bash") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = work };
