@@ -1,6 +1,9 @@
 using SharpBlock.Cli;
 using SharpBlock.Cli.Daemon;
 using SharpBlock.Cli.Img;
+using SharpBlock.Cli.Platform;
+
+StandardStreams.Install();
 
 // sharpblock daemon ... | sharpblock --version
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")

@@ -54,7 +54,7 @@ internal static class ImgCommit
         if (baseNode.Length < top.Length)
             await baseNode.TruncateAsync(top.Length).ConfigureAwait(false);
 
-        var progress = new ImgProgress(a.Has("-p") && !a.Has("-q"));
+        var progress = new ImgProgress(a.Has("-p") && !a.Has("-q"), startTwice: true);
         var limiter = new JobRateLimiter { Speed = rate };
         byte[] buf = ArrayPool<byte>.Shared.Rent(Chunk);
         try
@@ -92,7 +92,8 @@ internal static class ImgCommit
             await q.MakeEmptyAsync().ConfigureAwait(false);
         }
 
-        progress.Done();
+        progress.Complete(again: false);
+        progress.End();
         if (!a.Has("-q"))
             Console.Out.WriteLine("Image committed.");
         return 0;

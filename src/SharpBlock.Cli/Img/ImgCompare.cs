@@ -11,7 +11,8 @@ namespace SharpBlock.Cli.Img;
 /// </summary>
 internal static class ImgCompare
 {
-    private const int Chunk = 1 << 20;
+    // qemu-img's I/O buffer: the same chunks, so the same progress steps.
+    private const int Chunk = 2 << 20;
 
     public static async Task<int> RunAsync(string[] argv)
     {
@@ -69,17 +70,13 @@ internal static class ImgCompare
                 diff = await FirstNonZeroAsync(longer, common, progress, total).ConfigureAwait(false);
             }
 
-            progress.Done();
-            if (diff is { } at)
-            {
-                if (!quiet)
-                    Console.Out.WriteLine($"Content mismatch at offset {at}!");
-                return 1;
-            }
-
+            // qemu-img shows 100% only when it got there, and ends the progress line after its verdict.
+            if (diff == null)
+                progress.Complete(again: false);
             if (!quiet)
-                Console.Out.WriteLine("Images are identical.");
-            return 0;
+                Console.Out.WriteLine(diff is { } at ? $"Content mismatch at offset {at}!" : "Images are identical.");
+            progress.End();
+            return diff == null ? 0 : 1;
         }
         catch (BlockException ex)
         {

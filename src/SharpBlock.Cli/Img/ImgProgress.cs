@@ -4,22 +4,24 @@ using SharpBlock.Copy;
 namespace SharpBlock.Cli.Img;
 
 /// <summary>
-/// qemu-img's -p: on a terminal a line redrawn in place, "    (42.00/100%)"; when output goes to a file or
-/// pipe, one plain line per ten percent, so logs stay readable. Parallel workers report out of order, so
-/// the figure only moves forward.
+/// qemu-img's -p: "    (42.00/100%)" redrawn in place with a carriage return at every whole percent, on a
+/// terminal and on a pipe alike (as qemu-img does), and a newline at the end. Parallel workers report out of
+/// order, so the figure only moves forward.
 /// </summary>
 internal sealed class ImgProgress : ICopyProgress
 {
     private readonly bool _enabled;
-    private readonly bool _terminal;
     private readonly Lock _lock = new();
     private int _last = -1;
 
-    public ImgProgress(bool enabled)
+    /// <param name="enabled">-p given (and not -q).</param>
+    /// <param name="startTwice">Print the 0% line twice, as qemu-img commit does (its job reports once more at the start).</param>
+    public ImgProgress(bool enabled, bool startTwice = false)
     {
         _enabled = enabled;
-        _terminal = !Console.IsOutputRedirected;
         Report(0, 1);
+        if (startTwice)
+            Print(0);
     }
 
     public void Report(long done, long total)
@@ -35,24 +37,47 @@ internal sealed class ImgProgress : ICopyProgress
     {
         if (hundredths < _last)
             return;
-        int step = _terminal ? hundredths / 100 : hundredths / 1000;
-        int lastStep = _terminal ? _last / 100 : _last / 1000;
-        if (_last >= 0 && step == lastStep && hundredths != 10000)
+        if (_last >= 0 && hundredths / 100 == _last / 100 && hundredths != 10000)
             return;
         if (hundredths == _last)
             return;
         _last = hundredths;
-        string text = string.Format(CultureInfo.InvariantCulture, "    ({0:0.00}/100%)", hundredths / 100.0);
-        Console.Out.Write(_terminal ? text + "\r" : text + "\n");
-        Console.Out.Flush();
+        Print(hundredths);
     }
 
-    public void Done()
+    private void Print(int hundredths)
     {
         if (!_enabled)
             return;
-        Report(1, 1);
-        if (_terminal)
+        Console.Out.Write(string.Format(CultureInfo.InvariantCulture, "    ({0:0.00}/100%)\r", hundredths / 100.0));
+        Console.Out.Flush();
+    }
+
+    /// <summary>The end of a copy as convert and rebase show it: 100% (printed once more) and the line ended.</summary>
+    public void Done()
+    {
+        Complete(again: true);
+        End();
+    }
+
+    /// <summary>Shows 100%; <paramref name="again"/> prints it even when the last report already did.</summary>
+    public void Complete(bool again)
+    {
+        if (!_enabled)
+            return;
+        lock (_lock)
+        {
+            bool shown = _last == 10000;
+            Show(10000);
+            if (again && shown)
+                Print(10000);
+        }
+    }
+
+    /// <summary>Ends the progress line (compare ends it after its verdict, as qemu-img does).</summary>
+    public void End()
+    {
+        if (_enabled)
             Console.Out.Write("\n");
     }
 }

@@ -256,6 +256,42 @@ public class ImgToolTests
     }
 
     [Fact]
+    public async Task Progress_on_a_pipe_and_on_a_terminal_is_byte_for_byte_qemu_imgs()
+    {
+        using var dir = new TempDir();
+        string src = dir.PatternFile("src.raw", 8 << 20), other = dir.PatternFile("other.raw", 8 << 20, seed: 3);
+        string[][] commands =
+        [
+            // One worker: with several, which chunk finishes first (and so which figures show) is a race.
+            ["convert", "-p", "-m", "1", "-O", "qcow2", src, "OUT.qcow2"],
+            ["compare", "-p", src, src],
+            ["compare", "-p", src, other],
+        ];
+        int n = 0;
+        foreach (var c in commands)
+        {
+            string Args(string who) => string.Join(' ', c.Select(a => a == "OUT.qcow2" ? dir.File($"{who}{n}.qcow2") : a));
+            var q = await Tools.RunAsync("qemu-img", Args("q").Split(' '));
+            var o = await Ours(Args("o").Split(' '));
+            Assert.Equal(q.Stdout, o.Stdout);
+            n++;
+        }
+
+        // rebase onto a new backing file copies what differs, with progress.
+        foreach (string who in new[] { "q", "o" })
+            (await Qemu("create", "-q", "-f", "qcow2", "-b", other, "-F", "raw", dir.File($"top-{who}.qcow2"))).Ok();
+        var qr = (await Qemu("rebase", "-p", "-b", src, "-F", "raw", dir.File("top-q.qcow2"))).Ok();
+        var or = (await Ours("rebase", "-p", "-b", src, "-F", "raw", dir.File("top-o.qcow2"))).Ok();
+        Assert.Equal(qr.Stdout, or.Stdout);
+
+        // On a terminal: the same bytes, and the terminal left in the mode it was in (no keypad-mode escape).
+        var tq = (await Tools.RunAsync("script", "-qc", $"qemu-img convert -p -m 1 -O qcow2 {src} {dir.File("tq.qcow2")}", "/dev/null")).Ok();
+        var to = (await Tools.RunAsync("script", "-qc", $"dotnet {Tools.SharpBlockDll} img convert -p -m 1 -O qcow2 {src} {dir.File("to.qcow2")}", "/dev/null")).Ok();
+        Assert.DoesNotContain("\u001b", to.Stdout, StringComparison.Ordinal);
+        Assert.Equal(tq.Stdout, to.Stdout);
+    }
+
+    [Fact]
     public async Task Measure_prints_what_qemu_img_measure_prints()
     {
         using var dir = new TempDir();
