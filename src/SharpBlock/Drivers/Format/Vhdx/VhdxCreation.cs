@@ -16,8 +16,6 @@ internal sealed class VhdxCreation : ImageCreation
     public static VhdxCreation Plan(ImageOptionValues values)
     {
         var o = ImageCreateVhdx.Read(values);
-        if (o.Subformat is { } sf && sf is not ("dynamic" or "fixed"))
-            throw new BlockException(Errno.EINVAL, $"Parameter 'subformat' does not accept value '{sf}'");
         return new VhdxCreation(o) { Size = ImageSizes.Required(o.Size) };
     }
 
@@ -35,7 +33,13 @@ internal sealed class VhdxCreation : ImageCreation
 
     public VhdxCreateOptions Options() => VhdxCreateOptions.FromGiven(Size, _given.LogSize, _given.BlockSize, _given.Subformat == "fixed", _given.BlockStateZero ?? true);
 
-    public override void Validate() => VhdxCreator.Validate(Options());
+    /// <summary>qemu-img prints its line before it refuses a subformat it does not know.</summary>
+    public override void Validate()
+    {
+        if (_given.Subformat is { } sf && sf is not ("dynamic" or "fixed"))
+            throw new BlockException(Errno.EINVAL, $"Parameter 'subformat' does not accept value '{sf}'");
+        VhdxCreator.Validate(Options());
+    }
 
     public override ValueTask CreateAsync(string path, CancellationToken cancellationToken) => VhdxCreator.CreateAsync(path, Options(), cancellationToken);
 }

@@ -33,4 +33,8 @@ public sealed class VhdxFormat : BlockFormat
     public override IReadOnlyList<ImageOption> CreateOptions => ImageCreateVhdx.Options;
 
     public override ImageCreation PlanCreate(ImageOptionValues options) => VhdxCreation.Plan(options);
+
+    /// <summary>qemu-img 7.2 cannot measure vhdx images; its refusal names the block driver.</summary>
+    public override ValueTask<ImageMeasurement> MeasureAsync(ImageOptionValues options, long virtualSize, BlockNode? source, CancellationToken cancellationToken) =>
+        throw new BlockException(Errno.EOPNOTSUPP, $"Block driver '{Name}' does not support size measurement");
 }

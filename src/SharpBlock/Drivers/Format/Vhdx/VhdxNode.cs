@@ -127,7 +127,7 @@ public sealed partial class VhdxNode : BlockNode, IClusteredImage
             {
                 if (ReadOnly)
                     throw new BlockException(Errno.EPERM,
-                        $"VHDX image file '{FileName}' opened read-only, but contains a log that needs to be replayed.  To replay the log, execute:\n qemu-img check -r all '{FileName}'");
+                        $"VHDX image file '{FileName}' opened read-only, but contains a log that needs to be replayed\nTo replay the log, run:\nqemu-img check -r all '{FileName}'");
                 await UpdateHeadersAsync(false, null, ct).ConfigureAwait(false);
                 _firstVisibleWrite = false;
                 await _log.ReplayAsync(entries, ct).ConfigureAwait(false);
