@@ -212,7 +212,7 @@ public class VhdxHostileImageTests
     }
 
     /// <summary>Puts one sealed log entry with the given descriptors at the start of the log and names it in both headers.</summary>
-    private static void LeaveLog(byte[] img, Func<ulong, VhdxLogDescriptor[]> descriptors, ulong flushed)
+    internal static void LeaveLog(byte[] img, Func<ulong, VhdxLogDescriptor[]> descriptors, ulong flushed)
     {
         var guid = Guid.NewGuid();
         const ulong seq = 5;
