@@ -46,7 +46,8 @@ public sealed partial class VhdxNode
         try
         {
             await UserVisibleWriteAsync(cancellationToken).ConfigureAwait(false);
-            List<int>? allocated = null;
+            // New BAT entries of this request, made current only once the log has recorded them.
+            Dictionary<int, ulong>? allocated = null;
             while (data.Length > 0)
             {
                 int inBlock = (int)(offset & (_blockSize - 1));
@@ -64,8 +65,7 @@ public sealed partial class VhdxNode
                         // zeros around the guest's bytes, which is what every one of these states reads as.
                         at = VhdxLayout.RoundUp(_file.Length, VhdxLayout.MiB);
                         await _file.TruncateAsync(at + _blockSize, cancellationToken).ConfigureAwait(false);
-                        (allocated ??= []).Add(index);
-                        _newEntries[index] = VhdxBatEntry.Of(VhdxBlockState.FullyPresent, at).Raw;
+                        (allocated ??= [])[index] = VhdxBatEntry.Of(VhdxBlockState.FullyPresent, at).Raw;
                         break;
                     default:
                         throw new BlockException(Errno.EIO, $"VHDX block {index} of '{FileName}' has state {(int)e.State}, which cannot be written");
@@ -81,12 +81,9 @@ public sealed partial class VhdxNode
         }
         finally
         {
-            _newEntries.Clear();
             _meta.Release();
         }
     }
-
-    private readonly Dictionary<int, ulong> _newEntries = [];
 
     /// <summary>
     /// Write-zeroes never allocates: an absent block already reads as zeros, and a present one is zeroed in
@@ -137,11 +134,11 @@ public sealed partial class VhdxNode
     /// through the log (durable), then in place (durable), then the log is emptied. Only then does the
     /// in-memory BAT, which reads follow, name the blocks.
     /// </summary>
-    private async ValueTask CommitBatAsync(List<int> indexes, CancellationToken ct)
+    private async ValueTask CommitBatAsync(Dictionary<int, ulong> entries, CancellationToken ct)
     {
         await _file.FlushAsync(ct).ConfigureAwait(false);
         var sectors = new SortedDictionary<long, byte[]>();
-        foreach (int index in indexes)
+        foreach (var (index, entry) in entries)
         {
             long at = _batOffset + ((long)index * VhdxBatEntry.Size);
             long sectorAt = at & ~(long)(VhdxLayout.LogSectorSize - 1);
@@ -150,21 +147,22 @@ public sealed partial class VhdxNode
                 sector = new byte[VhdxLayout.LogSectorSize];
                 // The BAT in memory is the BAT on disk; sectors past the entries keep what the file holds.
                 await _file.ReadAsync(sectorAt, sector, ct).ConfigureAwait(false);
+                // The BAT starts on a 4 KiB boundary (checked at open), so a sector holds whole entries only.
                 int first = (int)((sectorAt - _batOffset) / VhdxBatEntry.Size);
                 for (int i = 0; i < VhdxLayout.LogSectorSize / VhdxBatEntry.Size && first + i < _bat.Length; i++)
                     BinaryPrimitives.WriteUInt64LittleEndian(sector.AsSpan(i * VhdxBatEntry.Size), _bat[first + i]);
                 sectors.Add(sectorAt, sector);
             }
 
-            BinaryPrimitives.WriteUInt64LittleEndian(sector.AsSpan((int)(at - sectorAt)), _newEntries[index]);
+            BinaryPrimitives.WriteUInt64LittleEndian(sector.AsSpan((int)(at - sectorAt)), entry);
         }
 
         var list = new List<(long, byte[])>(sectors.Count);
         foreach (var (at, sector) in sectors)
             list.Add((at, sector));
         await WriteThroughLogAsync(list, ct).ConfigureAwait(false);
-        foreach (int index in indexes)
-            Volatile.Write(ref _bat[index], _newEntries[index]);
+        foreach (var (index, entry) in entries)
+            Volatile.Write(ref _bat[index], entry);
     }
 
     /// <summary>One logged metadata update: announce the log, write the entry, apply it, empty the log.</summary>

@@ -128,8 +128,8 @@ public sealed partial class VhdxNode : BlockNode, IClusteredImage
                 if (ReadOnly)
                     throw new BlockException(Errno.EPERM,
                         $"VHDX image file '{FileName}' opened read-only, but contains a log that needs to be replayed\nTo replay the log, run:\nqemu-img check -r all '{FileName}'");
-                await UpdateHeadersAsync(false, null, ct).ConfigureAwait(false);
-                _firstVisibleWrite = false;
+                // A replay changes what the guest may see: a new data write GUID first, as for a guest write.
+                await UserVisibleWriteAsync(ct).ConfigureAwait(false);
                 await _log.ReplayAsync(entries, ct).ConfigureAwait(false);
                 await UpdateHeadersAsync(false, Guid.Empty, ct).ConfigureAwait(false);
                 LogReplayedOnOpen = true;
@@ -312,6 +312,9 @@ public sealed partial class VhdxNode : BlockNode, IClusteredImage
         long entries = BatEntries(_size, _blockSize, _chunkRatio);
         if (entries * VhdxBatEntry.Size > region.Length)
             throw Corrupt("BAT region length", VhdxLayout.RegionTable1Offset, $"{region.Length} bytes cannot hold the {entries} BAT entries of a {_size}-byte disk");
+        // Its entries are rewritten through the log in whole 4 KiB sectors (the spec puts regions on MiB boundaries).
+        if (region.FileOffset % VhdxLayout.LogSectorSize != 0)
+            throw Corrupt("BAT region file offset", VhdxLayout.RegionTable1Offset, $"0x{region.FileOffset:x} is not aligned to 4 KiB");
         _batOffset = (long)region.FileOffset;
         _batLength = region.Length;
         byte[] raw = new byte[entries * VhdxBatEntry.Size];
