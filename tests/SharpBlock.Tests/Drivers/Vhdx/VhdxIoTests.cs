@@ -101,6 +101,44 @@ public class VhdxIoTests
         Assert.Equal(new byte[1], await ReadAsync(node, 3 << 20, 1));
     }
 
+    /// <summary>Hyper-V writes 4 KiB logical sectors (qemu-img cannot): the chunk ratio and the size rounding follow them.</summary>
+    [Fact]
+    public async Task Images_with_4k_logical_sectors_read_and_write()
+    {
+        byte[] image = await VhdxTestImage.CreateAsync(8 << 20);
+        long md = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(image.AsSpan((int)VhdxLayout.RegionTable1Offset + VhdxRegionTable.EntriesOffset + VhdxRegionEntry.Size + VhdxRegionEntry.FileOffsetOffset));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan((int)md + VhdxLayout.MetadataTableSize + 32), 4096);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan((int)md + VhdxLayout.MetadataTableSize + 36), 4096);
+        var file = VhdxTestImage.File(image);
+        await using var node = await VhdxTestImage.OpenAsync(file);
+        Assert.Equal(4096, node.LogicalSectorSize);
+        Assert.Equal(4096, node.PhysicalSectorSize);
+        Assert.Equal(VhdxLayout.SectorsPerBitmapBlock * 4096 / (1 << 20), node.ChunkRatio);
+        byte[] d = Enumerable.Range(0, 10_000).Select(i => (byte)i).ToArray();
+        await node.WriteAsync((1 << 20) - 5000, d);
+        Assert.Equal(d, await ReadAsync(node, (1 << 20) - 5000, d.Length));
+    }
+
+    [Fact]
+    public async Task Parallel_overwrites_of_present_blocks_and_allocations_all_land()
+    {
+        byte[] image = await VhdxTestImage.CreateAsync(16 << 20);
+        await using var node = await VhdxTestImage.OpenAsync(VhdxTestImage.File(image));
+        var model = new byte[16 << 20];
+        await node.WriteAsync(0, new byte[8 << 20]);
+        var tasks = new List<Task>();
+        for (int i = 0; i < 64; i++)
+        {
+            int off = (i * 250_000) % ((16 << 20) - 4096);
+            byte[] d = Enumerable.Repeat((byte)(i + 1), 4096).ToArray();
+            d.CopyTo(model, off);
+            tasks.Add(node.WriteAsync(off, d).AsTask());
+        }
+
+        await Task.WhenAll(tasks);
+        Assert.Equal(model, await ReadAllAsync(node));
+    }
+
     internal static async Task<byte[]> ReadAllAsync(SharpBlock.Graph.BlockNode node) => await ReadAsync(node, 0, (int)node.Length);
 
     internal static async Task<byte[]> ReadAsync(SharpBlock.Graph.BlockNode node, long offset, int length)

@@ -42,6 +42,22 @@ public sealed partial class VhdxNode
 
     protected override async ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
     {
+        // Overwrites of present blocks need no metadata change and run in parallel; a block never leaves the
+        // present state, so what is seen here stays true. Anything else is serialised with the allocations.
+        if (!Volatile.Read(ref _firstVisibleWrite) && AllPresent(offset, data.Length))
+        {
+            while (data.Length > 0)
+            {
+                int inBlock = (int)(offset & (_blockSize - 1));
+                int n = Math.Min(data.Length, _blockSize - inBlock);
+                await _file.WriteAsync(BatEntry(BatIndex(offset)).FileOffset + inBlock, data[..n], flags, cancellationToken).ConfigureAwait(false);
+                offset += n;
+                data = data[n..];
+            }
+
+            return;
+        }
+
         await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -85,6 +101,17 @@ public sealed partial class VhdxNode
         }
     }
 
+    private bool AllPresent(long offset, long length)
+    {
+        for (long end = offset + length; offset < end; offset = (offset | (_blockSize - 1L)) + 1)
+        {
+            if (BatEntry(BatIndex(offset)).State != VhdxBlockState.FullyPresent)
+                return false;
+        }
+
+        return true;
+    }
+
     /// <summary>
     /// Write-zeroes never allocates: an absent block already reads as zeros, and a present one is zeroed in
     /// place (QEMU has no zero write for vhdx and writes a buffer of zeros; the result reads the same).
@@ -125,8 +152,9 @@ public sealed partial class VhdxNode
     {
         if (!_firstVisibleWrite)
             return;
-        _firstVisibleWrite = false;
         await UpdateHeadersAsync(true, null, ct).ConfigureAwait(false);
+        // Only now may overwrites skip the lock: the new data write GUID is on disk before any guest data.
+        Volatile.Write(ref _firstVisibleWrite, false);
     }
 
     /// <summary>
