@@ -20,7 +20,7 @@ internal sealed class VhdxLog(BlockNode file, long offset, long length)
     /// A log with entries is read into memory to be searched; beyond this the image is refused rather than
     /// allocating what a hostile header asks for (QEMU's own images use 1 MiB logs).
     /// </summary>
-    public const long MaxReplayLength = 256 * VhdxLayout.MiB;
+    public const long MaxReplayLength = 32 * VhdxLayout.MiB;
 
     public long Offset { get; } = offset;
 
@@ -36,11 +36,16 @@ internal sealed class VhdxLog(BlockNode file, long offset, long length)
     public async ValueTask<List<Entry>> FindActiveSequenceAsync(Guid logGuid, CancellationToken ct)
     {
         if (Length > MaxReplayLength)
-            throw new ImageCorruptException(file.Filename, "log length", VhdxHeader.LogLengthOffset, $"a log of {Length} bytes with entries to replay is larger than the {MaxReplayLength} bytes SharpBlock replays");
+            throw new ImageCorruptException(file.Filename, "log length", VhdxHeader.LogLengthOffset, $"a log of {Length} bytes, named by a log GUID, is larger than the {MaxReplayLength} bytes SharpBlock searches and replays");
         byte[] ring = new byte[Length];
         await file.ReadAsync(Offset, ring, ct).ConfigureAwait(false);
-        return FindActiveSequence(ring, logGuid);
+        var entries = FindActiveSequence(ring, logGuid);
+        _ring = entries.Count > 0 ? ring : null;
+        return entries;
     }
+
+    /// <summary>The log as the search read it, kept for the replay that follows.</summary>
+    private byte[]? _ring;
 
     private List<Entry> FindActiveSequence(byte[] ring, Guid logGuid)
     {
@@ -136,8 +141,8 @@ internal sealed class VhdxLog(BlockNode file, long offset, long length)
     /// </summary>
     public async ValueTask ReplayAsync(List<Entry> entries, CancellationToken ct)
     {
-        byte[] ring = new byte[Length];
-        await file.ReadAsync(Offset, ring, ct).ConfigureAwait(false);
+        byte[] ring = _ring ?? throw new InvalidOperationException("the log was not searched");
+        _ring = null;
         byte[] sector = new byte[VhdxLayout.LogSectorSize];
         foreach (var (start, h) in entries)
         {

@@ -39,6 +39,7 @@ public sealed partial class VhdxNode : BlockNode, IClusteredImage
     private int _chunkRatioBits;
     private long _size;
     private uint _fileParameterFlags;
+    private Guid _page83;
 
     private VhdxNode(BlockNode file, NodeSettings settings)
         : base(settings)
@@ -59,6 +60,9 @@ public sealed partial class VhdxNode : BlockNode, IClusteredImage
     public int LogicalSectorSize => _logicalSectorSize;
 
     public int PhysicalSectorSize => _physicalSectorSize;
+
+    /// <summary>The disk's SCSI page 83 identifier (a GUID), as the metadata names it.</summary>
+    public Guid Page83 => _page83;
 
     /// <summary>Whether the image is fixed (LeaveBlocksAllocated): blocks stay allocated once they are.</summary>
     public bool LeaveBlocksAllocated => (_fileParameterFlags & VhdxLayout.LeaveBlocksAllocated) != 0;
@@ -231,9 +235,10 @@ public sealed partial class VhdxNode : BlockNode, IClusteredImage
         long at = (long)region.FileOffset;
         if (region.Length < VhdxLayout.MetadataTableSize)
             throw Corrupt("metadata region length", at, $"{region.Length} bytes cannot hold the 64 KiB metadata table");
-        byte[] all = new byte[region.Length];
-        await _file.ReadAsync(at, all, ct).ConfigureAwait(false);
-        var t = VhdxMetadataTable.Read(all);
+        // Only the table and the items are read: the region's length comes from the image and may be huge.
+        byte[] table = new byte[VhdxLayout.MetadataTableSize];
+        await _file.ReadAsync(at, table, ct).ConfigureAwait(false);
+        var t = VhdxMetadataTable.Read(table);
         if (t.Signature != VhdxLayout.MetadataSignature)
             throw Corrupt("metadata table signature", at, "not 'metadata'");
         if (t.EntryCount > VhdxLayout.MaxTableEntries)
@@ -258,22 +263,24 @@ public sealed partial class VhdxNode : BlockNode, IClusteredImage
                 throw Corrupt("metadata item offset", entryAt + VhdxMetadataEntry.OffsetOffset, $"item at {e.Offset} ({e.Length} bytes) lies outside the metadata region ({region.Length} bytes)");
         }
 
-        ReadOnlySpan<byte> Item(Guid id, int bytes, string name)
+        async ValueTask<byte[]> ItemAsync(Guid id, int bytes, string name)
         {
             if (!found.TryGetValue(id, out var e))
                 throw new BlockException(Errno.EOPNOTSUPP, $"VHDX image '{FileName}' lacks the required metadata item '{name}'");
             if (e.Length < bytes)
                 throw Corrupt(name, at + e.Offset, $"item is {e.Length} bytes, needs {bytes}");
-            return all.AsSpan((int)e.Offset, bytes);
+            byte[] value = new byte[bytes];
+            await _file.ReadAsync(at + e.Offset, value, ct).ConfigureAwait(false);
+            return value;
         }
 
-        var fp = Item(VhdxLayout.FileParametersItem, 8, "file parameters");
+        byte[] fp = await ItemAsync(VhdxLayout.FileParametersItem, 8, "file parameters").ConfigureAwait(false);
         uint blockSize = BinaryPrimitives.ReadUInt32LittleEndian(fp);
-        _fileParameterFlags = BinaryPrimitives.ReadUInt32LittleEndian(fp[4..]);
-        ulong size = BinaryPrimitives.ReadUInt64LittleEndian(Item(VhdxLayout.VirtualDiskSizeItem, 8, "virtual disk size"));
-        Item(VhdxLayout.Page83Item, 16, "page 83 data");
-        uint logical = BinaryPrimitives.ReadUInt32LittleEndian(Item(VhdxLayout.LogicalSectorSizeItem, 4, "logical sector size"));
-        uint physical = BinaryPrimitives.ReadUInt32LittleEndian(Item(VhdxLayout.PhysicalSectorSizeItem, 4, "physical sector size"));
+        _fileParameterFlags = BinaryPrimitives.ReadUInt32LittleEndian(fp.AsSpan(4));
+        ulong size = BinaryPrimitives.ReadUInt64LittleEndian(await ItemAsync(VhdxLayout.VirtualDiskSizeItem, 8, "virtual disk size").ConfigureAwait(false));
+        _page83 = new Guid(await ItemAsync(VhdxLayout.Page83Item, 16, "page 83 data").ConfigureAwait(false));
+        uint logical = BinaryPrimitives.ReadUInt32LittleEndian(await ItemAsync(VhdxLayout.LogicalSectorSizeItem, 4, "logical sector size").ConfigureAwait(false));
+        uint physical = BinaryPrimitives.ReadUInt32LittleEndian(await ItemAsync(VhdxLayout.PhysicalSectorSizeItem, 4, "physical sector size").ConfigureAwait(false));
 
         if ((_fileParameterFlags & VhdxLayout.HasParent) != 0)
         {
@@ -317,11 +324,17 @@ public sealed partial class VhdxNode : BlockNode, IClusteredImage
             throw Corrupt("BAT region file offset", VhdxLayout.RegionTable1Offset, $"0x{region.FileOffset:x} is not aligned to 4 KiB");
         _batOffset = (long)region.FileOffset;
         _batLength = region.Length;
-        byte[] raw = new byte[entries * VhdxBatEntry.Size];
-        await _file.ReadAsync(_batOffset, raw, ct).ConfigureAwait(false);
+        // In pieces, so a large BAT costs its array and not twice that.
         _bat = new ulong[entries];
-        for (int i = 0; i < entries; i++)
-            _bat[i] = BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * VhdxBatEntry.Size));
+        byte[] raw = new byte[(int)Math.Min(entries * VhdxBatEntry.Size, VhdxLayout.MiB)];
+        for (long done = 0; done < entries;)
+        {
+            int n = (int)Math.Min(raw.Length / VhdxBatEntry.Size, entries - done);
+            await _file.ReadAsync(_batOffset + (done * VhdxBatEntry.Size), raw.AsMemory(0, n * VhdxBatEntry.Size), ct).ConfigureAwait(false);
+            for (int i = 0; i < n; i++)
+                _bat[done + i] = BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * VhdxBatEntry.Size));
+            done += n;
+        }
         for (int i = 0; i < entries; i++)
         {
             var problem = CheckBatEntry(i, fileLength);
