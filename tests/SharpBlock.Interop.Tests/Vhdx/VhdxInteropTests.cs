@@ -207,6 +207,8 @@ public class VhdxInteropTests
     [InlineData("block_size=512M")]
     [InlineData("log_size=1000,block_size=1")]
     [InlineData("size=1000")]
+    [InlineData("size=0")]
+    [InlineData("size=3000001,subformat=fixed,block_size=2M")]
     public async Task Creation_rounds_as_qemu_img(string options)
     {
         using var dir = new TempDir();

@@ -53,8 +53,11 @@ public static class VhdxCreator
         long block = (long)o.BlockSize;
         long chunkRatio = VhdxLayout.SectorsPerBitmapBlock * 512 / block;
         long entries = VhdxNode.BatEntries(o.Size, block, chunkRatio);
+        // QEMU sizes an empty disk's BAT with its unsigned arithmetic wrapped ((0 - 1) >> log2(chunk ratio)
+        // entries) and refuses to open one whose BAT region is smaller, so an empty image gets that BAT too.
+        long batEntriesRoom = o.Size == 0 ? uint.MaxValue >> BitOperations.Log2((ulong)chunkRatio) : entries;
         long batOffset = VhdxLayout.RoundUp(VhdxLayout.HeaderSectionEnd + (long)o.LogSize, VhdxLayout.MiB);
-        long batLength = VhdxLayout.RoundUp(entries * VhdxBatEntry.Size, VhdxLayout.MiB);
+        long batLength = VhdxLayout.RoundUp(batEntriesRoom * VhdxBatEntry.Size, VhdxLayout.MiB);
         long metadataOffset = VhdxLayout.RoundUp(batOffset + batLength, VhdxLayout.MiB);
         return new Plan(VhdxLayout.HeaderSectionEnd, batOffset, batLength, metadataOffset, batOffset + batLength + (5 * VhdxLayout.MiB), chunkRatio, entries);
     }
