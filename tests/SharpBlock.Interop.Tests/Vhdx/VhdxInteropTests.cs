@@ -248,6 +248,13 @@ public class VhdxInteropTests
         (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M", ours, "16M")).Ok();
         byte fill = VhdxLogCrafter.LeaveReplayableLog(ours);
         File.Copy(ours, theirs);
+        string oursHuman = dir.File("ours-human.vhdx"), theirsHuman = dir.File("theirs-human.vhdx");
+        File.Copy(ours, oursHuman);
+        File.Copy(ours, theirsHuman);
+        var qh = await Tools.RunAsync("qemu-img", "check", "-r", "all", theirsHuman);
+        var sh = await Tools.RunAsync("sharpblock", "img", "check", "-r", "all", oursHuman);
+        Assert.Equal(qh.ExitCode, sh.ExitCode);
+        Assert.Equal(qh.Stdout, sh.Stdout);
 
         var qi = await Tools.RunAsync("qemu-img", "info", theirs);
         var si = await Tools.RunAsync("sharpblock", "img", "info", ours);
