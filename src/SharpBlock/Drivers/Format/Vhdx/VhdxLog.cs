@@ -150,7 +150,9 @@ internal sealed class VhdxLog(BlockNode file, long offset, long length)
             if (h.FlushedFileOffset > (ulong)fileLength)
                 throw new ImageCorruptException(file.Filename, "log entry flushed file offset", Offset + start + VhdxLogEntryHeader.FlushedFileOffsetOffset,
                     $"0x{h.FlushedFileOffset:x} lies past the end of the file ({fileLength} bytes): the image was truncated");
-            long limit = Math.Max(fileLength, (long)Math.Min(h.LastFileOffset, (ulong)(2 * VhdxLayout.MaxVirtualSize)));
+            // An entry may describe a file somewhat longer than a crash left it (blocks allocated past the
+            // end), never much longer: a hostile last file offset must not make us zero terabytes.
+            long limit = Math.Max(fileLength, (long)Math.Min(h.LastFileOffset, (ulong)(fileLength + VhdxLayout.MaxBlockSize)));
             byte[] whole = Gather(ring, start, (int)h.EntryLength);
             int dataAt = VhdxLogEntryHeader.DescriptorSectors(h.DescriptorCount) * VhdxLayout.LogSectorSize;
             for (int i = 0; i < h.DescriptorCount; i++)
