@@ -69,3 +69,25 @@ for f in *.qcow2; do
   echo "$f $(sha256sum <manifest.raw | cut -d' ' -f1)" >>manifest.txt
   rm -f manifest.raw
 done
+
+# ---- vhdx (begin) -------------------------------------------------------------------------------------
+# Golden vhdx images for tests/SharpBlock.Interop.Tests/Vhdx/VhdxGoldenImageTests: every subformat and
+# option qemu-img takes, filled by qemu-io with data, zero writes and the last sector. Their own manifest
+# (vhdx-manifest.txt, same form) keeps them out of the qcow2 tests' loop.
+rm -f ./*.vhdx vhdx-manifest.txt
+vio() { local f="$1"; shift; local args=(); for c in "$@"; do args+=(-c "$c"); done; qemu-io -f vhdx "${args[@]}" "$f" >/dev/null; }
+vhdx_writes() {
+  vio "$1" "write -P 0x11 0 192k" "write -P 0x22 1048000 5k" "write -P 0x33 2M 1M" "write -z 2304k 128k" "write -P 0x44 $(( $2 - 512 )) 512"
+}
+img create -f vhdx dynamic.vhdx 6M && vhdx_writes dynamic.vhdx 6291456
+img create -f vhdx -o block_size=1M,log_size=2M dynamic-1M.vhdx 6M && vhdx_writes dynamic-1M.vhdx 6291456
+img create -f vhdx -o block_state_zero=off dynamic-not-present.vhdx 6M && vhdx_writes dynamic-not-present.vhdx 6291456
+img create -f vhdx -o subformat=fixed fixed.vhdx 6M && vhdx_writes fixed.vhdx 6291456
+img create -f vhdx -o subformat=fixed,block_size=1M,block_state_zero=off fixed-1M.vhdx 5M && vhdx_writes fixed-1M.vhdx 5242880
+img create -f vhdx empty.vhdx 3M
+for f in *.vhdx; do
+  qemu-img convert -U -O raw "$f" manifest.raw
+  echo "$f $(sha256sum <manifest.raw | cut -d' ' -f1)" >>vhdx-manifest.txt
+  rm -f manifest.raw
+done
+# ---- vhdx (end) ---------------------------------------------------------------------------------------
