@@ -290,20 +290,14 @@ public sealed partial class VdiNode : BlockNode
         long host = DataOffset(block, entry) + inBlock;
         long len = Math.Min(length, VdiLayout.BlockSize - inBlock);
         var flags = BlockStatusFlags.Data | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid;
-        // Like QEMU, ask the file too: a block still a hole there (a static image's) reads as zeros.
+        // QEMU 7.2 asks the file about a static image's blocks only (created sparse, they are holes until
+        // written); a dynamic block is data to its end.
+        if (!IsStatic)
+            return new BlockStatus(flags, len, host, _file);
         if (host >= _file.Length)
-        {
-            flags |= BlockStatusFlags.Zero;
-        }
-        else
-        {
-            var fst = await _file.GetBlockStatusAsync(host, Math.Min(len, _file.Length - host), cancellationToken).ConfigureAwait(false);
-            if (fst.IsZero)
-                flags |= BlockStatusFlags.Zero;
-            len = Math.Min(len, fst.Length);
-        }
-
-        return new BlockStatus(flags, len, host, _file);
+            return new BlockStatus(flags | BlockStatusFlags.Zero, len, host, _file);
+        var fst = await _file.GetBlockStatusAsync(host, Math.Min(len, _file.Length - host), cancellationToken).ConfigureAwait(false);
+        return new BlockStatus(fst.IsZero ? flags | BlockStatusFlags.Zero : flags, Math.Min(len, fst.Length), host, _file);
     }
 
     public override async ValueTask<ImageInfo> GetImageInfoAsync(CancellationToken cancellationToken = default)
