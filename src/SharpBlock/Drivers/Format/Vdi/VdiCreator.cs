@@ -1,6 +1,5 @@
 using System.Globalization;
 using SharpBlock.Drivers.Creation;
-using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Io;
@@ -24,17 +23,31 @@ public static class VdiCreator
             throw new BlockException(Errno.EOPNOTSUPP, string.Create(CultureInfo.InvariantCulture, $"Unsupported VDI image size (size is 0x{rounded:x}, max supported is 0x{VdiLayout.MaxDiskSize:x})"));
     }
 
+    /// <summary>
+    /// Writes a new image at <paramref name="path"/> through a plain file stream: the image tool holds the
+    /// target's lock while a creator runs, so a creator must not open the file as a node of its own.
+    /// </summary>
     public static async ValueTask CreateAsync(string path, long size, bool isStatic, CancellationToken cancellationToken = default)
     {
-        Validate(size);
-        ImageFiles.Create(path).Dispose();
-        var file = FileNode.Open(path, NodeSettings.Default);
-        await using (file.ConfigureAwait(false))
-            await CreateAsync(file, size, isStatic, cancellationToken).ConfigureAwait(false);
+        var (image, length) = Build(size, isStatic);
+        using var fs = ImageFiles.Create(path);
+        await fs.WriteAsync(image, cancellationToken).ConfigureAwait(false);
+        fs.SetLength(length);
+        await fs.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Writes a new image over an empty node (a file, or memory in tests).</summary>
+    /// <summary>Writes a new image over an empty node (memory in tests, or any protocol node).</summary>
     public static async ValueTask CreateAsync(BlockNode file, long size, bool isStatic, CancellationToken cancellationToken = default)
+    {
+        var (image, length) = Build(size, isStatic);
+        await file.WriteAsync(0, image, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+        if (length > image.Length)
+            await file.TruncateAsync(length, cancellationToken).ConfigureAwait(false);
+        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The header and block map of a new image, and the file's length (a static image's data area is a hole).</summary>
+    private static (byte[] Image, long Length) Build(long size, bool isStatic)
     {
         Validate(size);
         ulong diskSize = ((ulong)size + VdiLayout.SectorSize - 1) & ~(ulong)(VdiLayout.SectorSize - 1);
@@ -61,9 +74,6 @@ public static class VdiCreator
         var map = image.AsSpan(VdiHeader.Size);
         for (uint i = 0; i < blocks; i++)
             System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(map[(int)(i * 4)..], isStatic ? i : VdiLayout.Unallocated);
-        await file.WriteAsync(0, image, RequestFlags.None, cancellationToken).ConfigureAwait(false);
-        if (isStatic)
-            await file.TruncateAsync(image.Length + ((long)blocks * VdiLayout.BlockSize), cancellationToken).ConfigureAwait(false);
-        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return (image, isStatic ? image.Length + ((long)blocks * VdiLayout.BlockSize) : image.Length);
     }
 }

@@ -307,6 +307,10 @@ public sealed partial class VdiNode : BlockNode
         return info;
     }
 
+    /// <summary>QEMU 7.2 cannot resize this format; qemu-img's words.</summary>
+    protected override ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken) =>
+        throw new BlockException(Errno.EOPNOTSUPP, "Image format driver does not support resize");
+
     protected override ValueTask CloseCoreAsync()
     {
         _lock.Dispose();

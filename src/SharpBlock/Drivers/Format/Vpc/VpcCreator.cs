@@ -1,5 +1,4 @@
 using SharpBlock.Drivers.Creation;
-using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Io;
@@ -64,28 +63,40 @@ public static class VpcCreator
         return (footer, size);
     }
 
+    /// <summary>
+    /// Writes a new image at <paramref name="path"/> through a plain file stream: the image tool holds the
+    /// target's lock while a creator runs, so a creator must not open the file as a node of its own.
+    /// </summary>
     public static async ValueTask CreateAsync(string path, VpcCreateOptions o, CancellationToken cancellationToken = default)
     {
-        Validate(o);
-        ImageFiles.Create(path).Dispose();
-        var file = FileNode.Open(path, NodeSettings.Default);
-        await using (file.ConfigureAwait(false))
-            await CreateAsync(file, o, cancellationToken).ConfigureAwait(false);
+        var (image, at) = Build(o);
+        using var fs = ImageFiles.Create(path);
+        fs.SetLength(at);
+        fs.Position = at;
+        await fs.WriteAsync(image, cancellationToken).ConfigureAwait(false);
+        await fs.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Writes a new image over an empty node (a file, or memory in tests).</summary>
+    /// <summary>Writes a new image over an empty node (memory in tests, or any protocol node).</summary>
     public static async ValueTask CreateAsync(BlockNode file, VpcCreateOptions o, CancellationToken cancellationToken = default)
+    {
+        var (image, at) = Build(o);
+        if (at > 0)
+            await file.TruncateAsync(at, cancellationToken).ConfigureAwait(false);
+        await file.WriteAsync(at, image, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The bytes of a new image and where they go: a fixed image is a hole of the guest's size and the footer
+    /// after it; a dynamic one is footer copy, header, empty BAT and footer from byte 0.
+    /// </summary>
+    private static (byte[] Image, long At) Build(VpcCreateOptions o)
     {
         Validate(o);
         var (footer, size) = NewFooter(o);
         if (o.Fixed)
-        {
-            await file.TruncateAsync(size, cancellationToken).ConfigureAwait(false);
-            await file.WriteAsync(size, footer, RequestFlags.None, cancellationToken).ConfigureAwait(false);
-            await file.FlushAsync(cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
+            return (footer, size);
         long blockSectors = VpcLayout.DefaultBlockSize / VpcLayout.SectorSize;
         uint entries = (uint)((size / VpcLayout.SectorSize + blockSectors - 1) / blockSectors);
         int batBytes = (int)(((long)entries * 4 + VpcLayout.SectorSize - 1) & ~(long)(VpcLayout.SectorSize - 1));
@@ -102,7 +113,6 @@ public static class VpcCreator
         }.Write(image.AsSpan((int)VpcLayout.DynamicHeaderOffset, VpcDynamicHeader.Size));
         image.AsSpan((int)VpcLayout.BatOffset, batBytes).Fill(0xff);
         footer.CopyTo(image, (int)VpcLayout.BatOffset + batBytes);
-        await file.WriteAsync(0, image, RequestFlags.None, cancellationToken).ConfigureAwait(false);
-        await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return (image, 0);
     }
 }
