@@ -37,6 +37,20 @@ internal static class ImageInteropChecks
         return disk;
     }
 
+    /// <summary>qemu-io -f FORMAT -c CMD... IMAGE.</summary>
+    public static Task<Tools.Result> QemuIoAsync(string format, string img, params string[] cmds)
+    {
+        var args = new List<string> { "-f", format };
+        foreach (var c in cmds)
+        {
+            args.Add("-c");
+            args.Add(c);
+        }
+
+        args.Add(img);
+        return Tools.RunAsync("qemu-io", args);
+    }
+
     private static string[] WithFormat(string? format, params string[] args)
     {
         if (format == null)

@@ -7,18 +7,7 @@ namespace SharpBlock.Interop.Tests.Vdi;
 /// <summary>VDI images judged by QEMU 7.2: qemu's images read through us, ours checked and compared by qemu-img.</summary>
 public class VdiInteropTests
 {
-    private static Task<Tools.Result> QemuIo(string img, params string[] cmds)
-    {
-        var args = new List<string> { "-f", "vdi" };
-        foreach (var c in cmds)
-        {
-            args.Add("-c");
-            args.Add(c);
-        }
-
-        args.Add(img);
-        return Tools.RunAsync("qemu-io", args);
-    }
+    private static Task<Tools.Result> QemuIo(string img, params string[] cmds) => ImageInteropChecks.QemuIoAsync("vdi", img, cmds);
 
     [Theory]
     [InlineData("static=off")]

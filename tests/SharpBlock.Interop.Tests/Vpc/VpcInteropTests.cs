@@ -9,18 +9,7 @@ namespace SharpBlock.Interop.Tests.Vpc;
 /// <summary>VHD images judged by QEMU 7.2: qemu's images read through us, ours compared by qemu-img.</summary>
 public class VpcInteropTests
 {
-    private static Task<Tools.Result> QemuIo(string img, params string[] cmds)
-    {
-        var args = new List<string> { "-f", "vpc" };
-        foreach (var c in cmds)
-        {
-            args.Add("-c");
-            args.Add(c);
-        }
-
-        args.Add(img);
-        return Tools.RunAsync("qemu-io", args);
-    }
+    private static Task<Tools.Result> QemuIo(string img, params string[] cmds) => ImageInteropChecks.QemuIoAsync("vpc", img, cmds);
 
     private static async Task<long> VirtualSizeAsync(string img)
     {

@@ -3,7 +3,6 @@ using SharpBlock.Drivers.Format.Vpc;
 using SharpBlock.Drivers.Protocol.Memory;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
-using SharpBlock.Io;
 
 namespace SharpBlock.Tests.Drivers.Vpc;
 
