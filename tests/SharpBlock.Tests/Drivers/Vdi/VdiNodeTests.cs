@@ -83,7 +83,7 @@ public class VdiNodeTests
             d.CopyTo(model, off);
         }
 
-        // The last sector, and a zero write (which allocates, as in QEMU).
+        // The last sector, and zeros over data.
         await node.WriteAsync(size - 512, Enumerable.Repeat((byte)0xEE, 512).ToArray());
         Array.Fill(model, (byte)0xEE, size - 512, 512);
         await node.WriteZeroesAsync(0, 4096);
@@ -122,6 +122,26 @@ public class VdiNodeTests
             Assert.True(st.IsZero && !st.IsData && st.Length == 1 << 20);
             st = await node.GetBlockStatusAsync(1 << 20, 3 << 20);
             Assert.True(st.IsData && (st.Flags & BlockStatusFlags.OffsetValid) != 0 && st.Offset == 1024 && st.Length == 1 << 20);
+        }
+    }
+
+    [Fact]
+    public async Task Zeroing_allocates_nothing_and_zeroes_allocated_blocks_in_place()
+    {
+        var mem = Memory(await NewImageAsync(4 << 20, false));
+        var node = await VdiNode.OpenAsync(mem, NodeSettings.Default);
+        await using (node)
+        {
+            await node.WriteZeroesAsync(0, 2 << 20);
+            await node.FlushAsync();
+            Assert.Equal(1024, mem.Length);
+            await node.WriteAsync(3 << 20, Enumerable.Repeat((byte)9, 1 << 20).ToArray());
+            await node.WriteZeroesAsync((3 << 20) + 512, 1024);
+            byte[] got = new byte[2048];
+            await node.ReadAsync(3 << 20, got);
+            Assert.Equal(9, got[0]);
+            Assert.All(got[512..1536], b => Assert.Equal(0, b));
+            Assert.Equal(9, got[1536]);
         }
     }
 

@@ -170,6 +170,25 @@ public sealed partial class VdiNode : BlockNode
     }
 
     /// <summary>
+    /// Zeros need no new block: an unallocated or discarded block reads as zeros already, so only allocated
+    /// blocks are zeroed, in place through the file (QEMU's vdi has no zero write and allocates instead).
+    /// </summary>
+    protected override async ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
+    {
+        while (length > 0)
+        {
+            long block = offset / VdiLayout.BlockSize;
+            long inBlock = offset % VdiLayout.BlockSize;
+            long n = Math.Min(length, VdiLayout.BlockSize - inBlock);
+            uint entry = Entry(block);
+            if (VdiLayout.IsAllocated(entry))
+                await _file.WriteZeroesAsync(DataOffset(block, entry) + inBlock, n, flags & (RequestFlags.NoFallback | RequestFlags.Fua), cancellationToken).ConfigureAwait(false);
+            offset += n;
+            length -= n;
+        }
+    }
+
+    /// <summary>
     /// Puts a new block at the end of the data area holding <paramref name="data"/> at <paramref name="inBlock"/>
     /// and zeros around it (a discarded block reads as zeros, and so must the rest of a new one). The map entry
     /// changes only in memory here; the flush writes it after the data is durable.

@@ -185,10 +185,7 @@ public sealed class VpcNode : BlockNode
     {
         if (_fixed)
         {
-            // A footer whose size claims more than the file holds must not let guest writes land on the footer.
-            long footerAt = _file.Length - VpcFooter.Size;
-            if (offset + data.Length > footerAt)
-                throw new ImageCorruptException(FileName, "current_size", footerAt + VpcFooter.CurrentSizeOffset, $"a write at {offset}+{data.Length} would overwrite the footer at {footerAt}");
+            CheckFixedRange(offset, data.Length);
             await _file.WriteAsync(offset, data, flags, cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -209,6 +206,41 @@ public sealed class VpcNode : BlockNode
 
         if ((flags & RequestFlags.Fua) != 0)
             await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Zeros need no new block: an unallocated block reads as zeros already, so only allocated blocks (and a
+    /// fixed image's bytes) are zeroed, in place through the file (QEMU's vpc allocates instead).
+    /// </summary>
+    protected override async ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
+    {
+        flags &= RequestFlags.NoFallback | RequestFlags.Fua;
+        if (_fixed)
+        {
+            CheckFixedRange(offset, length);
+            await _file.WriteZeroesAsync(offset, length, flags, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        while (length > 0)
+        {
+            long block = offset / _blockSize;
+            long inBlock = offset % _blockSize;
+            long n = Math.Min(length, _blockSize - inBlock);
+            uint entry = Entry(block);
+            if (entry != VpcLayout.Unallocated)
+                await _file.WriteZeroesAsync(CheckedDataOffset(block, entry) + inBlock, n, flags, cancellationToken).ConfigureAwait(false);
+            offset += n;
+            length -= n;
+        }
+    }
+
+    /// <summary>A footer whose size claims more than the file holds must not let guest writes land on the footer.</summary>
+    private void CheckFixedRange(long offset, long length)
+    {
+        long footerAt = _file.Length - VpcFooter.Size;
+        if (offset + length > footerAt)
+            throw new ImageCorruptException(FileName, "current_size", footerAt + VpcFooter.CurrentSizeOffset, $"a write at {offset}+{length} would overwrite the footer at {footerAt}");
     }
 
     /// <summary>A block that overlaps the footer copy, the header or the BAT is damage: writing it would overwrite them.</summary>
