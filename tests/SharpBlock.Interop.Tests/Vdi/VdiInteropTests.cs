@@ -115,6 +115,21 @@ public class VdiInteropTests
     }
 
     [Fact]
+    public async Task An_odd_disk_size_is_rounded_up_as_qemu_does()
+    {
+        // VBoxManage convertfromraw can record a size that is not whole sectors; QEMU rounds it up.
+        using var dir = new TempDir();
+        string img = dir.File("odd.vdi");
+        (await Tools.RunAsync("qemu-img", "create", "-f", "vdi", img, "3M")).Ok();
+        (await QemuIo(img, "write -P 0x19 0 3M")).Ok();
+        byte[] b = await File.ReadAllBytesAsync(img);
+        BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(VdiHeader.DiskSizeOffset), (3 << 20) - 300);
+        await File.WriteAllBytesAsync(img, b);
+        await ImageInteropChecks.AssertInfoLikeQemuAsync(img, null);
+        await ImageInteropChecks.AssertReadsLikeQemuAsync(dir, img, "vdi");
+    }
+
+    [Fact]
     public async Task Images_with_a_parent_are_refused_as_qemu_refuses_them()
     {
         using var dir = new TempDir();

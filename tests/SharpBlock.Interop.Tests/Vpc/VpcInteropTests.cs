@@ -162,6 +162,21 @@ public class VpcInteropTests
     }
 
     [Fact]
+    public async Task A_differencing_image_reads_as_qemu_reads_it()
+    {
+        // QEMU 7.2 has no VHD backing files: a differencing disk opens as a dynamic one whose holes read as zeros.
+        using var dir = new TempDir();
+        string img = dir.File("diff.vpc");
+        (await Tools.RunAsync("qemu-img", "create", "-f", "vpc", img, "6M")).Ok();
+        (await QemuIo(img, "write -P 0x71 2M 1M")).Ok();
+        byte[] type = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(type, VpcLayout.TypeDifferencing);
+        await PatchFootersAsync(img, VpcFooter.DiskTypeOffset, type);
+        await ImageInteropChecks.AssertInfoLikeQemuAsync(img, null);
+        await ImageInteropChecks.AssertReadsLikeQemuAsync(dir, img, "vpc");
+    }
+
+    [Fact]
     public async Task Round_trips_and_refusals_match_qemu_img()
     {
         using var dir = new TempDir();
