@@ -229,6 +229,23 @@ public class VpcNodeTests
     }
 
     [Fact]
+    public async Task A_fixed_footer_at_byte_0_reads_the_file_as_qemu_but_takes_no_writes()
+    {
+        byte[] img = await NewImageAsync(new VpcCreateOptions(10L << 20));
+        byte[] type = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(type, VpcLayout.TypeFixed);
+        PatchFooter(img, 0, VpcFooter.DiskTypeOffset, type);
+        var node = await VpcNode.OpenAsync(Memory(img), NodeSettings.Default);
+        await using (node)
+        {
+            byte[] head = new byte[8];
+            await node.ReadAsync(0, head);
+            Assert.Equal("conectix"u8.ToArray(), head);
+            await Assert.ThrowsAsync<ImageCorruptException>(async () => await node.WriteAsync(0, new byte[512]));
+        }
+    }
+
+    [Fact]
     public async Task Creation_refuses_sizes_over_2040_GiB()
     {
         VpcCreator.Validate(new VpcCreateOptions(2040L << 30));

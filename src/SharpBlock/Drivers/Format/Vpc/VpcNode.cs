@@ -235,9 +235,14 @@ public sealed class VpcNode : BlockNode
         }
     }
 
-    /// <summary>A footer whose size claims more than the file holds must not let guest writes land on the footer.</summary>
+    /// <summary>
+    /// A footer whose size claims more than the file holds must not let guest writes land on the footer; and a
+    /// "fixed" footer found at byte 0 (QEMU then reads the file from byte 0, headers included) takes no writes.
+    /// </summary>
     private void CheckFixedRange(long offset, long length)
     {
+        if (_blockSize != 0)
+            throw new ImageCorruptException(FileName, "disk_type", VpcFooter.DiskTypeOffset, "the footer at byte 0 says fixed, so guest writes would overwrite the image's headers");
         long footerAt = _file.Length - VpcFooter.Size;
         if (offset + length > footerAt)
             throw new ImageCorruptException(FileName, "current_size", footerAt + VpcFooter.CurrentSizeOffset, $"a write at {offset}+{length} would overwrite the footer at {footerAt}");
