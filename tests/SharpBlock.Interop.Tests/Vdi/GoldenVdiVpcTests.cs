@@ -10,50 +10,26 @@ namespace SharpBlock.Interop.Tests.Vdi;
 /// static/fixed, force_size, empty, a discarded VDI block) with their manifest of content checksums: we read
 /// each byte for byte as qemu-img does, and our img info, map and check say what qemu-img says, json and human.
 /// </summary>
-public sealed class GoldenVdiVpcTests : IClassFixture<GoldenVdiVpcTests.Images>
+public sealed class GoldenVdiVpcTests : IClassFixture<Qcow2.GoldenImageTests.Images>
 {
-    private readonly Images _images;
+    private readonly string _dir;
+    private readonly List<(string Name, string Format, string Sha256)> _manifest = [];
 
-    public GoldenVdiVpcTests(Images images) => _images = images;
-
-    public sealed class Images : IAsyncLifetime, IDisposable
+    /// <summary>The qcow2 golden fixture runs the one script; its vdi/vpc block writes golden-vdi-vpc.txt beside manifest.txt.</summary>
+    public GoldenVdiVpcTests(Qcow2.GoldenImageTests.Images images)
     {
-        private readonly TempDir _dir = new();
-
-        public string Dir => _dir.Path;
-
-        public List<(string Name, string Format, string Sha256)> Manifest { get; } = [];
-
-        public async Task InitializeAsync()
+        _dir = images.Dir;
+        foreach (string line in File.ReadAllLines(Path.Combine(_dir, "golden-vdi-vpc.txt")))
         {
-            (await Tools.RunAsync("bash", [Path.Combine(RepoRoot(), "scripts", "make-golden-images.sh"), _dir.Path], timeoutMs: 300_000)).Ok();
-            foreach (string line in File.ReadAllLines(Path.Combine(_dir.Path, "golden-vdi-vpc.txt")))
-            {
-                var p = line.Split(' ');
-                Manifest.Add((p[0], p[1], p[2]));
-            }
-        }
-
-        public Task DisposeAsync() => Task.CompletedTask;
-
-        public void Dispose() => _dir.Dispose();
-
-        private static string RepoRoot()
-        {
-            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            {
-                if (File.Exists(Path.Combine(d.FullName, "scripts", "make-golden-images.sh")))
-                    return d.FullName;
-            }
-
-            throw new DirectoryNotFoundException("scripts/make-golden-images.sh not found above " + AppContext.BaseDirectory);
+            var p = line.Split(' ');
+            _manifest.Add((p[0], p[1], p[2]));
         }
     }
 
     [Fact]
     public void The_script_makes_every_kind_of_image()
     {
-        var names = _images.Manifest.Select(m => m.Name).ToHashSet();
+        var names = _manifest.Select(m => m.Name).ToHashSet();
         foreach (string n in (string[])["vdi-dynamic.vdi", "vdi-static.vdi", "vdi-empty.vdi", "vdi-discarded.vdi",
             "vpc-dynamic.vpc", "vpc-fixed.vpc", "vpc-force.vpc", "vpc-fixed-force.vpc", "vpc-empty.vpc"])
             Assert.Contains(n, names);
@@ -63,12 +39,12 @@ public sealed class GoldenVdiVpcTests : IClassFixture<GoldenVdiVpcTests.Images>
     public async Task Every_image_reads_byte_for_byte_as_the_manifest_says()
     {
         var failures = new List<string>();
-        foreach (var (name, format, sha) in _images.Manifest)
+        foreach (var (name, format, sha) in _manifest)
         {
             var graph = new BlockGraph();
             await using (graph)
             {
-                var node = await graph.AddAsync(ImageFormats.ImageOptions(Path.Combine(_images.Dir, name), format, readOnly: true, "n0"));
+                var node = await graph.AddAsync(ImageFormats.ImageOptions(Path.Combine(_dir, name), format, readOnly: true, "n0"));
                 using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 byte[] buf = new byte[1 << 20];
                 for (long off = 0; off < node.Length; off += buf.Length)
@@ -98,9 +74,9 @@ public sealed class GoldenVdiVpcTests : IClassFixture<GoldenVdiVpcTests.Images>
     public async Task Output_matches_qemu_img_on_every_image(string command, string output, bool named)
     {
         var failures = new List<string>();
-        foreach (var (name, format, _) in _images.Manifest)
+        foreach (var (name, format, _) in _manifest)
         {
-            string path = Path.Combine(_images.Dir, name);
+            string path = Path.Combine(_dir, name);
             string[] args = named ? [command, "-f", format, "--output=" + output, path] : [command, "--output=" + output, path];
             var theirs = await Tools.RunAsync("qemu-img", args);
             var ours = await Tools.RunAsync("sharpblock", ["img", .. args]);

@@ -51,6 +51,28 @@ internal static class ImageInteropChecks
         return Tools.RunAsync("qemu-io", args);
     }
 
+    /// <summary>
+    /// qemu-io writes 0x33 over 700 KiB at 5 MiB of our image, then we write 0x44 over <paramref name="ourLength"/>
+    /// bytes at 1 MiB through the library; the raw model at <paramref name="raw"/> is updated to match, and
+    /// qemu-img compare must agree with it.
+    /// </summary>
+    public static async Task AssertMixedWritesAgreeAsync(string format, string img, string raw, int ourLength)
+    {
+        (await QemuIoAsync(format, img, "write -P 0x33 5M 700k")).Ok();
+        byte[] model = await File.ReadAllBytesAsync(raw);
+        model.AsSpan(5 << 20, 700 << 10).Fill(0x33);
+        var g = new BlockGraph();
+        await using (g)
+        {
+            var node = await g.AddAsync(ImageFormats.ImageOptions(img, format, readOnly: false, "n0"));
+            await node.WriteAsync(1 << 20, Enumerable.Repeat((byte)0x44, ourLength).ToArray());
+        }
+
+        model.AsSpan(1 << 20, ourLength).Fill(0x44);
+        await File.WriteAllBytesAsync(raw, model);
+        (await Tools.RunAsync("qemu-img", "compare", "-f", "raw", "-F", format, raw, img)).Ok();
+    }
+
     private static string[] WithFormat(string? format, params string[] args)
     {
         if (format == null)
