@@ -102,6 +102,31 @@ public class VdiNodeTests
     }
 
     [Fact]
+    public async Task Concurrent_writes_into_the_same_new_blocks_all_land()
+    {
+        var mem = Memory(await NewImageAsync(8 << 20, false));
+        var node = await VdiNode.OpenAsync(mem, NodeSettings.Default);
+        var model = new byte[node.Length];
+        var tasks = new List<Task>();
+        // 64 writes of 4 KiB spread over four blocks, all racing to allocate them.
+        for (int i = 0; i < 64; i++)
+        {
+            long at = (i % 4 * (2L << 20)) + (i / 4 * 8192);
+            byte[] d = Enumerable.Repeat((byte)(i + 1), 4096).ToArray();
+            d.CopyTo(model, at);
+            tasks.Add(node.WriteAsync(at, d).AsTask());
+        }
+
+        await Task.WhenAll(tasks);
+        await node.DisposeAsync();
+        await using var again = await VdiNode.OpenAsync(Memory(mem.ToArray(), true), NodeSettings.Default with { ReadOnly = true });
+        byte[] got = new byte[model.Length];
+        await again.ReadAsync(0, got);
+        Assert.True(model.AsSpan().SequenceEqual(got));
+            Assert.Equal(0, (await again.CheckAsync(ImageCheckMode.None, null)).Corruptions);
+    }
+
+    [Fact]
     public async Task The_map_reaches_the_file_only_at_flush_after_the_data()
     {
         var mem = Memory(await NewImageAsync(4 << 20, false));

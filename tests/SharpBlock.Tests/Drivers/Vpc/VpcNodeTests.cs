@@ -94,6 +94,30 @@ public class VpcNodeTests
         Assert.Equal(300L << 20, node.Length);
     }
 
+    [Fact]
+    public async Task Concurrent_writes_into_the_same_new_blocks_all_land()
+    {
+        var mem = Memory(await NewImageAsync(new VpcCreateOptions(8 << 20)));
+        var node = await VpcNode.OpenAsync(mem, NodeSettings.Default);
+        var model = new byte[node.Length];
+        var tasks = new List<Task>();
+        // 64 writes of 4 KiB spread over four blocks, all racing to allocate them.
+        for (int i = 0; i < 64; i++)
+        {
+            long at = (i % 4 * (2L << 20)) + (i / 4 * 8192);
+            byte[] d = Enumerable.Repeat((byte)(i + 1), 4096).ToArray();
+            d.CopyTo(model, at);
+            tasks.Add(node.WriteAsync(at, d).AsTask());
+        }
+
+        await Task.WhenAll(tasks);
+        await node.DisposeAsync();
+        await using var again = await OpenReadOnlyAsync(mem.ToArray());
+        byte[] got = new byte[model.Length];
+        await again.ReadAsync(0, got);
+        Assert.True(model.AsSpan().SequenceEqual(got));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
