@@ -123,7 +123,7 @@ public class VdiNodeTests
         byte[] got = new byte[model.Length];
         await again.ReadAsync(0, got);
         Assert.True(model.AsSpan().SequenceEqual(got));
-            Assert.Equal(0, (await again.CheckAsync(ImageCheckMode.None, null)).Corruptions);
+        Assert.Equal(0, (await again.CheckAsync(ImageCheckMode.None, null)).Corruptions);
     }
 
     [Fact]
