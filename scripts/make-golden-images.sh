@@ -91,3 +91,34 @@ for f in *.vhdx; do
   rm -f manifest.raw
 done
 # ---- vhdx (end) ---------------------------------------------------------------------------------------
+
+# ---- vdi and vpc (VirtualBox and Virtual PC / Hyper-V images) -------------------------------------------
+# Their own manifest, golden-vdi-vpc.txt: "NAME FORMAT SHA256" (the format is given because a fixed VHD has
+# no header to probe). Same deterministic writes: data, zeros written, a block's tail, the last sector.
+rm -f ./*.vdi ./*.vpc golden-vdi-vpc.txt
+vio() { local fmt="$1" f="$2"; shift 2; local args=(); for c in "$@"; do args+=(-c "$c"); done; qemu-io -f "$fmt" "${args[@]}" "$f" >/dev/null; }
+last_sector() { echo $(($(qemu-img info -f "$1" --output=json "$2" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p') - 512)); }
+vdi_writes() { vio vdi "$1" "write -P 0x11 0 192k" "write -P 0x22 1000k 100k" "write -z 2M 512k" "write -P 0x44 $(last_sector vdi "$1") 512"; }
+vpc_writes() { vio vpc "$1" "write -P 0x11 0 192k" "write -P 0x22 2000k 100k" "write -z 3M 512k" "write -P 0x44 $(last_sector vpc "$1") 512"; }
+
+img create -f vdi -o static=off vdi-dynamic.vdi 5M && vdi_writes vdi-dynamic.vdi
+img create -f vdi -o static=on vdi-static.vdi 5M && vdi_writes vdi-static.vdi
+img create -f vdi vdi-empty.vdi 3M
+# A block VirtualBox discarded (map entry 0xfffffffe) over data that is still in the file: it reads as zeros.
+img create -f vdi -o static=on vdi-discarded.vdi 3M && vio vdi vdi-discarded.vdi "write -P 0x55 0 3M"
+printf '\xfe\xff\xff\xff' | dd of=vdi-discarded.vdi bs=1 seek=516 conv=notrunc status=none
+
+# 5 MiB is not a whole CHS geometry: the dynamic and fixed images round up, force_size keeps it.
+img create -f vpc vpc-dynamic.vpc 5M && vpc_writes vpc-dynamic.vpc
+img create -f vpc -o subformat=fixed vpc-fixed.vpc 5M && vpc_writes vpc-fixed.vpc
+img create -f vpc -o force_size=on vpc-force.vpc 5M && vpc_writes vpc-force.vpc
+img create -f vpc -o subformat=fixed,force_size=on vpc-fixed-force.vpc 5M && vpc_writes vpc-fixed-force.vpc
+img create -f vpc vpc-empty.vpc 3M
+
+for f in *.vdi *.vpc; do
+  fmt="${f##*.}"
+  qemu-img convert -f "$fmt" -O raw "$f" golden-vdi-vpc.raw
+  echo "$f $fmt $(sha256sum <golden-vdi-vpc.raw | cut -d' ' -f1)" >>golden-vdi-vpc.txt
+  rm -f golden-vdi-vpc.raw
+done
+# ---- end of vdi and vpc ----------------------------------------------------------------------------------

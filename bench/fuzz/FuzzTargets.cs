@@ -10,6 +10,8 @@ public static class FuzzTargets
         new("qcow2", "a whole qcow2 image opened, read, written and checked over a memory node", Qcow2ImageTarget.RunAsync),
         new("nbd", "a client's bytes to a real NBD server session: handshake options, then requests", NbdServerTarget.RunAsync),
         new("vhdx", "a whole vhdx image (sparse form) opened, its log replayed, read, written and checked over a memory node", VhdxImageTarget.RunAsync),
+        new("vdi", "a whole VDI image opened, read, written and checked over a memory node", VdiImageTarget.RunAsync),
+        new("vpc", "a whole VHD image (fixed or dynamic) opened, read and written over a memory node", VpcImageTarget.RunAsync),
         new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
     ];
 

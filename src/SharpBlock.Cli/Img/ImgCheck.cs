@@ -40,6 +40,12 @@ internal static class ImgCheck
             {
                 r = await q.CheckAsync(mode, line => Console.Error.WriteLine(line)).ConfigureAwait(false);
             }
+            catch (Errors.BlockException ex) when (ex.Errno == Errors.Errno.EOPNOTSUPP)
+            {
+                // As qemu-img: a format whose check cannot do what was asked (a repair, for vdi) "does not support checks".
+                Console.Error.WriteLine($"sharpblock: This image format does not support checks");
+                return 63;
+            }
             catch (Errors.BlockException ex)
             {
                 Console.Error.WriteLine("sharpblock: " + ex.Message);

@@ -82,7 +82,7 @@ public abstract class BlockFormat
     /// an empty one of <paramref name="virtualSize"/>), made with the given -o values.
     /// </summary>
     public virtual ValueTask<ImageMeasurement> MeasureAsync(ImageOptionValues options, long virtualSize, BlockNode? source, CancellationToken cancellationToken) =>
-        throw new BlockException(Errno.EOPNOTSUPP, $"Format driver '{Name}' does not support size measurement");
+        throw new BlockException(Errno.EOPNOTSUPP, $"Block driver '{Name}' does not support size measurement");
 
     /// <summary>A format without creation options of its own: its default image of the given size and backing file.</summary>
     private sealed class DefaultImageCreation(BlockFormat format) : ImageCreation

@@ -1,6 +1,8 @@
 using SharpBlock.Drivers.Filter.Blkdebug;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
+using SharpBlock.Drivers.Format.Vdi;
+using SharpBlock.Drivers.Format.Vpc;
 using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
@@ -19,6 +21,8 @@ internal static class BuiltinDrivers
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new Format.Vhdx.VhdxFormat());
+        r.RegisterFormat(new VdiFormat());
+        r.RegisterFormat(new VpcFormat());
         r.RegisterFormat(new RawFormat());
     }
 
