@@ -1,6 +1,7 @@
 using SharpBlock.Drivers.Filter.Blkdebug;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
+using SharpBlock.Drivers.Format.Vmdk;
 using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
@@ -18,6 +19,7 @@ internal static class BuiltinDrivers
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
+        r.RegisterFormat(new VmdkFormat());
         r.RegisterFormat(new RawFormat());
     }
 
