@@ -100,4 +100,8 @@ public sealed class VmdkFormat : BlockFormat
     public override IReadOnlyList<ImageOption> CreateOptions => ImageCreateVmdk.Options;
 
     public override ImageCreation PlanCreate(ImageOptionValues options) => VmdkCreation.Plan(options);
+
+    /// <summary>qemu-img has no size arithmetic for vmdk; refused in its words.</summary>
+    public override ValueTask<ImageMeasurement> MeasureAsync(ImageOptionValues options, long virtualSize, BlockNode? source, CancellationToken cancellationToken) =>
+        throw new BlockException(Errno.EOPNOTSUPP, "Block driver 'vmdk' does not support size measurement");
 }

@@ -81,7 +81,7 @@ public sealed partial class VmdkNode : IBackingFileFormat
     internal static async ValueTask<uint> ReadCidOfAsync(string path, CancellationToken ct)
     {
         await using var graph = new BlockGraph();
-        var node = await graph.AddAsync(ImageFormats.ImageOptions(path, "vmdk", readOnly: true), ct).ConfigureAwait(false);
+        var node = await graph.AddAsync(ImageFormats.ImageOptions(path, "vmdk", readOnly: true, nodeName: "vmdk-parent"), ct).ConfigureAwait(false);
         return node is VmdkNode v ? v.Cid : throw new BlockException(Errno.EINVAL, "backing_file must be a vmdk image");
     }
 }

@@ -257,6 +257,10 @@ public sealed partial class VmdkNode
         }
     }
 
+    /// <summary>QEMU's vmdk driver cannot resize; refused in qemu-img's words.</summary>
+    protected override ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken) =>
+        throw new BlockException(Errno.EOPNOTSUPP, "Image format driver does not support resize");
+
     protected override async ValueTask<BlockStatus> BlockStatusCoreAsync(long offset, long length, CancellationToken cancellationToken)
     {
         var extent = Find(offset);
