@@ -9,6 +9,7 @@ public static class FuzzTargets
     [
         new("qcow2", "a whole qcow2 image opened, read, written and checked over a memory node", Qcow2ImageTarget.RunAsync),
         new("nbd", "a client's bytes to a real NBD server session: handshake options, then requests", NbdServerTarget.RunAsync),
+        new("vmdk", "a whole single-file vmdk image (sparse or stream) opened, read, written and checked over a memory node", VmdkImageTarget.RunAsync),
         new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
     ];
 

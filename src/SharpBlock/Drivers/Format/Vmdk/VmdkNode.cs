@@ -84,13 +84,28 @@ public sealed partial class VmdkNode : BlockNode
 
     internal void AttachBacking(BlockNode backing) => AttachChild(backing, ChildRole.Backing, "backing");
 
+    /// <summary>Opens an image from its file through the graph, which opens the extent files a descriptor names.</summary>
+    internal static ValueTask<VmdkNode> OpenAsync(BlockOpenContext ctx, BlockNode file, CancellationToken ct) =>
+        OpenAsync(file, ctx.Settings, (path, c) => ctx.OpenChildAsync(new BlockdevRef
+        {
+            Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } },
+        }, c), ct);
+
+    /// <summary>
+    /// Opens a single-file image (monolithicSparse, streamOptimized) from any node, such as a memory node; a
+    /// descriptor that names extent files needs the graph (<see cref="OpenAsync(BlockOpenContext, BlockNode, CancellationToken)"/>).
+    /// </summary>
+    public static ValueTask<VmdkNode> OpenAsync(BlockNode file, NodeSettings settings, CancellationToken cancellationToken = default) =>
+        OpenAsync(file, settings, null, cancellationToken);
+
     /// <summary>Opens an image from its file: a sparse extent with an embedded descriptor, or a text descriptor naming extent files.</summary>
-    internal static async ValueTask<VmdkNode> OpenAsync(BlockOpenContext ctx, BlockNode file, CancellationToken ct)
+    private static async ValueTask<VmdkNode> OpenAsync(BlockNode file, NodeSettings settings, Func<string, CancellationToken, ValueTask<BlockNode>>? openExtent,
+        CancellationToken ct)
     {
         // The extents hold metadata: a second writer would corrupt what we cache.
         file.RefuseOtherWriters();
         string name = file.Filename;
-        bool writable = !ctx.Settings.ReadOnly;
+        bool writable = !settings.ReadOnly;
         if (file.Length < 4)
             throw new ImageCorruptException(name, "header", 0, "File is too small, not a valid image");
         byte[] magic = new byte[4];
@@ -103,23 +118,24 @@ public sealed partial class VmdkNode : BlockNode
             {
                 var extent = await VmdkSparseExtent.OpenAsync(file, "", 0, writable, ct).ConfigureAwait(false);
                 var h = extent.Header;
-                long descAt = (h.DescOffset != 0 ? (long)Math.Min(h.DescOffset, (ulong)(file.Length / VmdkLayout.SectorSize)) : 1) * VmdkLayout.SectorSize;
-                int area = (int)Math.Min(Math.Max((long)Math.Min(h.DescSize, 2048) * VmdkLayout.SectorSize, 0), VmdkLayout.MaxDescriptorBytes);
-                if (area == 0)
-                    area = VmdkLayout.DescriptorAreaBytes;
+                // The embedded descriptor: where the header says, within the file, at most 1 MiB.
+                long descSector = h.DescOffset != 0 ? (long)Math.Min(h.DescOffset, (ulong)(file.Length / VmdkLayout.SectorSize)) : 1;
+                long descBytes = (long)Math.Min(h.DescSize, VmdkLayout.MaxDescriptorBytes / VmdkLayout.SectorSize) * VmdkLayout.SectorSize;
+                int area = descBytes > 0 ? (int)descBytes : VmdkLayout.DescriptorAreaBytes;
+                long descAt = descSector * VmdkLayout.SectorSize;
                 var desc = await ReadDescriptorAsync(file, descAt, area, ct).ConfigureAwait(false);
                 if (h.Capacity == 0)
                 {
                     // A sparse header without capacity only points at a descriptor, which lists the real extents.
-                    return await FromDescriptorAsync(ctx, file, desc, descAt, area, embedded: true, opened, ct).ConfigureAwait(false);
+                    return await FromDescriptorAsync(file, settings, openExtent, desc, descAt, area, embedded: true, opened, ct).ConfigureAwait(false);
                 }
 
-                string ct2 = extent.Compressed ? "streamOptimized" : "monolithicSparse";
-                return new VmdkNode(file, ctx.Settings, [extent], desc, ct2, descAt, area, embedded: true);
+                string createType = extent.Compressed ? "streamOptimized" : "monolithicSparse";
+                return new VmdkNode(file, settings, [extent], desc, createType, descAt, area, embedded: true);
             }
 
             var text = await ReadDescriptorAsync(file, 0, (int)Math.Min(file.Length, VmdkLayout.MaxDescriptorBytes), ct).ConfigureAwait(false);
-            return await FromDescriptorAsync(ctx, file, text, 0, 0, embedded: false, opened, ct).ConfigureAwait(false);
+            return await FromDescriptorAsync(file, settings, openExtent, text, 0, 0, embedded: false, opened, ct).ConfigureAwait(false);
         }
         catch
         {
@@ -140,8 +156,8 @@ public sealed partial class VmdkNode : BlockNode
 
     private static readonly string[] DescriptorTypes = ["monolithicFlat", "vmfs", "vmfsSparse", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"];
 
-    private static async ValueTask<VmdkNode> FromDescriptorAsync(BlockOpenContext ctx, BlockNode file, VmdkDescriptor desc, long descAt, int area, bool embedded,
-        List<BlockNode> opened, CancellationToken ct)
+    private static async ValueTask<VmdkNode> FromDescriptorAsync(BlockNode file, NodeSettings settings, Func<string, CancellationToken, ValueTask<BlockNode>>? openExtent,
+        VmdkDescriptor desc, long descAt, int area, bool embedded, List<BlockNode> opened, CancellationToken ct)
     {
         string name = file.Filename;
         string createType = desc.CreateType ?? throw new BlockException(Errno.EINVAL, "invalid VMDK image descriptor");
@@ -152,14 +168,13 @@ public sealed partial class VmdkNode : BlockNode
             throw new ImageCorruptException(name, "descriptor", descAt, "no RW extent of a supported type (FLAT, SPARSE, VMFS, VMFSSPARSE) is listed");
         var extents = new List<VmdkExtent>(lines.Count);
         long start = 0;
-        bool writable = !ctx.Settings.ReadOnly;
+        bool writable = !settings.ReadOnly;
+        if (openExtent == null)
+            throw new BlockException(Errno.EOPNOTSUPP, $"'{name}' names extent files, which only an image opened through a block graph can open");
         foreach (var line in lines)
         {
             string path = BackingFiles.Resolve(name, line.FileName);
-            var child = await ctx.OpenChildAsync(new BlockdevRef
-            {
-                Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } },
-            }, ct).ConfigureAwait(false);
+            var child = await openExtent(path, ct).ConfigureAwait(false);
             opened.Add(child);
             child.RefuseOtherWriters();
             VmdkExtent extent;
@@ -181,7 +196,7 @@ public sealed partial class VmdkNode : BlockNode
             start = extent.End;
         }
 
-        return new VmdkNode(file, ctx.Settings, extents, desc, createType, descAt, area, embedded);
+        return new VmdkNode(file, settings, extents, desc, createType, descAt, area, embedded);
     }
 
     /// <summary>The extent holding a guest offset (extents are in guest order and cover the disk without gaps).</summary>
