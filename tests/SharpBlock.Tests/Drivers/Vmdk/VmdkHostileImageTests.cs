@@ -94,4 +94,23 @@ public class VmdkHostileImageTests
         await VmdkCreator.CreateAsync(p, new VmdkCreateOptions { Size = 0 });
         Assert.Equal("Unsupported image type 'monolithicSparse'", (await RefusedAsync(await File.ReadAllBytesAsync(p))).Message);
     }
+
+    [Fact]
+    public async Task A_descriptor_size_that_overlaps_the_tables_does_not_let_a_CID_update_overwrite_them()
+    {
+        byte[] img = await ImageAsync();
+        BinaryPrimitives.WriteUInt64LittleEndian(img.AsSpan(VmdkSparseHeader.DescSizeOffset), 2000);
+        byte[] data = new byte[4096];
+        Array.Fill(data, (byte)9);
+        await using var file = new MemoryNode(img, NodeSettings.Default, "lying.vmdk");
+        await using (var node = await VmdkNode.OpenAsync(file, NodeSettings.Default))
+            await node.WriteAsync(70000, data);
+        await using var again = new MemoryNode(file.ToArray(), NodeSettings.Default with { ReadOnly = true }, "lying.vmdk");
+        await using var reopened = await VmdkNode.OpenAsync(again, NodeSettings.Default with { ReadOnly = true });
+        byte[] got = new byte[4096];
+        await reopened.ReadAsync(70000, got);
+        Assert.Equal(data, got);
+        var check = await ((SharpBlock.Drivers.ICheckableImage)reopened).CheckAsync(SharpBlock.Drivers.ImageCheckMode.None, null);
+        Assert.Equal(0, check.Corruptions);
+    }
 }

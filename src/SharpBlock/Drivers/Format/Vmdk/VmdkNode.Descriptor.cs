@@ -40,7 +40,9 @@ public sealed partial class VmdkNode : IBackingFileFormat
     private async ValueTask WriteDescriptorLockedAsync(CancellationToken ct)
     {
         byte[] text = _descriptor.ToBytes();
-        int area = _embeddedDescriptor ? _descriptorArea : (int)Math.Max(Math.Max(VmdkLayout.DescriptorAreaBytes, _file.Length), text.Length);
+        // A descriptor file is padded over its old text (we read at most 1 MiB of it), at least QEMU's 20 sectors.
+        int area = _embeddedDescriptor ? _descriptorArea
+            : (int)Math.Max(Math.Max(VmdkLayout.DescriptorAreaBytes, Math.Min(_file.Length, VmdkLayout.MaxDescriptorBytes)), text.Length);
         if (text.Length > area)
             throw new BlockException(Errno.ENOSPC, $"The descriptor of '{Filename}' does not fit in its {area}-byte area");
         byte[] buf = new byte[area];

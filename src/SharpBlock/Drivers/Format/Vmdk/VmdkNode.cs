@@ -44,6 +44,8 @@ public sealed partial class VmdkNode : BlockNode
                 AttachChild(extents[i].File, ChildRole.File, $"extents.{i}");
         }
 
+        // An extent without a descriptor has nowhere to keep a new CID.
+        _cidUpdated = embedded && descriptorArea == 0;
         Cid = descriptor.Cid;
         ParentCid = descriptor.ParentCid;
         _backingName = descriptor.ParentFileNameHint;
@@ -118,11 +120,8 @@ public sealed partial class VmdkNode : BlockNode
             {
                 var extent = await VmdkSparseExtent.OpenAsync(file, "", 0, writable, ct).ConfigureAwait(false);
                 var h = extent.Header;
-                // The embedded descriptor: where the header says, within the file, at most 1 MiB.
-                long descSector = h.DescOffset != 0 ? (long)Math.Min(h.DescOffset, (ulong)(file.Length / VmdkLayout.SectorSize)) : 1;
-                long descBytes = (long)Math.Min(h.DescSize, VmdkLayout.MaxDescriptorBytes / VmdkLayout.SectorSize) * VmdkLayout.SectorSize;
-                int area = descBytes > 0 ? (int)descBytes : VmdkLayout.DescriptorAreaBytes;
-                long descAt = descSector * VmdkLayout.SectorSize;
+                long descAt = (long)Math.Min(h.DescOffset, (ulong)(file.Length / VmdkLayout.SectorSize)) * VmdkLayout.SectorSize;
+                int area = EmbeddedArea(h);
                 var desc = await ReadDescriptorAsync(file, descAt, area, ct).ConfigureAwait(false);
                 if (h.Capacity == 0)
                 {
@@ -143,6 +142,25 @@ public sealed partial class VmdkNode : BlockNode
                 await n.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// How much of an embedded descriptor we read and may rewrite: what the header gives it, at most the 20 sectors
+    /// QEMU reads and rewrites, and never into the tables or grains that follow it, so a lying desc_size cannot
+    /// make a CID update overwrite metadata. 0 when the extent has no descriptor (its CID is then never rewritten).
+    /// </summary>
+    private static int EmbeddedArea(VmdkSparseHeader h)
+    {
+        if (h.DescOffset == 0 || h.DescSize == 0)
+            return 0;
+        ulong end = h.DescOffset + Math.Min(h.DescSize, (ulong)(VmdkLayout.DescriptorAreaBytes / VmdkLayout.SectorSize));
+        foreach (ulong next in (ReadOnlySpan<ulong>)[h.RgdOffset, h.GdOffset, h.GrainOffset])
+        {
+            if (next > h.DescOffset && next < end)
+                end = next;
+        }
+
+        return (int)(end - h.DescOffset) * VmdkLayout.SectorSize;
     }
 
     private static async ValueTask<VmdkDescriptor> ReadDescriptorAsync(BlockNode file, long offset, int bytes, CancellationToken ct)
