@@ -140,4 +140,31 @@ public class VmdkChainAndInfoTests
         Assert.Contains("Block driver 'vmdk' does not support size measurement", qm.Stderr, StringComparison.Ordinal);
         Assert.Contains("Block driver 'vmdk' does not support size measurement", om.OneLineError(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Check_reports_a_grain_past_the_end_of_the_file_as_qemu_img_does()
+    {
+        using var dir = new TempDir();
+        string img = dir.File("a.vmdk");
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "vmdk", img, "4M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "vmdk", "-c", "write -P 1 0 64k", img)).Ok();
+        byte[] f = await File.ReadAllBytesAsync(img);
+        var h = SharpBlock.Drivers.Format.Vmdk.VmdkSparseHeader.Read(f);
+        foreach (ulong dirSector in new[] { h.GdOffset, h.RgdOffset })
+        {
+            int gt = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(f.AsSpan((int)dirSector * 512));
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(f.AsSpan((gt * 512) + (16 * 4)), 0x100000);
+        }
+
+        await File.WriteAllBytesAsync(img, f);
+        var q = await Tools.RunAsync("qemu-img", "check", img);
+        var o = await Tools.RunAsync("sharpblock", "img", "check", img);
+        Assert.Equal(1, q.ExitCode);
+        Assert.Equal(q.ExitCode, o.ExitCode);
+        Assert.Equal("ERROR: cluster offset for sector 2048 points after EOF", q.Stderr.Split('\n')[0]);
+        Assert.Equal(q.Stderr.Replace("qemu-img: ", "", StringComparison.Ordinal), o.Stderr.Replace("sharpblock: ", "", StringComparison.Ordinal));
+        var r = await Tools.RunAsync("qemu-img", "check", "-r", "all", img);
+        Assert.Contains("This image format does not support checks", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("This image format does not support checks", (await Tools.RunAsync("sharpblock", "img", "check", "-r", "all", img)).OneLineError(), StringComparison.Ordinal);
+    }
 }

@@ -57,11 +57,14 @@ public sealed partial class VmdkNode : IFormatSpecificInfo, ICheckableImage, ICl
     }
 
     /// <summary>
-    /// QEMU's check for VMDK: every allocated grain must start inside its extent's file; the first one that does
-    /// not is a corruption (and ends the check, as there). Nothing is repaired.
+    /// QEMU's check for VMDK: every allocated grain must start inside its extent's file. The first one that does
+    /// not is reported and ends the check as a failure ("Check failed: Invalid argument"), as qemu-img 7.2 ends
+    /// it; there is nothing to repair with, so -r is refused as qemu-img refuses it.
     /// </summary>
     public async ValueTask<ImageCheckResult> CheckAsync(ImageCheckMode mode, Action<string>? report, CancellationToken cancellationToken = default)
     {
+        if (mode != ImageCheckMode.None)
+            throw new Errors.BlockException(Errors.Errno.EOPNOTSUPP, "This image format does not support checks");
         var result = new ImageCheckResult();
         await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -74,8 +77,7 @@ public sealed partial class VmdkNode : IFormatSpecificInfo, ICheckableImage, ICl
                 if (bad.Count > 0)
                 {
                     report?.Invoke(string.Create(CultureInfo.InvariantCulture, $"ERROR: cluster offset for sector {(e.Start / VmdkLayout.SectorSize) + bad[0]} points after EOF"));
-                    result.Corruptions++;
-                    break;
+                    throw new Errors.BlockException(Errors.Errno.EINVAL, "Check failed: Invalid argument");
                 }
             }
         }
