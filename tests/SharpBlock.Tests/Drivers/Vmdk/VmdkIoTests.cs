@@ -151,6 +151,36 @@ public class VmdkIoTests
     }
 
     [Fact]
+    public async Task A_stream_we_write_ends_with_tables_footer_and_end_marker_that_stream_readers_can_use()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("s.vmdk");
+        await VmdkCreator.CreateAsync(p, new VmdkCreateOptions { Size = 40 << 20, Subformat = VmdkSubformat.StreamOptimized });
+        var model = new byte[40 << 20];
+        var rnd = new Random(6);
+        await using (var img = await VmdkTestImage.OpenAsync(p))
+        {
+            foreach (int g in new[] { 0, 7, 511, 512, 639 })
+            {
+                byte[] d = new byte[65536];
+                rnd.NextBytes(d.AsSpan(0, 5000));
+                await img.Node.WriteAsync(g * 65536L, d);
+                d.CopyTo(model, g * 65536L);
+            }
+        }
+
+        byte[] file = await File.ReadAllBytesAsync(p);
+        Assert.Equal(VmdkLayout.MarkerEndOfStream, VmdkMarker.Read(file.AsSpan(file.Length - 512)).Type);
+        Assert.Equal(VmdkLayout.MarkerFooter, VmdkMarker.Read(file.AsSpan(file.Length - 1536)).Type);
+        // Read it as a stream reader would: the header says "directory at the end", so only the footer's copy counts.
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(VmdkSparseHeader.GdOffsetOffset), VmdkLayout.GdAtEnd);
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(VmdkSparseHeader.RgdOffsetOffset), 0);
+        await using var mem = new MemoryNode(file, NodeSettings.Default with { ReadOnly = true }, "s.vmdk");
+        await using var node = await VmdkNode.OpenAsync(mem, NodeSettings.Default with { ReadOnly = true });
+        await AssertContentAsync(node, model);
+    }
+
+    [Fact]
     public async Task A_child_reads_through_to_its_parent_and_copies_the_rest_of_a_grain()
     {
         using var dir = new TempDir();

@@ -276,10 +276,28 @@ public sealed partial class VmdkNode : BlockNode
         }
     }
 
-    protected override ValueTask CloseCoreAsync()
+    protected override async ValueTask CloseCoreAsync()
     {
-        _meta.Dispose();
-        return ValueTask.CompletedTask;
+        try
+        {
+            if (!ReadOnly)
+            {
+                // A stream we appended grains to is ended as stream readers expect (markers, footer, end of stream).
+                foreach (var e in _extents)
+                {
+                    if (e is VmdkSparseExtent s)
+                        await s.AppendStreamEndAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (BlockException)
+        {
+            // The grains and tables are already durable; a stream without its tail still reads through the header.
+        }
+        finally
+        {
+            _meta.Dispose();
+        }
     }
 
     public override async ValueTask<long> GetAllocatedFileSizeAsync(CancellationToken cancellationToken = default)

@@ -29,6 +29,7 @@ internal sealed class VmdkSparseExtent : VmdkExtent
     private readonly HashSet<int> _dirtyTables = [];
     private readonly HashSet<int> _dirtyDirectory = [];
     private long _nextSector;
+    private bool _streamAppended;
 
     private VmdkSparseExtent(BlockNode file, string type, long start, VmdkSparseHeader header, uint[] gd, uint[]? rgd)
         : base(file, type, start, (long)header.Capacity * VmdkLayout.SectorSize)
@@ -279,6 +280,7 @@ internal sealed class VmdkSparseExtent : VmdkExtent
             new VmdkMarker((ulong)(offset / VmdkLayout.SectorSize), (uint)dataLength, 0).WriteGrain(buf);
         long sector = Reserve(total / VmdkLayout.SectorSize);
         await File.WriteAsync(sector * VmdkLayout.SectorSize, buf.AsMemory(0, (int)total), RequestFlags.None, ct).ConfigureAwait(false);
+        _streamAppended = true;
         return sector;
     }
 
@@ -376,6 +378,52 @@ internal sealed class VmdkSparseExtent : VmdkExtent
             _dirtyDirectory.Clear();
             await File.FlushAsync(ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Ends a stream we appended grains to, the way a stream reader expects it after the grains: for each grain
+    /// table in use a grain table marker and a copy of the table, a grain directory marker and a directory naming
+    /// those copies, the footer (marker, then a copy of the header pointing at that directory) and the
+    /// end-of-stream marker. The header and the tables in place stay what QEMU reads; the tail only adds to them,
+    /// and a later session appends its grains and a new tail after it. Called at close, after the write-back.
+    /// </summary>
+    public async ValueTask AppendStreamEndAsync(CancellationToken ct)
+    {
+        if (!_streamAppended || !Compressed || !HasMarkers)
+            return;
+        _streamAppended = false;
+        long gtSectors = (_gtBytes + VmdkLayout.SectorSize - 1) / VmdkLayout.SectorSize;
+        long gdSectors = ((_gd.Length * 4L) + VmdkLayout.SectorSize - 1) / VmdkLayout.SectorSize;
+        byte[] marker = new byte[VmdkMarker.MetadataSize];
+        byte[] table = new byte[gtSectors * VmdkLayout.SectorSize];
+        byte[] dir = new byte[gdSectors * VmdkLayout.SectorSize];
+        for (int i = 0; i < _gd.Length; i++)
+        {
+            var t = await TableAsync(i, ct).ConfigureAwait(false);
+            if (t == null || Array.TrueForAll(t, e => e == 0))
+                continue;
+            long at = Reserve(1 + gtSectors);
+            Array.Clear(marker);
+            new VmdkMarker((ulong)gtSectors, 0, VmdkLayout.MarkerGrainTable).WriteMetadata(marker);
+            for (int j = 0; j < t.Length; j++)
+                BinaryPrimitives.WriteUInt32LittleEndian(table.AsSpan(j * 4), t[j]);
+            await File.WriteAsync(at * VmdkLayout.SectorSize, marker, RequestFlags.None, ct).ConfigureAwait(false);
+            await File.WriteAsync((at + 1) * VmdkLayout.SectorSize, table, RequestFlags.None, ct).ConfigureAwait(false);
+            BinaryPrimitives.WriteUInt32LittleEndian(dir.AsSpan(i * 4), (uint)(at + 1));
+        }
+
+        long gdAt = Reserve(1 + gdSectors);
+        Array.Clear(marker);
+        new VmdkMarker((ulong)gdSectors, 0, VmdkLayout.MarkerGrainDirectory).WriteMetadata(marker);
+        await File.WriteAsync(gdAt * VmdkLayout.SectorSize, marker, RequestFlags.None, ct).ConfigureAwait(false);
+        await File.WriteAsync((gdAt + 1) * VmdkLayout.SectorSize, dir, RequestFlags.None, ct).ConfigureAwait(false);
+        long footer = Reserve(3);
+        byte[] end = new byte[VmdkLayout.FooterBytes];
+        new VmdkMarker(1, 0, VmdkLayout.MarkerFooter).WriteMetadata(end);
+        (Header with { GdOffset = (ulong)(gdAt + 1) }).Write(end.AsSpan(VmdkLayout.SectorSize));
+        // The end-of-stream marker is an all-zero sector.
+        await File.WriteAsync(footer * VmdkLayout.SectorSize, end, RequestFlags.None, ct).ConfigureAwait(false);
+        await File.FlushAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>qemu-img check's test: every allocated grain must start inside the file. Returns the sectors (extent-relative) that do not.</summary>
