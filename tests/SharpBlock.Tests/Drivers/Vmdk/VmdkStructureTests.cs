@@ -38,8 +38,19 @@ public class VmdkStructureTests
     {
         var h = new VmdkSparseHeader
         {
-            Magic = VmdkLayout.Magic, Version = 3, Flags = 0x30003, Capacity = 123456, Granularity = 128, DescOffset = 1, DescSize = 20,
-            GtesPerGt = 512, RgdOffset = 21, GdOffset = 26, GrainOffset = 128, CheckBytes = VmdkLayout.CheckBytes, CompressAlgorithm = 1,
+            Magic = VmdkLayout.Magic,
+            Version = 3,
+            Flags = 0x30003,
+            Capacity = 123456,
+            Granularity = 128,
+            DescOffset = 1,
+            DescSize = 20,
+            GtesPerGt = 512,
+            RgdOffset = 21,
+            GdOffset = 26,
+            GrainOffset = 128,
+            CheckBytes = VmdkLayout.CheckBytes,
+            CompressAlgorithm = 1,
         };
         byte[] b = new byte[512];
         h.Write(b);
