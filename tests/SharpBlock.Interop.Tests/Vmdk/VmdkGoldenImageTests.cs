@@ -11,51 +11,27 @@ namespace SharpBlock.Interop.Tests.Vmdk;
 /// checksums in OUTDIR/vmdk. We must read each one byte for byte, and our img info (json and human), map and
 /// check must say what qemu-img says about it.
 /// </summary>
-public sealed class VmdkGoldenImageTests : IClassFixture<VmdkGoldenImageTests.Images>
+public sealed class VmdkGoldenImageTests : IClassFixture<Qcow2.GoldenImageTests.Images>
 {
-    private readonly Images _images;
+    private readonly string _dir;
 
-    public VmdkGoldenImageTests(Images images) => _images = images;
-
-    /// <summary>Runs the script once for the class into a temp dir.</summary>
-    public sealed class Images : IAsyncLifetime, IDisposable
+    /// <summary>The script run once for the class (the qcow2 golden tests' fixture); the vmdk block writes into its vmdk/ folder.</summary>
+    public VmdkGoldenImageTests(Qcow2.GoldenImageTests.Images images)
     {
-        private readonly TempDir _dir = new();
-
-        public string Dir => Path.Combine(_dir.Path, "vmdk");
-
-        public List<(string Name, string Sha256)> Manifest { get; } = [];
-
-        public async Task InitializeAsync()
+        _dir = Path.Combine(images.Dir, "vmdk");
+        foreach (string line in File.ReadAllLines(Path.Combine(_dir, "manifest.txt")))
         {
-            (await Tools.RunAsync("bash", [Path.Combine(RepoRoot(), "scripts", "make-golden-images.sh"), _dir.Path], timeoutMs: 300_000)).Ok();
-            foreach (string line in File.ReadAllLines(Path.Combine(Dir, "manifest.txt")))
-            {
-                var parts = line.Split(' ');
-                Manifest.Add((parts[0], parts[1]));
-            }
-        }
-
-        public Task DisposeAsync() => Task.CompletedTask;
-
-        public void Dispose() => _dir.Dispose();
-
-        private static string RepoRoot()
-        {
-            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-            {
-                if (File.Exists(Path.Combine(d.FullName, "scripts", "make-golden-images.sh")))
-                    return d.FullName;
-            }
-
-            throw new DirectoryNotFoundException("scripts/make-golden-images.sh not found above " + AppContext.BaseDirectory);
+            var parts = line.Split(' ');
+            Manifest.Add((parts[0], parts[1]));
         }
     }
+
+    private List<(string Name, string Sha256)> Manifest { get; } = [];
 
     [Fact]
     public void The_script_makes_every_kind_of_image()
     {
-        var names = _images.Manifest.Select(m => m.Name).ToHashSet();
+        var names = Manifest.Select(m => m.Name).ToHashSet();
         foreach (string n in new[] { "monolithicSparse.vmdk", "monolithicFlat.vmdk", "twoGbMaxExtentSparse.vmdk", "twoGbMaxExtentFlat.vmdk",
             "zeroed.vmdk", "options.vmdk", "streamOptimized.vmdk", "chain-base.vmdk", "chain-top.vmdk" })
             Assert.Contains(n, names);
@@ -65,9 +41,9 @@ public sealed class VmdkGoldenImageTests : IClassFixture<VmdkGoldenImageTests.Im
     public async Task Every_image_is_probed_and_reads_byte_for_byte_as_the_manifest_says()
     {
         var failures = new List<string>();
-        foreach (var (name, sha) in _images.Manifest)
+        foreach (var (name, sha) in Manifest)
         {
-            string path = Path.Combine(_images.Dir, name);
+            string path = Path.Combine(_dir, name);
             await using var graph = new BlockGraph();
             var node = await graph.AddAsync(ImageFormats.ImageOptions(path, await ImageFormats.ProbeNameAsync(path), readOnly: true, "g0"));
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -91,9 +67,9 @@ public sealed class VmdkGoldenImageTests : IClassFixture<VmdkGoldenImageTests.Im
     public async Task Info_map_and_check_say_what_qemu_img_says()
     {
         var failures = new List<string>();
-        foreach (var (name, _) in _images.Manifest)
+        foreach (var (name, _) in Manifest)
         {
-            string path = Path.Combine(_images.Dir, name);
+            string path = Path.Combine(_dir, name);
             foreach (string[] cmd in new[]
             {
                 new[] { "info", "--output=json" }, ["info"], ["info", "--backing-chain", "--output=json"], ["map", "--output=json"], ["map"],
