@@ -35,6 +35,8 @@ public sealed partial class VmdkNode : ICompressedWrites
             return;
         }
 
+        if (ReadOnly)
+            throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
         await UpdateCidOnceAsync(cancellationToken).ConfigureAwait(false);
         long inExtent = offset - extent.Start;
         await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
