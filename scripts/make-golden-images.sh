@@ -122,3 +122,33 @@ for f in *.vdi *.vpc; do
   rm -f golden-vdi-vpc.raw
 done
 # ---- end of vdi and vpc ----------------------------------------------------------------------------------
+
+# ---- vmdk golden images (fmt-vmdk) ---------------------------------------------------------------------
+# In OUTDIR/vmdk with a manifest of their own (NAME SHA256 of the raw content), one line per image a user
+# opens (descriptors, not the extent files they name). Every subformat, zeroed grains, qemu's option values,
+# a stream converted from raw, and a backing chain.
+(
+  mkdir -p vmdk && cd vmdk
+  rm -f ./*.vmdk ./*.raw manifest.txt
+  vio() { local f="$1"; shift; local args=(); for c in "$@"; do args+=(-c "$c"); done; qemu-io -f vmdk "${args[@]}" "$f" >/dev/null; }
+  vwrites() { vio "$1" "write -P 0x11 0 192k" "write -P 0x22 300k 5k" "write -P 0x33 1M 640k" "write -z 1152k 128k" "write -P 0x44 4190208 4k"; }
+  for sub in monolithicSparse monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat; do
+    qemu-img create -f vmdk -o subformat=$sub $sub.vmdk 4M >/dev/null && vwrites $sub.vmdk
+  done
+  qemu-img create -f vmdk -o zeroed_grain=on zeroed.vmdk 4M >/dev/null && vwrites zeroed.vmdk
+  qemu-img create -f vmdk -o adapter_type=lsilogic,hwversion=7,toolsversion=123 options.vmdk 4M >/dev/null && vwrites options.vmdk
+  qemu-img create -f raw stream-src.raw 4M >/dev/null
+  qemu-io -f raw -c "write -P 0x61 0 1M" -c "write -P 0x62 2M 64k" -c "write -P 0x63 4193792 512" stream-src.raw >/dev/null
+  qemu-img convert -O vmdk -o subformat=streamOptimized stream-src.raw streamOptimized.vmdk
+  rm -f stream-src.raw
+  qemu-img create -f vmdk chain-base.vmdk 4M >/dev/null && vio chain-base.vmdk "write -P 0x81 0 3M"
+  qemu-img create -f vmdk -b chain-base.vmdk -F vmdk chain-top.vmdk >/dev/null
+  vio chain-top.vmdk "write -P 0x82 64k 64k" "write -z 1M 256k" "write -P 0x83 2M 4k"
+  for f in monolithicSparse.vmdk monolithicFlat.vmdk twoGbMaxExtentSparse.vmdk twoGbMaxExtentFlat.vmdk zeroed.vmdk options.vmdk \
+           streamOptimized.vmdk chain-base.vmdk chain-top.vmdk; do
+    qemu-img convert -U -O raw "$f" manifest.raw
+    echo "$f $(sha256sum <manifest.raw | cut -d' ' -f1)" >>manifest.txt
+    rm -f manifest.raw
+  done
+)
+# ---- end of vmdk golden images ---------------------------------------------------------------------------

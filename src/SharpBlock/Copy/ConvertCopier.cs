@@ -55,7 +55,7 @@ public sealed class ConvertCopier
         _s = settings;
         _size = source.Length;
         int unit = target is IClusteredImage c ? c.ClusterSize : 4096;
-        _compressTarget = settings.Compress ? target as ICompressedWrites : null;
+        _compressTarget = settings.Compress || target is ICompressedWrites { CompressedOnly: true } ? target as ICompressedWrites : null;
         // A compressed cluster is written whole and alone; everything else in cluster-aligned pieces so
         // no piece allocates half a cluster that the next one has to copy-on-write.
         _chunk = _compressTarget != null ? unit : Math.Max(MaxChunk / unit * unit, unit);

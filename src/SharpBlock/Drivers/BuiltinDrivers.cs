@@ -3,6 +3,7 @@ using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
 using SharpBlock.Drivers.Format.Vdi;
 using SharpBlock.Drivers.Format.Vpc;
+using SharpBlock.Drivers.Format.Vmdk;
 using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
@@ -23,6 +24,7 @@ internal static class BuiltinDrivers
         r.RegisterFormat(new Format.Vhdx.VhdxFormat());
         r.RegisterFormat(new VdiFormat());
         r.RegisterFormat(new VpcFormat());
+        r.RegisterFormat(new VmdkFormat());
         r.RegisterFormat(new RawFormat());
     }
 

@@ -19,6 +19,12 @@ public interface ICompressedWrites : IClusteredImage
 
     /// <summary>Stores one whole, unallocated guest cluster; an empty compressed buffer stores it plainly.</summary>
     ValueTask WriteCompressedAsync(long offset, ReadOnlyMemory<byte> cluster, ReadOnlyMemory<byte> compressed, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Whether the image takes only compressed writes of whole clusters (a VMDK streamOptimized image, QEMU's
+    /// needs_compressed_writes): convert then writes through <see cref="WriteCompressedAsync"/> even without -c.
+    /// </summary>
+    bool CompressedOnly => false;
 }
 
 /// <summary>A COW format that can drop every mapping, so the image reads from its backing file again (img commit).</summary>
