@@ -85,12 +85,9 @@ internal static class ImgCommit
         }
 
         await baseNode.FlushAsync().ConfigureAwait(false);
-        if (drop)
-        {
-            if (top is not IMakeEmpty q)
-                throw new BlockException(Errno.EOPNOTSUPP, $"Format '{top.DriverName}' cannot be emptied; use -d");
+        // A format that cannot empty itself (vmdk, vdi, ...) keeps its now redundant data, as qemu-img leaves it.
+        if (drop && top is IMakeEmpty q)
             await q.MakeEmptyAsync().ConfigureAwait(false);
-        }
 
         progress.Complete(again: false);
         progress.End();

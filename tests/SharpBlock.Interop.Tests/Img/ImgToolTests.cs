@@ -292,6 +292,18 @@ public class ImgToolTests
     }
 
     [Fact]
+    public async Task Output_redirected_to_a_file_shares_it_with_what_the_shell_writes_next()
+    {
+        using var dir = new TempDir();
+        string img = dir.PatternFile("d.raw", 1 << 20), log = dir.File("log.txt");
+        (await Tools.RunAsync("bash", "-c", $"{{ echo HEAD; dotnet '{Tools.SharpBlockDll}' img info -f raw '{img}'; echo TAIL; }} > '{log}'")).Ok();
+        string[] lines = (await File.ReadAllTextAsync(log)).TrimEnd('\n').Split('\n');
+        Assert.Equal("HEAD", lines[0]);
+        Assert.Equal("image: " + img, lines[1]);
+        Assert.Equal("TAIL", lines[^1]);
+    }
+
+    [Fact]
     public async Task Measure_prints_what_qemu_img_measure_prints()
     {
         using var dir = new TempDir();

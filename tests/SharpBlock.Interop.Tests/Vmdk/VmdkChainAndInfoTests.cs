@@ -165,6 +165,7 @@ public class VmdkChainAndInfoTests
         Assert.Equal(q.Stderr.Replace("qemu-img: ", "", StringComparison.Ordinal), o.Stderr.Replace("sharpblock: ", "", StringComparison.Ordinal));
         var r = await Tools.RunAsync("qemu-img", "check", "-r", "all", img);
         Assert.Contains("This image format does not support checks", r.Stderr, StringComparison.Ordinal);
-        Assert.Contains("This image format does not support checks", (await Tools.RunAsync("sharpblock", "img", "check", "-r", "all", img)).OneLineError(), StringComparison.Ordinal);
+        Assert.Equal(63, r.ExitCode);
+        Assert.Contains("This image format does not support checks", (await Tools.RunAsync("sharpblock", "img", "check", "-r", "all", img)).OneLineError(exitCode: 63), StringComparison.Ordinal);
     }
 }
