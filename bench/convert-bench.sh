@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `qemu-img convert` against `sharpblock img convert`, in one run, on the same source images and with the
-# same options (-m left at its default of 8 for both): raw->qcow2, qcow2->raw, qcow2->qcow2 -c and
-# raw->raw. The source is mixed like a real disk: pieces of 1-4 MiB that are random (incompressible),
+# same options (-m left at its default of 8 for both): raw->qcow2, qcow2->raw, qcow2->qcow2 -c, raw->raw,
+# and raw to and from vmdk, vhdx and vdi. The source is mixed like a real disk: pieces of 1-4 MiB that are random (incompressible),
 # text-like (compressible) or zero, a third each; half of the zero pieces are holes in the raw file and
 # half are written zeros, so both block status and zero detection are exercised. Every output of both
 # tools is checked with qemu-img compare. Times are wall seconds of the whole process (start-up included),
@@ -50,6 +50,7 @@ with open(path, "wb") as f:
         kind = (kind + 1) % 3
 PY
 qemu-img convert -f raw -O qcow2 "$work/src.raw" "$work/src.qcow2"
+for f in vmdk vhdx vdi; do qemu-img convert -f raw -O "$f" "$work/src.raw" "$work/src.$f"; done
 
 # Best of $runs wall-clock seconds, and the least CPU time (user + system) of the same runs, which the
 # other work on a shared machine disturbs less; the page cache is written back before each run so that one
@@ -78,8 +79,8 @@ while IFS='|' read -r label in fmt_in fmt_out extra; do
   read -r s sc < <(best "$work/s.out" "${sharpblock[@]}" img convert -f "$fmt_in" -O "$fmt_out" $extra "$work/$in" "$work/s.out")
   qemu-img compare -q -f "$fmt_in" -F "$fmt_out" "$work/$in" "$work/q.out"
   qemu-img compare -q -f "$fmt_in" -F "$fmt_out" "$work/$in" "$work/s.out"
-  if [[ $fmt_out == qcow2 ]]; then
-    qemu-img check -q "$work/s.out"
+  if [[ $fmt_out =~ ^(qcow2|vmdk|vhdx|vdi)$ ]]; then
+    qemu-img check -q -f "$fmt_out" "$work/s.out"
   fi
   qs=$(du -m "$work/q.out" | cut -f1)
   ss=$(du -m "$work/s.out" | cut -f1)
@@ -89,4 +90,10 @@ raw -> qcow2|src.raw|raw|qcow2|
 qcow2 -> raw|src.qcow2|qcow2|raw|
 qcow2 -> qcow2 -c (compressed)|src.qcow2|qcow2|qcow2|-c
 raw -> raw|src.raw|raw|raw|
+raw -> vmdk|src.raw|raw|vmdk|
+vmdk -> raw|src.vmdk|vmdk|raw|
+raw -> vhdx|src.raw|raw|vhdx|
+vhdx -> raw|src.vhdx|vhdx|raw|
+raw -> vdi|src.raw|raw|vdi|
+vdi -> raw|src.vdi|vdi|raw|
 LIST
