@@ -46,7 +46,11 @@ internal static class ImgSnapshot
             {
                 string verb = create != null ? "create" : delete != null ? "delete" : "apply";
                 string what = create ?? delete ?? apply!;
-                return ImgCommand.Fail($"Could not {verb} snapshot '{what}': {ex.Message}");
+                // qemu-img's words for a snapshot that is not there differ by command.
+                string reason = ex.Errno != Errors.Errno.ENOENT || create != null ? ex.Message
+                    : delete != null ? "snapshot not found"
+                    : "Failed to load snapshot: No such file or directory";
+                return ImgCommand.Fail($"Could not {verb} snapshot '{what}': {reason}");
             }
         }
 

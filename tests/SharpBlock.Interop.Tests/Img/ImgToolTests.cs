@@ -248,6 +248,17 @@ public class ImgToolTests
                 o.Stderr.Trim().Split('\n')[^1].Replace("sharpblock: ", "", StringComparison.Ordinal));
         }
 
+        // A qcow2 without the snapshot asked for: qemu-img's words for each command.
+        string q2 = dir.File("s.qcow2");
+        (await Qemu("create", "-q", "-f", "qcow2", q2, "1M")).Ok();
+        foreach (var op in new[] { new[] { "-a", "nosuch" }, ["-d", "nosuch"] })
+        {
+            var q = await Qemu(["snapshot", .. op, q2]);
+            var o = await Ours(["snapshot", .. op, q2]);
+            Assert.Equal(q.ExitCode, o.ExitCode);
+            Assert.Equal(q.Stderr.Replace("qemu-img: ", "", StringComparison.Ordinal), o.Stderr.Replace("sharpblock: ", "", StringComparison.Ordinal));
+        }
+
         // Opening a guessed raw image for writing warns in qemu-img's words.
         var warn = await Ours("snapshot", "-c", "s1", raw);
         Assert.Equal(string.Join('\n', (await Qemu("snapshot", "-c", "s1", raw)).Stderr.Split('\n')[..3]), string.Join('\n', warn.Stderr.Split('\n')[..3]));
