@@ -21,6 +21,8 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
     /// <summary>Clean L2 tables kept beyond this many bytes are dropped (dirty ones stay until the flush).</summary>
     private const long CleanCacheBytes = 32L << 20;
 
+    private const long MaxRunClusters = 1 << 20;
+
     private readonly BlockNode _file;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly ulong[] _l1;
@@ -210,17 +212,29 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            // One answer covers at most this many clusters, so a status query over a huge image stays short.
+            maxCount = Math.Min(maxCount, MaxRunClusters);
             var (kind, host) = Classify(cluster, await LookupLockedAsync(cluster, ct).ConfigureAwait(false));
-            long n = 1;
+            long n = _l1[(int)(cluster / _entries)] == 0 ? _entries - (cluster % _entries) : 1;
             while (n < maxCount)
             {
-                var (k, h) = Classify(cluster + n, await LookupLockedAsync(cluster + n, ct).ConfigureAwait(false));
+                long c = cluster + n;
+                // A whole range without an L2 table is unallocated in one step.
+                if (c % _entries == 0 && _l1[(int)(c / _entries)] == 0)
+                {
+                    if (kind != Kind.Unallocated)
+                        break;
+                    n += _entries;
+                    continue;
+                }
+
+                var (k, h) = Classify(c, await LookupLockedAsync(c, ct).ConfigureAwait(false));
                 if (k != kind || (kind == Kind.Data && h != host + (n * _clusterSize)))
                     break;
                 n++;
             }
 
-            return (kind, host, n);
+            return (kind, host, Math.Min(n, maxCount));
         }
         finally
         {
