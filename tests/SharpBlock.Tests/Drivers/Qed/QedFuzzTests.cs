@@ -15,7 +15,7 @@ public class QedFuzzTests
     private static async Task<byte[]> SeedImageAsync()
     {
         // Small clusters and tables keep the seed image (and each case) small.
-        var mem = QedNodeTests.Memory(await QedNodeTests.NewImageAsync(3 << 20, clusterSize: 4096, tableSize: 1));
+        var mem = QedNodeTests.Memory(await QedNodeTests.NewImageAsync(3 << 20, clusterSize: 4096, tableSize: 2));
         var node = await QedNode.OpenAsync(mem, NodeSettings.Default);
         await using (node)
         {
@@ -37,8 +37,8 @@ public class QedFuzzTests
     public async Task Mutated_images_never_crash_or_hang()
     {
         byte[] seed = await SeedImageAsync();
-        // Header, L1 table (cluster 1), and the first L2 table (after the first data clusters).
-        await FuzzCases.RunAsync("qed", "QED", seed, [(0, 64), (4096, 64), (4096 * 4, 4096)], async img =>
+        // Header, L1 table (clusters 1-2), and the first L2 table (after the first two data clusters).
+        await FuzzCases.RunAsync("qed", "QED", seed, [(0, 64), (4096, 64), (4096 * 5, 8192)], async img =>
         {
             try
             {

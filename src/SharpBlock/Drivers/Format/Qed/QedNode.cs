@@ -75,10 +75,9 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
     {
         file.RefuseOtherWriters();
         long fileLength = file.Length;
-        if (fileLength < QedHeader.Size)
-            throw new BlockException(Errno.EINVAL, $"Image not in QED format (file of {fileLength} bytes is shorter than the header)");
+        // A short file reads as its bytes and zeros after them, as QEMU reads it; the checks then refuse it.
         byte[] head = new byte[QedHeader.Size];
-        await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
+        await file.ReadAsync(0, head.AsMemory(0, (int)Math.Min(fileLength, QedHeader.Size)), cancellationToken).ConfigureAwait(false);
         var h = QedHeader.Read(head);
         Validate(h, fileLength);
 
@@ -112,7 +111,10 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
         return node;
     }
 
-    /// <summary>QEMU 7.2's checks of a header, in its order, plus the bounds that keep a hostile header from costing memory.</summary>
+    /// <summary>
+    /// QEMU 7.2's checks of a header, in its order and words (each names its field), plus the bounds that
+    /// keep a hostile header from costing memory: every table must lie wholly inside the file.
+    /// </summary>
     internal static void Validate(QedHeader h, long fileLength)
     {
         if (h.Magic != QedLayout.Magic)
@@ -120,32 +122,40 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
         if ((h.Features & ~QedLayout.KnownFeatures) != 0)
             throw new BlockException(Errno.EOPNOTSUPP, $"Unsupported QED features: {h.Features & ~QedLayout.KnownFeatures:x}");
         if (!QedLayout.ClusterSizeValid(h.ClusterSize))
-            throw new BlockException(Errno.EINVAL, string.Create(CultureInfo.InvariantCulture, $"Invalid QED image: cluster_size {h.ClusterSize} is not a power of two in [{QedLayout.MinClusterSize}, {QedLayout.MaxClusterSize}]"));
+            throw new BlockException(Errno.EINVAL, "QED cluster size is invalid");
         if (!QedLayout.TableSizeValid(h.TableSize))
-            throw new BlockException(Errno.EINVAL, string.Create(CultureInfo.InvariantCulture, $"Invalid QED image: table_size {h.TableSize} is not a power of two in [{QedLayout.MinTableSize}, {QedLayout.MaxTableSize}]"));
+            throw new BlockException(Errno.EINVAL, "QED table size is invalid");
         if (!QedLayout.ImageSizeValid(h.ImageSize, h.ClusterSize, h.TableSize))
-            throw new BlockException(Errno.EINVAL, string.Create(CultureInfo.InvariantCulture, $"Invalid QED image: image_size {h.ImageSize} is not whole sectors or exceeds {QedLayout.MaxImageSize(h.ClusterSize, h.TableSize)}"));
-        long headerBytes = (long)h.HeaderSize * h.ClusterSize;
-        if (h.HeaderSize == 0 || headerBytes > fileLength)
-            throw new BlockException(Errno.EINVAL, string.Create(CultureInfo.InvariantCulture, $"Invalid QED image: header_size {h.HeaderSize} clusters does not fit in the file ({fileLength} bytes)"));
-        long tableBytes = (long)h.TableSize * h.ClusterSize;
-        if (h.L1TableOffset % h.ClusterSize != 0 || h.L1TableOffset < (ulong)headerBytes || h.L1TableOffset > (ulong)(fileLength - tableBytes) || fileLength < tableBytes)
-            throw new BlockException(Errno.EINVAL, string.Create(CultureInfo.InvariantCulture, $"Invalid QED image: l1_table_offset 0x{h.L1TableOffset:x} is not a cluster-aligned table inside the file ({fileLength} bytes)"));
+            throw new BlockException(Errno.EINVAL, "QED image size is invalid");
+        long fileEnd = fileLength / h.ClusterSize * h.ClusterSize;
+        if (!TableOffsetValid(h.L1TableOffset, h.ClusterSize, h.TableSize, (ulong)h.HeaderSize * h.ClusterSize, fileEnd))
+            throw new BlockException(Errno.EINVAL, "QED table offset is invalid");
         if (h.HasBackingFile)
         {
-            if (h.BackingFilenameSize > QedLayout.MaxBackingFileName)
-                throw new BlockException(Errno.EINVAL, string.Create(CultureInfo.InvariantCulture, $"Invalid QED image: backing_filename_size {h.BackingFilenameSize} is longer than {QedLayout.MaxBackingFileName}"));
-            if ((ulong)h.BackingFilenameOffset + h.BackingFilenameSize > (ulong)headerBytes)
-                throw new BlockException(Errno.EINVAL, string.Create(CultureInfo.InvariantCulture, $"Invalid QED image: backing_filename_offset {h.BackingFilenameOffset} + size {h.BackingFilenameSize} is outside the header clusters"));
+            if ((ulong)h.BackingFilenameOffset + h.BackingFilenameSize > (ulong)h.HeaderSize * h.ClusterSize
+                || h.BackingFilenameSize > QedLayout.MaxBackingFileName || (ulong)h.BackingFilenameOffset + h.BackingFilenameSize > (ulong)fileLength)
+                throw new BlockException(Errno.EINVAL, "QED backing filename offset is invalid");
         }
     }
 
-    /// <summary>A table is valid when it is cluster aligned, after the header, and wholly inside the file.</summary>
-    internal bool TableOffsetValid(ulong offset) =>
-        offset % (ulong)_clusterSize == 0 && offset >= (ulong)HeaderBytes && offset <= (ulong)_fileEnd && (ulong)_fileEnd - offset >= (ulong)_tableBytes;
+    /// <summary>
+    /// QEMU's test of a table offset: its first and last cluster must be valid cluster offsets. With one-cluster
+    /// tables the two coincide and QEMU's overflow guard (last &lt;= first) refuses every table, so QEMU 7.2
+    /// cannot open the table_size=1 images it creates; we refuse them alike rather than write what it cannot read.
+    /// </summary>
+    private static bool TableOffsetValid(ulong offset, uint clusterSize, uint tableSize, ulong headerBytes, long fileEnd)
+    {
+        ulong last = unchecked(offset + ((ulong)(tableSize - 1) * clusterSize));
+        return last > offset && ClusterOffsetValid(offset, clusterSize, headerBytes, fileEnd) && ClusterOffsetValid(last, clusterSize, headerBytes, fileEnd);
+    }
 
-    internal bool ClusterOffsetValid(ulong offset) =>
-        offset % (ulong)_clusterSize == 0 && offset >= (ulong)HeaderBytes && offset < (ulong)_fileEnd;
+    private static bool ClusterOffsetValid(ulong offset, uint clusterSize, ulong headerBytes, long fileEnd) =>
+        offset % clusterSize == 0 && offset >= headerBytes && offset < (ulong)fileEnd;
+
+    internal bool TableOffsetValid(ulong offset) =>
+        TableOffsetValid(offset, _header.ClusterSize, _header.TableSize, (ulong)HeaderBytes, _fileEnd);
+
+    internal bool ClusterOffsetValid(ulong offset) => ClusterOffsetValid(offset, _header.ClusterSize, (ulong)HeaderBytes, _fileEnd);
 
     private long HeaderBytes => (long)_header.HeaderSize * _clusterSize;
 
@@ -532,7 +542,6 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
     {
         var info = await base.GetImageInfoAsync(cancellationToken).ConfigureAwait(false);
         info.ClusterSize = _clusterSize;
-        info.DirtyFlag = _header.NeedCheck;
         return info;
     }
 
