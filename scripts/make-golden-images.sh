@@ -152,3 +152,30 @@ done
   done
 )
 # ---- end of vmdk golden images ---------------------------------------------------------------------------
+
+# ---- qed golden images (fmt-qed) -----------------------------------------------------------------------
+# In OUTDIR/qed with a manifest of their own (NAME SHA256 of the raw content). Default and small clusters,
+# the largest table size, an empty image, zero clusters, the last sector, and backing chains onto a qed
+# and onto a raw image (the raw one recorded as do-not-probe).
+(
+  mkdir -p qed && cd qed
+  rm -f ./*.qed ./*.raw manifest.txt
+  qio() { local f="$1"; shift; local args=(); for c in "$@"; do args+=(-c "$c"); done; qemu-io -f qed "${args[@]}" "$f" >/dev/null; }
+  qwrites() { qio "$1" "write -P 0x11 0 192k" "write -P 0x22 300k 5k" "write -z 1M 256k" "write -P 0x44 4193792 512"; }
+  qemu-img create -f qed default.qed 4M >/dev/null && qwrites default.qed
+  qemu-img create -f qed -o cluster_size=4096,table_size=2 small.qed 4M >/dev/null && qwrites small.qed
+  qemu-img create -f qed -o cluster_size=1M,table_size=16 big-tables.qed 4M >/dev/null && qwrites big-tables.qed
+  qemu-img create -f qed empty.qed 3M >/dev/null
+  qemu-img create -f qed chain-base.qed 4M >/dev/null && qio chain-base.qed "write -P 0x81 0 3M"
+  qemu-img create -f qed -b chain-base.qed -F qed chain-top.qed >/dev/null
+  qio chain-top.qed "write -P 0x82 64k 64k" "write -z 1M 256k" "write -P 0x83 2M 4k"
+  qemu-img create -f raw raw-base.raw 4M >/dev/null && qemu-io -f raw -c "write -P 0x91 0 2M" raw-base.raw >/dev/null
+  qemu-img create -f qed -b raw-base.raw -F raw raw-top.qed >/dev/null
+  qio raw-top.qed "write -P 0x92 100k 10k" "write -P 0x93 3M 1M"
+  for f in default.qed small.qed big-tables.qed empty.qed chain-base.qed chain-top.qed raw-top.qed; do
+    qemu-img convert -U -O raw "$f" manifest.raw
+    echo "$f $(sha256sum <manifest.raw | cut -d' ' -f1)" >>manifest.txt
+    rm -f manifest.raw
+  done
+)
+# ---- end of qed golden images ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ internal static class BuiltinDrivers
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
+        r.RegisterFormat(new Format.Qed.QedFormat());
         r.RegisterFormat(new Format.Vhdx.VhdxFormat());
         r.RegisterFormat(new VdiFormat());
         r.RegisterFormat(new VpcFormat());
