@@ -277,8 +277,9 @@ public sealed partial class ParallelsNode : BlockNode
         if (entry == ParallelsLayout.Unallocated)
         {
             // Runs of unallocated clusters read as zeros and are not this layer's own (QEMU reports them unallocated).
+            // Past the BAT nothing is allocated: the rest of the request is one run (no walk over a huge disk).
             for (long c = cluster + 1; n < length && Entry(c) == ParallelsLayout.Unallocated; c++)
-                n += _clusterSize;
+                n = c >= _bat.Length ? length : n + _clusterSize;
             return ValueTask.FromResult(new BlockStatus(BlockStatusFlags.Zero, Math.Min(n, length)));
         }
 
@@ -303,8 +304,16 @@ public sealed partial class ParallelsNode : BlockNode
                 long end = _dataEnd * ParallelsLayout.SectorSize;
                 if (_file.Length != end)
                 {
-                    await _file.TruncateAsync(end, CancellationToken.None).ConfigureAwait(false);
-                    await _file.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    try
+                    {
+                        await _file.TruncateAsync(end, CancellationToken.None).ConfigureAwait(false);
+                        await _file.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (BlockException)
+                    {
+                        // As QEMU: the cut is tidying only (a hostile data_off can ask for more than the file can
+                        // hold); the image is consistent without it, so a failure does not fail the close.
+                    }
                 }
             }
         }
