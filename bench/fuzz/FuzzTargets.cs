@@ -14,6 +14,7 @@ public static class FuzzTargets
         new("qed", "a whole QED image opened, read, written and checked over a memory node", QedImageTarget.RunAsync),
         new("vpc", "a whole VHD image (fixed or dynamic) opened, read and written over a memory node", VpcImageTarget.RunAsync),
         new("vmdk", "a whole single-file vmdk image (sparse or stream) opened, read, written and checked over a memory node", VmdkImageTarget.RunAsync),
+        new("parallels", "a whole Parallels image opened, read, written and checked over a memory node", ParallelsImageTarget.RunAsync), new("bochs", "a whole Bochs growing redolog opened and read over a memory node", BochsImageTarget.RunAsync),
         new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
     ];
 

@@ -26,6 +26,8 @@ internal static class BuiltinDrivers
         r.RegisterFormat(new VdiFormat());
         r.RegisterFormat(new VpcFormat());
         r.RegisterFormat(new VmdkFormat());
+        r.RegisterFormat(new Format.Parallels.ParallelsFormat());
+        r.RegisterFormat(new Format.Bochs.BochsFormat());
         r.RegisterFormat(new RawFormat());
     }
 
