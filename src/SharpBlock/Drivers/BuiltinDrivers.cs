@@ -1,4 +1,5 @@
 using SharpBlock.Drivers.Filter.Blkdebug;
+using SharpBlock.Drivers.Format.Qcow;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
 using SharpBlock.Drivers.Format.Vdi;
@@ -21,6 +22,7 @@ internal static class BuiltinDrivers
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
+        r.RegisterFormat(new QcowFormat());
         r.RegisterFormat(new Format.Vhdx.VhdxFormat());
         r.RegisterFormat(new VdiFormat());
         r.RegisterFormat(new VpcFormat());
