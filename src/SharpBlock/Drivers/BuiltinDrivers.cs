@@ -1,4 +1,5 @@
 using SharpBlock.Drivers.Filter.Blkdebug;
+using SharpBlock.Drivers.Format.Cow;
 using SharpBlock.Drivers.Format.Qcow;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
@@ -23,6 +24,7 @@ internal static class BuiltinDrivers
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new QcowFormat());
+        r.RegisterFormat(new CowFormat());
         r.RegisterFormat(new Format.Vhdx.VhdxFormat());
         r.RegisterFormat(new VdiFormat());
         r.RegisterFormat(new VpcFormat());
