@@ -12,6 +12,7 @@ public static class FuzzTargets
         new("vhdx", "a whole vhdx image (sparse form) opened, its log replayed, read, written and checked over a memory node", VhdxImageTarget.RunAsync),
         new("vdi", "a whole VDI image opened, read, written and checked over a memory node", VdiImageTarget.RunAsync),
         new("qcow", "a whole qcow (version 1) image opened, read, written and reopened over a memory node", QcowImageTarget.RunAsync),
+        new("cow", "a whole cow (UML COW v2) image opened, read, written and reopened over a memory node", CowImageTarget.RunAsync),
         new("vpc", "a whole VHD image (fixed or dynamic) opened, read and written over a memory node", VpcImageTarget.RunAsync),
         new("vmdk", "a whole single-file vmdk image (sparse or stream) opened, read, written and checked over a memory node", VmdkImageTarget.RunAsync),
         new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
