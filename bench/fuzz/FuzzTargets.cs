@@ -12,9 +12,12 @@ public static class FuzzTargets
         new("vhdx", "a whole vhdx image (sparse form) opened, its log replayed, read, written and checked over a memory node", VhdxImageTarget.RunAsync),
         new("vdi", "a whole VDI image opened, read, written and checked over a memory node", VdiImageTarget.RunAsync),
         new("qed", "a whole QED image opened, read, written and checked over a memory node", QedImageTarget.RunAsync),
+        new("qcow", "a whole qcow (version 1) image opened, read, written and reopened over a memory node", QcowImageTarget.RunAsync),
+        new("cow", "a whole cow (UML COW v2) image opened, read, written and reopened over a memory node", CowImageTarget.RunAsync),
         new("vpc", "a whole VHD image (fixed or dynamic) opened, read and written over a memory node", VpcImageTarget.RunAsync),
         new("vmdk", "a whole single-file vmdk image (sparse or stream) opened, read, written and checked over a memory node", VmdkImageTarget.RunAsync),
-        new("parallels", "a whole Parallels image opened, read, written and checked over a memory node", ParallelsImageTarget.RunAsync), new("bochs", "a whole Bochs growing redolog opened and read over a memory node", BochsImageTarget.RunAsync),
+        new("parallels", "a whole Parallels image opened, read, written and checked over a memory node", ParallelsImageTarget.RunAsync),
+        new("bochs", "a whole Bochs growing redolog opened and read over a memory node", BochsImageTarget.RunAsync),
         new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
     ];
 

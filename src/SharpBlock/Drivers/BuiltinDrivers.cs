@@ -1,4 +1,6 @@
 using SharpBlock.Drivers.Filter.Blkdebug;
+using SharpBlock.Drivers.Format.Cow;
+using SharpBlock.Drivers.Format.Qcow;
 using SharpBlock.Drivers.Format.Qcow2;
 using SharpBlock.Drivers.Format.Raw;
 using SharpBlock.Drivers.Format.Vdi;
@@ -22,6 +24,8 @@ internal static class BuiltinDrivers
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new Format.Qed.QedFormat());
+        r.RegisterFormat(new QcowFormat());
+        r.RegisterFormat(new CowFormat());
         r.RegisterFormat(new Format.Vhdx.VhdxFormat());
         r.RegisterFormat(new VdiFormat());
         r.RegisterFormat(new VpcFormat());
