@@ -13,6 +13,7 @@ public static class FuzzTargets
         new("vdi", "a whole VDI image opened, read, written and checked over a memory node", VdiImageTarget.RunAsync),
         new("vpc", "a whole VHD image (fixed or dynamic) opened, read and written over a memory node", VpcImageTarget.RunAsync),
         new("vmdk", "a whole single-file vmdk image (sparse or stream) opened, read, written and checked over a memory node", VmdkImageTarget.RunAsync),
+        new("cloop", "a whole cloop image opened and every block in reach decompressed over a memory node", CloopImageTarget.RunAsync),
         new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
     ];
 

@@ -25,6 +25,7 @@ internal static class BuiltinDrivers
         r.RegisterFormat(new VdiFormat());
         r.RegisterFormat(new VpcFormat());
         r.RegisterFormat(new VmdkFormat());
+        r.RegisterFormat(new Format.Cloop.CloopFormat());
         r.RegisterFormat(new RawFormat());
     }
 
