@@ -14,6 +14,7 @@ public static class FuzzTargets
         new("vpc", "a whole VHD image (fixed or dynamic) opened, read and written over a memory node", VpcImageTarget.RunAsync),
         new("vmdk", "a whole single-file vmdk image (sparse or stream) opened, read, written and checked over a memory node", VmdkImageTarget.RunAsync),
         new("cloop", "a whole cloop image opened and every block in reach decompressed over a memory node", CloopImageTarget.RunAsync),
+        new("dmg", "a whole dmg image (plist or resource fork) opened and every chunk in reach unpacked over a memory node", DmgImageTarget.RunAsync),
         new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
     ];
 

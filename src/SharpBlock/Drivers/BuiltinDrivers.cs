@@ -26,6 +26,7 @@ internal static class BuiltinDrivers
         r.RegisterFormat(new VpcFormat());
         r.RegisterFormat(new VmdkFormat());
         r.RegisterFormat(new Format.Cloop.CloopFormat());
+        r.RegisterFormat(new Format.Dmg.DmgFormat());
         r.RegisterFormat(new RawFormat());
     }
 
