@@ -18,6 +18,8 @@ public static class FuzzTargets
         new("vmdk", "a whole single-file vmdk image (sparse or stream) opened, read, written and checked over a memory node", VmdkImageTarget.RunAsync),
         new("parallels", "a whole Parallels image opened, read, written and checked over a memory node", ParallelsImageTarget.RunAsync),
         new("bochs", "a whole Bochs growing redolog opened and read over a memory node", BochsImageTarget.RunAsync),
+        new("cloop", "a whole cloop image opened and every block in reach decompressed over a memory node", CloopImageTarget.RunAsync),
+        new("dmg", "a whole dmg image (plist or resource fork) opened and every chunk in reach unpacked over a memory node", DmgImageTarget.RunAsync),
         new("qmp", "a QMP byte stream: frame scanner, JSON reader, envelope and the schema's argument readers", QmpTarget.RunAsync),
     ];
 

@@ -32,6 +32,8 @@ internal static class BuiltinDrivers
         r.RegisterFormat(new VmdkFormat());
         r.RegisterFormat(new Format.Parallels.ParallelsFormat());
         r.RegisterFormat(new Format.Bochs.BochsFormat());
+        r.RegisterFormat(new Format.Cloop.CloopFormat());
+        r.RegisterFormat(new Format.Dmg.DmgFormat());
         r.RegisterFormat(new RawFormat());
     }
 
