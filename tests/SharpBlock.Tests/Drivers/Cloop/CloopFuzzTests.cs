@@ -9,6 +9,7 @@ namespace SharpBlock.Tests.Drivers.Cloop;
 /// the cloop fuzz target. Anything but a BlockException is a bug, as is a hang (CLOOP_FUZZ_SEED=S
 /// CLOOP_FUZZ_CASES=1 replays a case).
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class CloopFuzzTests
 {
     [Fact]

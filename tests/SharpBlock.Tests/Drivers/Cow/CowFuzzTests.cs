@@ -9,6 +9,7 @@ namespace SharpBlock.Tests.Drivers.Cow;
 /// Mutates the header and bitmap of a generated image and drives it through the cow fuzz target; anything but
 /// a BlockException is a bug, as is a hang. COW_FUZZ_SEED=S with COW_FUZZ_CASES=1 replays a printed case.
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class CowFuzzTests
 {
     [Fact]

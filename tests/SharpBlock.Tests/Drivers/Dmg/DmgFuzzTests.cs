@@ -9,6 +9,7 @@ namespace SharpBlock.Tests.Drivers.Dmg;
 /// it through the dmg fuzz target. Anything but a BlockException is a bug, as is a hang (DMG_FUZZ_SEED=S
 /// DMG_FUZZ_CASES=1 replays a case).
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class DmgFuzzTests
 {
     [Fact]

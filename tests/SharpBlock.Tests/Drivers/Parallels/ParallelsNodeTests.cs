@@ -181,6 +181,7 @@ public class ParallelsNodeTests
 }
 
 /// <summary>Mutated Parallels images through the parallels fuzz target: no crash, no hang (PARALLELS_FUZZ_SEED=S PARALLELS_FUZZ_CASES=1 replays).</summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class ParallelsFuzzTests
 {
     [Fact]

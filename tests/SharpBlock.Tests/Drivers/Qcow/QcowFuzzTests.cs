@@ -10,6 +10,7 @@ namespace SharpBlock.Tests.Drivers.Qcow;
 /// through the qcow fuzz target. Anything but a BlockException is a bug, as is a hang; a failing case prints
 /// QCOW_FUZZ_SEED=S (with QCOW_FUZZ_CASES=1 it replays).
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class QcowFuzzTests
 {
     private static async Task<byte[]> SeedImageAsync()

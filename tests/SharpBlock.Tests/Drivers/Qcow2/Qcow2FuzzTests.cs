@@ -11,6 +11,7 @@ namespace SharpBlock.Tests.Drivers.Qcow2;
 /// write, check). Anything but a BlockException (ImageCorruptException included) is a bug, as is a hang.
 /// A failing seed is printed (QCOW2_FUZZ_SEED=S QCOW2_FUZZ_CASES=1 replays it) so it can become a named regression test.
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class Qcow2FuzzTests
 {
     private static async Task<byte[]> SeedImageAsync(TempDir dir)

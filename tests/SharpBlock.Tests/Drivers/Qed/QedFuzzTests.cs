@@ -10,6 +10,7 @@ namespace SharpBlock.Tests.Drivers.Qed;
 /// read everything, map, write, flush, check and repair, reopen). Anything but a BlockException is a bug, as
 /// is a hang. A failing case is printed (QED_FUZZ_SEED=S QED_FUZZ_CASES=1 replays it).
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class QedFuzzTests
 {
     private static async Task<byte[]> SeedImageAsync()

@@ -10,6 +10,7 @@ namespace SharpBlock.Tests.Drivers.Vdi;
 /// everything, map, write, flush, check, reopen). Anything but a BlockException is a bug, as is a hang. A failing
 /// case is printed (VDI_FUZZ_SEED=S VDI_FUZZ_CASES=1 replays it) so it can become a named regression test.
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class VdiFuzzTests
 {
     private static async Task<byte[]> SeedImageAsync()

@@ -11,6 +11,7 @@ namespace SharpBlock.Tests.Drivers.Vhdx;
 /// BlockException is a bug, as is a hang. A failing case names its seed (VHDX_FUZZ_SEED=S VHDX_FUZZ_CASES=1
 /// replays it) so it can become a named regression test.
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class VhdxFuzzTests
 {
     private const int Block = 1 << 20;

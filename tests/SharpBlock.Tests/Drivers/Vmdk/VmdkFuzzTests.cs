@@ -10,6 +10,7 @@ namespace SharpBlock.Tests.Drivers.Vmdk;
 /// them through the fuzz target's steps. Anything but a BlockException is a bug, as is a hang. A failing seed is
 /// printed (VMDK_FUZZ_SEED=S VMDK_FUZZ_CASES=1 replays it) so it can become a named regression test.
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class VmdkFuzzTests
 {
     private static async Task<byte[]> SparseSeedAsync(TempDir dir)

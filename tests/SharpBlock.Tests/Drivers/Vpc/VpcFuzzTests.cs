@@ -10,6 +10,7 @@ namespace SharpBlock.Tests.Drivers.Vpc;
 /// vpc fuzz target. Anything but a BlockException is a bug, as is a hang. A failing case is printed
 /// (VPC_FUZZ_SEED=S VPC_FUZZ_CASES=1 replays it) so it can become a named regression test.
 /// </summary>
+[Collection(SharpBlock.Tests.Fuzz.FuzzCollection.Name)]
 public class VpcFuzzTests
 {
     private static async Task<byte[]> SeedImageAsync(bool isFixed)
