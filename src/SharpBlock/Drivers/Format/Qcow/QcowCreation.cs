@@ -33,16 +33,32 @@ internal sealed class QcowCreation : ImageCreation
             sb.Append(" backing_fmt=").Append(_given.BackingFmt);
         if (_given.Encryption is { } e)
             sb.Append(" encryption=").Append(e ? "on" : "off");
+        if (_given.EncryptFormat != null)
+            sb.Append(" encrypt.format=").Append(_given.EncryptFormat);
+        if (_given.EncryptKeySecret != null)
+            sb.Append(" encrypt.key-secret=").Append(_given.EncryptKeySecret);
         return sb.ToString();
     }
 
+    public override bool Encrypted => _given.Encryption == true || _given.EncryptFormat != null;
+
+    /// <summary>
+    /// qemu-img's checks of the encryption options, in its order and words. Only the header records
+    /// encryption, but qemu-img insists on the key anyway (it sets up the cipher while creating).
+    /// </summary>
     public override void Validate()
     {
-        if (_given.Encryption == true)
-            throw new BlockException(Errno.EOPNOTSUPP, "qcow AES encryption is not supported by this driver");
+        if (_given.Encryption != null && _given.EncryptFormat != null)
+            throw new BlockException(Errno.EINVAL, "'encrypt.format' and its alias 'encryption' can't be used at the same time");
+        if (_given.EncryptFormat is { } f && f != "aes")
+            throw new BlockException(Errno.EINVAL, "Unsupported encryption format");
+        if (Encrypted && _given.EncryptKeySecret == null)
+            throw new BlockException(Errno.EINVAL, "Parameter 'encrypt.key-secret' is required for cipher");
+        if (!Encrypted && _given.EncryptKeySecret != null)
+            throw new BlockException(Errno.EINVAL, "Parameter 'encrypt.format' is missing");
         QcowCreator.Validate(Size, BackingFile);
     }
 
     public override ValueTask CreateAsync(string path, CancellationToken cancellationToken) =>
-        QcowCreator.CreateAsync(path, Size, BackingFile, cancellationToken);
+        QcowCreator.CreateAsync(path, Size, BackingFile, Encrypted, cancellationToken);
 }

@@ -21,23 +21,23 @@ public static class QcowCreator
     }
 
     /// <summary>Writes a new image at <paramref name="path"/> through a plain file stream (the image tool holds the target's lock).</summary>
-    public static async ValueTask CreateAsync(string path, long size, string? backingFile, CancellationToken cancellationToken = default)
+    public static async ValueTask CreateAsync(string path, long size, string? backingFile, bool encrypted = false, CancellationToken cancellationToken = default)
     {
-        byte[] image = Build(size, backingFile);
+        byte[] image = Build(size, backingFile, encrypted);
         using var fs = ImageFiles.Create(path);
         await fs.WriteAsync(image, cancellationToken).ConfigureAwait(false);
         await fs.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Writes a new image over an empty node (memory in tests, or any protocol node).</summary>
-    public static async ValueTask CreateAsync(BlockNode file, long size, string? backingFile, CancellationToken cancellationToken = default)
+    public static async ValueTask CreateAsync(BlockNode file, long size, string? backingFile, bool encrypted = false, CancellationToken cancellationToken = default)
     {
-        byte[] image = Build(size, backingFile);
+        byte[] image = Build(size, backingFile, encrypted);
         await file.WriteAsync(0, image, RequestFlags.None, cancellationToken).ConfigureAwait(false);
         await file.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    internal static byte[] Build(long size, string? backingFile)
+    internal static byte[] Build(long size, string? backingFile, bool encrypted = false)
     {
         Validate(size, backingFile);
         // qemu-img rounds the size up to whole sectors; "fat:" names vvfat, which is no file to record.
@@ -62,7 +62,7 @@ public static class QcowCreator
             DiskSize = (ulong)total,
             ClusterBits = (byte)clusterBits,
             L2Bits = (byte)l2Bits,
-            CryptMethod = QcowLayout.CryptNone,
+            CryptMethod = encrypted ? QcowLayout.CryptAes : QcowLayout.CryptNone,
             L1TableOffset = (ulong)headerSize,
         }.Write(image);
         name.CopyTo(image, QcowHeader.Size);

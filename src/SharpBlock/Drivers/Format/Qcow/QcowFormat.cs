@@ -24,6 +24,8 @@ public sealed class QcowFormat : BlockFormat
         try
         {
             node = await QcowNode.OpenAsync(file, context.Settings, cancellationToken).ConfigureAwait(false);
+            if (o.Encrypt is { } encrypt)
+                Unlock(context.Graph, node, encrypt);
         }
         catch
         {
@@ -46,8 +48,17 @@ public sealed class QcowFormat : BlockFormat
         }
     }
 
+    /// <summary>Newer QEMU's encrypt.key-secret at open; without it the image opens and waits for block_passwd, as in 2.1.</summary>
+    private static void Unlock(BlockGraph graph, QcowNode node, BlockdevQcowEncryption encrypt)
+    {
+        if (!node.Encrypted)
+            throw new BlockException(Errno.EINVAL, "No encryption in image header, but options specified format 'aes'");
+        string id = encrypt.KeySecret ?? throw new BlockException(Errno.EINVAL, "Parameter 'encrypt.key-secret' is required for cipher");
+        node.SetEncryptionKey(graph.Secrets.Get(id));
+    }
+
     public override BlockdevOptions OptionsOver(BlockdevRef file) =>
-        new() { Driver = BlockdevDriver.Qcow, Qcow = new BlockdevOptionsGenericCOWFormat { File = file } };
+        new() { Driver = BlockdevDriver.Qcow, Qcow = new BlockdevOptionsQcow { File = file } };
 
     public override bool HasBackingFiles => true;
 
@@ -62,7 +73,7 @@ public sealed class QcowFormat : BlockFormat
     }
 
     public override ValueTask CreateAsync(string path, long size, string? backingFile, string? backingFormat, CancellationToken cancellationToken) =>
-        QcowCreator.CreateAsync(path, size, backingFile, cancellationToken);
+        QcowCreator.CreateAsync(path, size, backingFile, cancellationToken: cancellationToken);
 
     public override IReadOnlyList<ImageOption> CreateOptions => ImageCreateQcow.Options;
 

@@ -90,6 +90,7 @@ public sealed partial class QcowNode : ICompressedWrites
 
     protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
+        RequireKey();
         while (buffer.Length > 0)
         {
             long cluster = offset >> _clusterBits;
@@ -138,7 +139,7 @@ public sealed partial class QcowNode : ICompressedWrites
             return;
         }
 
-        await ReadFileAsync((long)entry + inCluster, chunk, ct).ConfigureAwait(false);
+        await ReadDataAsync((long)entry + inCluster, guest, chunk, ct).ConfigureAwait(false);
     }
 
     private async ValueTask InflateAsync(long cluster, ulong entry, Memory<byte> into, CancellationToken ct)
@@ -182,6 +183,7 @@ public sealed partial class QcowNode : ICompressedWrites
 
     protected override async ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
     {
+        RequireKey();
         while (data.Length > 0)
         {
             long cluster = offset >> _clusterBits;
@@ -209,7 +211,7 @@ public sealed partial class QcowNode : ICompressedWrites
             ulong entry = await EntryAsync(cluster, ct).ConfigureAwait(false);
             if (entry != 0 && !IsCompressed(entry) && compressed.Length == 0)
             {
-                await _file.WriteAsync((long)entry + inCluster, data, RequestFlags.None, ct).ConfigureAwait(false);
+                await WriteDataAsync((long)entry + inCluster, (cluster << _clusterBits) + inCluster, data, ct).ConfigureAwait(false);
                 return;
             }
 
@@ -230,7 +232,7 @@ public sealed partial class QcowNode : ICompressedWrites
                 await ReadClusterPartAsync(cluster, entry, 0, buf, ct).ConfigureAwait(false);
             data.CopyTo(buf[inCluster..]);
             long place = AlignUp(_next, _clusterSize);
-            await _file.WriteAsync(place, buf, RequestFlags.None, ct).ConfigureAwait(false);
+            await WriteDataAsync(place, cluster << _clusterBits, buf, ct).ConfigureAwait(false);
             _next = place + _clusterSize;
             await SetEntryAsync(cluster, (ulong)place, ct).ConfigureAwait(false);
         }
@@ -248,6 +250,7 @@ public sealed partial class QcowNode : ICompressedWrites
     /// </summary>
     protected override async ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
     {
+        RequireKey();
         byte[] zeros = new byte[_clusterSize];
         while (length > 0)
         {
@@ -298,6 +301,9 @@ public sealed partial class QcowNode : ICompressedWrites
     {
         if (ReadOnly)
             throw new BlockException(Errno.EPERM, $"Node '{NodeName}' is read-only");
+        // A compressed cluster is stored in the clear, which would leave guest data unencrypted.
+        if (Encrypted)
+            throw new BlockException(Errno.EOPNOTSUPP, "Compression and encryption not supported at the same time");
         return WriteClusterAsync(offset >> _clusterBits, 0, cluster, compressed, cancellationToken);
     }
 
@@ -385,7 +391,8 @@ public sealed partial class QcowNode : ICompressedWrites
                 return new BlockStatus(Backing == null ? BlockStatusFlags.Zero : BlockStatusFlags.None, Math.Min(n, length));
             }
 
-            if (IsCompressed(entry))
+            // Ciphertext offsets are no use to a reader, and a hole in the file would decrypt to noise.
+            if (IsCompressed(entry) || Encrypted)
                 return new BlockStatus(BlockStatusFlags.Data | BlockStatusFlags.Allocated, n);
             return new BlockStatus(BlockStatusFlags.Data | BlockStatusFlags.Allocated | BlockStatusFlags.OffsetValid, n, (long)entry + inCluster, _file);
         }

@@ -113,8 +113,6 @@ public sealed partial class QcowNode : BlockNode
             throw new BlockException(Errno.EINVAL, "L2 table size must be between 512 and 64k");
         if (h.CryptMethod > QcowLayout.CryptAes)
             throw new BlockException(Errno.EINVAL, "invalid encryption method in qcow header");
-        if (h.CryptMethod == QcowLayout.CryptAes)
-            throw new BlockException(Errno.EOPNOTSUPP, "qcow AES encryption (crypt_method 1) is not supported by this driver");
         int shift = h.ClusterBits + h.L2Bits;
         if (h.DiskSize > ulong.MaxValue - (1UL << shift))
             throw new BlockException(Errno.EINVAL, "Image too large");

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using SharpBlock.Drivers.Creation;
+using SharpBlock.Drivers.Format.LegacyAes;
 using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
@@ -75,7 +76,7 @@ public static class Qcow2Creator
             Version = v3 ? 3u : 2u,
             ClusterBits = (uint)cb,
             Size64 = (ulong)size,
-            CryptMethod = o.Encrypted ? Qcow2AesCipher.MethodAes : Qcow2AesCipher.MethodNone,
+            CryptMethod = o.Encrypted ? LegacyAesCipher.MethodAes : LegacyAesCipher.MethodNone,
             L1Size = (uint)l1Entries,
             L1TableOffset = (ulong)l1Offset,
             RefcountTableOffset = (ulong)tableOffset,

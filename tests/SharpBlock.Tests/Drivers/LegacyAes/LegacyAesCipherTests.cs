@@ -1,17 +1,17 @@
-using SharpBlock.Drivers.Format.Qcow2;
+using SharpBlock.Drivers.Format.LegacyAes;
 
-namespace SharpBlock.Tests.Drivers.Qcow2;
+namespace SharpBlock.Tests.Drivers.LegacyAes;
 
-/// <summary>The legacy qcow2 AES scheme frozen: key from the password, plain64 IVs, one CBC chain per sector.</summary>
-public class Qcow2AesCipherTests
+/// <summary>The legacy qcow and qcow2 AES scheme frozen: key from the password, plain64 IVs, one CBC chain per sector.</summary>
+public class LegacyAesCipherTests
 {
     [Fact]
     public void Constants_are_the_header_values()
     {
-        Assert.Equal(0u, Qcow2AesCipher.MethodNone);
-        Assert.Equal(1u, Qcow2AesCipher.MethodAes);
-        Assert.Equal(2u, Qcow2AesCipher.MethodLuks);
-        Assert.Equal(512, Qcow2AesCipher.SectorSize);
+        Assert.Equal(0u, LegacyAesCipher.MethodNone);
+        Assert.Equal(1u, LegacyAesCipher.MethodAes);
+        Assert.Equal(2u, LegacyAesCipher.MethodLuks);
+        Assert.Equal(512, LegacyAesCipher.SectorSize);
     }
 
     [Theory]
@@ -20,13 +20,13 @@ public class Qcow2AesCipherTests
     [InlineData("ab\0cd", "61620000000000000000000000000000")]
     [InlineData("", "00000000000000000000000000000000")]
     public void The_key_is_the_password_cut_at_16_bytes_and_zero_padded(string password, string keyHex) =>
-        Assert.Equal(keyHex, Convert.ToHexStringLower(Qcow2AesCipher.DeriveKey(password)));
+        Assert.Equal(keyHex, Convert.ToHexStringLower(LegacyAesCipher.DeriveKey(password)));
 
     /// <summary>Known answer from `openssl enc -aes-128-cbc -nopad -K 5041...00 -iv 0500...00` over 512 bytes of 0x5a.</summary>
     [Fact]
     public void A_sector_encrypts_with_its_guest_sector_number_as_iv()
     {
-        var c = new Qcow2AesCipher("PASS");
+        var c = new LegacyAesCipher("PASS");
         byte[] two = new byte[1024];
         Array.Fill(two, (byte)0x5a);
         c.Encrypt(4, two);
@@ -52,11 +52,11 @@ public class Qcow2AesCipherTests
         byte[] plain = new byte[sectors * 512];
         rnd.NextBytes(plain);
         byte[] data = (byte[])plain.Clone();
-        var c = new Qcow2AesCipher("a longer password than sixteen bytes");
+        var c = new LegacyAesCipher("a longer password than sixteen bytes");
         c.Encrypt(1000, data);
 
         using var aes = System.Security.Cryptography.Aes.Create();
-        aes.Key = Qcow2AesCipher.DeriveKey("a longer password than sixteen bytes");
+        aes.Key = LegacyAesCipher.DeriveKey("a longer password than sixteen bytes");
         for (int s = 0; s < sectors; s++)
         {
             byte[] iv = new byte[16];
@@ -72,7 +72,7 @@ public class Qcow2AesCipherTests
     [Fact]
     public void Partial_sectors_are_refused()
     {
-        var c = new Qcow2AesCipher("x");
+        var c = new LegacyAesCipher("x");
         Assert.Throws<ArgumentException>(() => c.Encrypt(0, new byte[100]));
     }
 }

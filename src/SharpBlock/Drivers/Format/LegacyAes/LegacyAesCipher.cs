@@ -4,10 +4,10 @@ using System.Collections.Concurrent;
 using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 
-namespace SharpBlock.Drivers.Format.Qcow2;
+namespace SharpBlock.Drivers.Format.LegacyAes;
 
 /// <summary>
-/// qcow2's legacy encryption (crypt_method 1): AES-128 in CBC mode over each 512-byte sector on its own, no
+/// The legacy encryption of qcow and qcow2 (crypt_method 1 in both headers): AES-128 in CBC mode over each 512-byte sector on its own, no
 /// padding. The IV of a sector is its guest sector number (guest offset / 512) as a 64-bit little-endian
 /// integer followed by eight zero bytes ("plain64"). The key is the password's bytes, cut at 16 and padded
 /// with zeros; nothing in the image checks it, so a wrong password decrypts to garbage instead of failing.
@@ -17,9 +17,9 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 /// images made by old QEMU versions stay readable and writable. Because the IV depends on the guest offset,
 /// data moves between guest offsets only as plaintext, and compressed clusters cannot be encrypted at all.
 /// </remarks>
-internal sealed class Qcow2AesCipher
+internal sealed class LegacyAesCipher
 {
-    /// <summary>crypt_method values in the header.</summary>
+    /// <summary>crypt_method values in the header (qcow and qcow2 agree on them; qcow stops at 1).</summary>
     public const uint MethodNone = 0;
     public const uint MethodAes = 1;
     public const uint MethodLuks = 2;
@@ -38,7 +38,7 @@ internal sealed class Qcow2AesCipher
     // thread safety; each concurrent request borrows its own.
     private readonly ConcurrentQueue<Aes> _pool = new();
 
-    public Qcow2AesCipher(string password)
+    public LegacyAesCipher(string password)
     {
         _key = DeriveKey(password);
     }
