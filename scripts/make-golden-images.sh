@@ -179,3 +179,49 @@ done
   done
 )
 # ---- end of qed golden images ----------------------------------------------------------------------------
+
+# ---- qcow and parallels golden images --------------------------------------------------------------------
+# Each in OUTDIR/<format> with its own manifest (NAME SHA256 of the raw content), like qed's.
+golden_manifest() {
+  rm -f manifest.txt
+  for f in "$@"; do
+    qemu-img convert -U -O raw "$f" manifest.raw
+    echo "$f $(sha256sum <manifest.raw | cut -d' ' -f1)" >>manifest.txt
+    rm -f manifest.raw
+  done
+}
+fio() { local fmt="$1" f="$2"; shift 2; local args=(); for c in "$@"; do args+=(-c "$c"); done; qemu-io -f "$fmt" "${args[@]}" "$f" >/dev/null; }
+(
+  # qcow: the unbacked layout (4 KiB clusters) and the backed one (512-byte clusters), compressed clusters,
+  # a chain onto qcow and one onto raw (qcow records no backing format: the base is probed).
+  mkdir -p qcow && cd qcow
+  rm -f ./*.qcow ./*.raw
+  writes() { fio qcow "$1" "write -P 0x11 0 192k" "write -P 0x22 300k 5k" "write -z 1M 256k" "write -P 0x44 4193792 512"; }
+  qemu-img create -f qcow default.qcow 4M >/dev/null && writes default.qcow
+  qemu-img create -f qcow empty.qcow 3M >/dev/null
+  qemu-img create -f raw text.raw 4M >/dev/null
+  qemu-io -f raw -c "write -P 0x61 0 1M" -c "write -P 0x62 2M 64k" -c "write -P 0x63 4193792 512" text.raw >/dev/null
+  # qemu 7.2 writes every cluster, then fails the empty compressed write convert -c ends with; the image is whole.
+  qemu-img convert -c -O qcow text.raw compressed.qcow || true
+  rm -f text.raw
+  qemu-img create -f qcow chain-base.qcow 4M >/dev/null && fio qcow chain-base.qcow "write -P 0x81 0 3M"
+  qemu-img create -f qcow -b chain-base.qcow -F qcow chain-top.qcow >/dev/null
+  fio qcow chain-top.qcow "write -P 0x82 64k 64k" "write -z 1M 256k" "write -P 0x83 2M 4k"
+  qemu-img create -f raw raw-base.raw 4M >/dev/null && qemu-io -f raw -c "write -P 0x91 0 2M" raw-base.raw >/dev/null
+  qemu-img create -f qcow -b raw-base.raw -F raw raw-top.qcow >/dev/null
+  fio qcow raw-top.qcow "write -P 0x92 100k 10k" "write -P 0x93 3M 1M"
+  golden_manifest default.qcow empty.qcow compressed.qcow chain-base.qcow chain-top.qcow raw-top.qcow
+)
+(
+  # parallels ("WithouFreSpacExt", the only kind qemu-img writes): 1 MiB and 64 KiB clusters, a size that is
+  # not a whole number of clusters.
+  mkdir -p parallels && cd parallels
+  rm -f ./*.parallels
+  writes() { fio parallels "$1" "write -P 0x11 0 192k" "write -P 0x22 1000k 100k" "write -z 2M 256k" "write -P 0x44 $(( $2 - 512 )) 512"; }
+  qemu-img create -f parallels default.parallels 4M >/dev/null && writes default.parallels 4194304
+  qemu-img create -f parallels -o cluster_size=64k small.parallels 4M >/dev/null && writes small.parallels 4194304
+  qemu-img create -f parallels empty.parallels 3M >/dev/null
+  qemu-img create -f parallels -o cluster_size=64k odd-size.parallels 3000k >/dev/null && writes odd-size.parallels 3072000
+  golden_manifest default.parallels small.parallels empty.parallels odd-size.parallels
+)
+# ---- end of qcow and parallels golden images -------------------------------------------------------------
