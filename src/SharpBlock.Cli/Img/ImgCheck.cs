@@ -26,7 +26,7 @@ internal static class ImgCheck
             var r => throw new ImgUsageException($"Invalid option for -r: '{r}'"),
         };
         string path = a.Positional[0];
-        var (graph, node) = await ImgImage.OpenAsync(a, path, a.Get("-f"), readOnly: mode == ImageCheckMode.None).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, path, a.Get("-f"), readOnly: mode == ImageCheckMode.None, forCheck: mode != ImageCheckMode.None).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             if (node is not ICheckableImage q)

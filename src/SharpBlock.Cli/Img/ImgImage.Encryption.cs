@@ -14,12 +14,12 @@ internal static partial class ImgImage
     /// encrypt.key-secret=ID for a secret given with --object. Unless <paramref name="requireKey"/> is false
     /// (img info, which reads only metadata), an encrypted image without its key is refused as qemu-img does.
     /// </summary>
-    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(ImgArgs args, string name, string? format, bool readOnly, bool requireKey = true, Schema.BlockdevCacheOptions? cache = null)
+    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(ImgArgs args, string name, string? format, bool readOnly, bool requireKey = true, Schema.BlockdevCacheOptions? cache = null, bool forCheck = false)
     {
         var spec = Spec(args, name, format);
         // -U / --force-share: an image opened read-only lets other processes write it meanwhile.
         bool forceShare = args.Has("-U") || args.Has("--force-share");
-        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly, cache, forceShare).ConfigureAwait(false);
+        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly, cache, forceShare, forCheck).ConfigureAwait(false);
         try
         {
             Unlock(args, node, spec, name, requireKey);

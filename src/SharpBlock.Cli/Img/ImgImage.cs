@@ -18,7 +18,7 @@ internal static partial class ImgImage
     /// Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph. A
     /// name in a protocol's own syntax (nbd://...) opens that protocol's node and the format over it.
     /// </summary>
-    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null, bool forceShare = false)
+    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null, bool forceShare = false, bool forCheck = false)
     {
         var graph = BlockGraphs.Create();
         try
@@ -30,7 +30,7 @@ internal static partial class ImgImage
                 options.Cache = cache;
             if (readOnly && forceShare)
                 options.ForceShare = true;
-            var node = await graph.AddAsync(options).ConfigureAwait(false);
+            var node = await graph.AddAsync(options, NodeSettings.Default with { ForCheck = forCheck }).ConfigureAwait(false);
             if (format == null && !readOnly && node is RawNode raw)
                 GuardProbedRaw(raw, path, graph.Drivers);
             return (graph, node);

@@ -88,7 +88,14 @@ public sealed class BlockGraph : IAsyncDisposable
     /// blockdev-add: opens a node tree. With an 'id' the root becomes a device of that name; with only a
     /// node-name it stays a named node that devices, exports and jobs can refer to.
     /// </summary>
-    public async ValueTask<BlockNode> AddAsync(BlockdevOptions options, CancellationToken cancellationToken = default)
+    public ValueTask<BlockNode> AddAsync(BlockdevOptions options, CancellationToken cancellationToken = default) =>
+        AddAsync(options, NodeSettings.Default, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="AddAsync(BlockdevOptions, CancellationToken)"/>, with settings the options cannot say
+    /// (<see cref="NodeSettings.ForCheck"/>) passed down the whole tree.
+    /// </summary>
+    public async ValueTask<BlockNode> AddAsync(BlockdevOptions options, NodeSettings inherited, CancellationToken cancellationToken = default)
     {
         using (await LockAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -113,7 +120,7 @@ public sealed class BlockGraph : IAsyncDisposable
             var opened = new List<BlockNode>();
             try
             {
-                var root = await OpenTreeAsync(options, NodeSettings.Default, opened, cancellationToken, topLevel: true).ConfigureAwait(false);
+                var root = await OpenTreeAsync(options, inherited, opened, cancellationToken, topLevel: true).ConfigureAwait(false);
                 if (id != null)
                 {
                     _devices.Add(new BlockBackend(this, id, root,

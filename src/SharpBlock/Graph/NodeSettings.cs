@@ -19,6 +19,12 @@ public sealed record NodeSettings
     /// <summary>A read-only node that lets other processes write the file meanwhile (qemu-img -U).</summary>
     public bool ForceShare { get; init; }
 
+    /// <summary>
+    /// Opened by a repairing check (img check -r, QEMU's check flag): a format that refuses to write an image
+    /// left unclean lets it open, so that the check itself can repair it.
+    /// </summary>
+    public bool ForCheck { get; init; }
+
     public static NodeSettings Default { get; } = new();
 
     /// <summary>Applies the options given for one node on top of what its parent passes down.</summary>

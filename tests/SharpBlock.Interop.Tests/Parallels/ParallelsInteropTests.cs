@@ -157,17 +157,35 @@ public class ParallelsInteropTests
         byte[] clean = await File.ReadAllBytesAsync(img);
 
         // Space past the last cluster is a leak; -r leaks truncates it.
-        foreach (string[] mode in (string[][])[[], ["-r", "leaks"], ["-r", "all"]])
+        // Leaks (whole clusters, and a tail that ends inside a sector), the inuse mark of an image not closed
+        // cleanly (a repairing check must open it for writing, which a plain writable open refuses), and both.
+        byte[] unclean = (byte[])clean.Clone();
+        BinaryPrimitives.WriteUInt32LittleEndian(unclean.AsSpan(ParallelsHeader.InUseOffset), ParallelsLayout.InUseMagic);
+        foreach (byte[] image in (byte[][])[[.. clean, .. new byte[12288]], [.. clean, .. new byte[1000]], unclean, [.. unclean, .. new byte[70000]]])
         {
-            string a = dir.File("a.parallels"), b = dir.File("b.parallels");
-            byte[] leaky = [.. clean, .. new byte[12288]];
-            await File.WriteAllBytesAsync(a, leaky);
-            await File.WriteAllBytesAsync(b, leaky);
-            var q = await Tools.RunAsync("qemu-img", ["check", .. mode, a]);
-            var s = await Tools.RunAsync("sharpblock", ["img", "check", .. mode, b]);
-            Assert.Equal(q.ExitCode, s.ExitCode);
-            Assert.Equal(q.Stdout.Replace(a, "X", StringComparison.Ordinal), s.Stdout.Replace(b, "X", StringComparison.Ordinal));
-            Assert.Equal(await File.ReadAllBytesAsync(a), await File.ReadAllBytesAsync(b));
+            foreach (string[] mode in (string[][])[[], ["-r", "leaks"], ["-r", "all"]])
+            {
+                string a = dir.File("a.parallels"), b = dir.File("b.parallels");
+                await File.WriteAllBytesAsync(a, image);
+                await File.WriteAllBytesAsync(b, image);
+                var q = await Tools.RunAsync("qemu-img", ["check", .. mode, a]);
+                var s = await Tools.RunAsync("sharpblock", ["img", "check", .. mode, b]);
+                Assert.Equal(q.ExitCode, s.ExitCode);
+                Assert.Equal(q.Stdout.Replace(a, "X", StringComparison.Ordinal), s.Stdout.Replace(b, "X", StringComparison.Ordinal));
+                Assert.Equal(q.Stderr.Replace("qemu-img: ", "", StringComparison.Ordinal), s.Stderr.Replace("sharpblock: ", "", StringComparison.Ordinal));
+                Assert.Equal(await File.ReadAllBytesAsync(a), await File.ReadAllBytesAsync(b));
+            }
+        }
+
+        // Outside a check, writing an unclean image stays refused, in QEMU's words.
+        string w = dir.File("w.parallels");
+        await File.WriteAllBytesAsync(w, unclean);
+        var g = new SharpBlock.Graph.BlockGraph();
+        await using (g)
+        {
+            var ex = await Assert.ThrowsAnyAsync<SharpBlock.Errors.BlockException>(async () =>
+                await g.AddAsync(SharpBlock.Drivers.ImageFormats.ImageOptions(w, "parallels", readOnly: false, "n0")));
+            Assert.Contains("Image was not closed correctly; cannot be opened read/write", ex.Message, StringComparison.Ordinal);
         }
 
         // A cluster past the end of the file is a corruption; the inuse mark too.

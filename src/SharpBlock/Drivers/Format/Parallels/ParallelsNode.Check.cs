@@ -9,7 +9,22 @@ namespace SharpBlock.Drivers.Format.Parallels;
 /// </summary>
 public sealed partial class ParallelsNode : ICheckableImage
 {
+    /// <summary>
+    /// As qemu-img: after a pass that repaired something, the image is checked again without repairing, and
+    /// that second pass (its messages too) is what is reported, with the first pass's repair counts.
+    /// </summary>
     public async ValueTask<ImageCheckResult> CheckAsync(ImageCheckMode mode, Action<string>? report, CancellationToken cancellationToken = default)
+    {
+        var first = await CheckOnceAsync(mode, report, cancellationToken).ConfigureAwait(false);
+        if (first.LeaksFixed == 0 && first.CorruptionsFixed == 0)
+            return first;
+        var second = await CheckOnceAsync(ImageCheckMode.None, report, cancellationToken).ConfigureAwait(false);
+        second.LeaksFixed = first.LeaksFixed;
+        second.CorruptionsFixed = first.CorruptionsFixed;
+        return second;
+    }
+
+    private async ValueTask<ImageCheckResult> CheckOnceAsync(ImageCheckMode mode, Action<string>? report, CancellationToken cancellationToken)
     {
         bool fixErrors = mode == ImageCheckMode.All;
         bool fixLeaks = mode != ImageCheckMode.None;
@@ -17,7 +32,8 @@ public sealed partial class ParallelsNode : ICheckableImage
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            long size = _file.Length;
+            // QEMU measures the file in whole sectors, so a leak in a partial sector is counted to its end.
+            long size = (_file.Length + ParallelsLayout.SectorSize - 1) / ParallelsLayout.SectorSize * ParallelsLayout.SectorSize;
             if (_unclean)
             {
                 report?.Invoke((fixErrors ? "Repairing" : "ERROR") + " image was not closed correctly");
@@ -89,9 +105,6 @@ public sealed partial class ParallelsNode : ICheckableImage
             _lock.Release();
         }
 
-        // qemu-img checks a repaired image again and reports that second pass: what was fixed is gone from it.
-        result.Leaks -= result.LeaksFixed;
-        result.Corruptions -= result.CorruptionsFixed;
         return result;
     }
 }

@@ -90,7 +90,7 @@ public sealed partial class ParallelsNode : BlockNode
         long batEnd = ParallelsHeader.Size + ((long)h.BatEntries * 4);
         if (batEnd > fileLength)
             throw new BlockException(Errno.EINVAL, string.Create(CultureInfo.InvariantCulture, $"Invalid image: the BAT (bat_entries {h.BatEntries}) lies beyond the end of the file ({fileLength} bytes)"));
-        if (h.InUse == ParallelsLayout.InUseMagic && !settings.ReadOnly)
+        if (h.InUse == ParallelsLayout.InUseMagic && !settings.ReadOnly && !settings.ForCheck)
             throw new BlockException(Errno.EACCES, "parallels: Image was not closed correctly; cannot be opened read/write");
 
         uint[] bat = new uint[h.BatEntries];
