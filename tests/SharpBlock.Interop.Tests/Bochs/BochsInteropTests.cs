@@ -10,7 +10,7 @@ namespace SharpBlock.Interop.Tests.Bochs;
 /// <summary>Bochs growing redologs made by bximage from a raw disk: we read them as the source and as QEMU 7.2 reads them.</summary>
 public class BochsInteropTests
 {
-    private static async Task<(string Raw, string Img)> BximageAsync(TempDir dir, int mib)
+    internal static async Task<(string Raw, string Img)> BximageAsync(TempDir dir, int mib)
     {
         string raw = dir.File("source.raw"), img = dir.File("bochs.img");
         await ImageInteropChecks.MixedRawAsync(raw, mib, seed: 5);

@@ -9,7 +9,7 @@ namespace SharpBlock.Interop.Tests.Cloop;
 public class CloopInteropTests
 {
     /// <summary>A mixed raw disk with a tail that is not a whole block, compressed by the reference tool.</summary>
-    private static async Task<(string Img, byte[] Disk)> MakeAsync(TempDir dir, int blockSize)
+    internal static async Task<(string Img, byte[] Disk)> MakeAsync(TempDir dir, int blockSize)
     {
         string raw = dir.File("src.raw");
         byte[] disk = await ImageInteropChecks.MixedRawAsync(raw, 3, seed: 11);
