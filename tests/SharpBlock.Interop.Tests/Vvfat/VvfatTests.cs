@@ -149,11 +149,6 @@ public class VvfatTests
             Assert.Contains(message, ours.Stderr, StringComparison.Ordinal);
         }
 
-        // rw (writing back into the directory) is refused, not accepted and lost.
-        var rw = await Tools.RunAsync("sharpblock", "daemon", "--blockdev", $"driver=vvfat,node-name=v0,dir={tree},rw=on");
-        Assert.NotEqual(0, rw.ExitCode);
-        Assert.Contains("rw", rw.Stderr, StringComparison.Ordinal);
-
         string qmp = dir.File("qmp.sock"), nbd = dir.File("nbd.sock");
         using var p = Tools.StartSharpBlock("daemon", "--qmp", "unix:" + qmp,
             "--blockdev", $"driver=vvfat,node-name=v0,dir={tree},fat-type=16,read-only=on,label=SHARED",

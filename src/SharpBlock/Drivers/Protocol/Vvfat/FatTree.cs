@@ -18,6 +18,11 @@ internal sealed class FatTree
 
     private FatTree(VvfatGeometry g) => _g = g;
 
+    private readonly Dictionary<string, FatServedEntry> _entries = new(StringComparer.Ordinal);
+
+    /// <summary>What was served, by path below the directory (directories end in '/').</summary>
+    public IReadOnlyDictionary<string, FatServedEntry> Entries => _entries;
+
     /// <summary>Cluster runs in ascending order.</summary>
     public IReadOnlyList<FatExtent> Extents => _extents;
 
@@ -38,11 +43,11 @@ internal sealed class FatTree
             throw new BlockException(Errno.EIO, $"Could not read directory {dir}");
         if (g.FatType == 32)
         {
-            t.RootCluster = t.Directory(root, label, parentCluster: 0, isRoot: true, []).Extent.FirstCluster;
+            t.RootCluster = t.Directory(root, label, parentCluster: 0, isRoot: true, [], "").Extent.FirstCluster;
         }
         else
         {
-            t.FixedRoot = t.Directory(root, label, 0, isRoot: true, []).Bytes;
+            t.FixedRoot = t.Directory(root, label, 0, isRoot: true, [], "").Bytes;
         }
 
         return t;
@@ -52,7 +57,7 @@ internal sealed class FatTree
     /// Lays out one directory: its own clusters first (not for a fixed root), then each child (a file's run,
     /// or a subdirectory and everything in it), then the directory's entries naming them.
     /// </summary>
-    private (byte[] Bytes, FatExtent Extent) Directory(DirectoryInfo dir, string label, int parentCluster, bool isRoot, HashSet<string> ancestors)
+    private (byte[] Bytes, FatExtent Extent) Directory(DirectoryInfo dir, string label, int parentCluster, bool isRoot, HashSet<string> ancestors, string rel)
     {
         FileSystemInfo[] children;
         // A link back to a directory above would make the tree endless: such links are left out.
@@ -120,8 +125,10 @@ internal sealed class FatTree
             if (info is DirectoryInfo sub)
             {
                 // ".." of a directory in the root names cluster 0, as FAT wants (FAT32 too).
-                cluster = Directory(sub, label, isRoot ? 0 : selfCluster, isRoot: false, ancestors).Extent.FirstCluster;
+                string subRel = rel + info.Name + "/";
+                cluster = Directory(sub, label, isRoot ? 0 : selfCluster, isRoot: false, ancestors, subRel).Extent.FirstCluster;
                 attr = 0x10;
+                _entries[subRel] = new FatServedEntry(sub.FullName, cluster, 0, IsDirectory: true);
             }
             else
             {
@@ -134,6 +141,7 @@ internal sealed class FatTree
                     throw new BlockException(Errno.EFBIG, $"File {f.FullName} is too large for FAT ({size} bytes)");
                 cluster = size == 0 ? 0 : Allocate(size, f.FullName).FirstCluster;
                 attr = 0x20;
+                _entries[rel + info.Name] = new FatServedEntry(info.FullName, cluster, (uint)size, IsDirectory: false);
             }
 
             ln.CopyTo(bytes.AsSpan(at));

@@ -1,18 +1,17 @@
 using Microsoft.Win32.SafeHandles;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
-using SharpBlock.Io;
 
 namespace SharpBlock.Drivers.Protocol.Vvfat;
 
 /// <summary>
 /// QEMU's vvfat: a host directory shown as a FAT disk. The tree is laid out once, when the node opens
 /// (<see cref="FatTree"/>); the MBR, boot sector, FATs and directories are built in memory, and file data is
-/// read from the host files when the guest reads their clusters. Read-only: a writable open is refused in
-/// QEMU's words, and rw (writing back into the directory) is refused until it is implemented, rather than
-/// taken and lost.
+/// read from the host files when the guest reads their clusters. Without rw a writable open is refused in
+/// QEMU's words; with rw writes go to an overlay and reach the directory at each flush
+/// (VvfatNode.Overlay.cs).
 /// </summary>
-public sealed class VvfatNode : BlockNode
+public sealed partial class VvfatNode : BlockNode
 {
     private const int Sector = VvfatGeometry.SectorSize;
 
@@ -24,9 +23,12 @@ public sealed class VvfatNode : BlockNode
     private readonly byte[] _fsInfo;
     private readonly byte[] _fat;
 
-    private VvfatNode(NodeSettings settings, VvfatGeometry g, FatTree tree, string label, string filename)
+    private VvfatNode(NodeSettings settings, VvfatGeometry g, FatTree tree, string label, string filename, string dir, bool rw)
         : base(settings)
     {
+        _dir = dir;
+        _rw = rw;
+        _committed = new Dictionary<string, FatServedEntry>(tree.Entries, StringComparer.Ordinal);
         _g = g;
         _tree = tree;
         _filename = filename;
@@ -49,20 +51,19 @@ public sealed class VvfatNode : BlockNode
     /// <summary>Lays out <paramref name="dir"/>; QEMU's option checks and wordings.</summary>
     public static VvfatNode Open(string dir, int fatType, bool floppy, bool rw, string? label, NodeSettings settings)
     {
-        if (rw)
-            throw new BlockException(Errno.EOPNOTSUPP, "vvfat: rw (writing back into the directory) is not supported by SharpBlock yet");
-        if (!settings.ReadOnly)
+        if (!rw && !settings.ReadOnly)
             throw new BlockException(Errno.EACCES, "Image is read-only");
         label ??= "QEMU VVFAT";
         if (System.Text.Encoding.UTF8.GetByteCount(label) > 11)
             throw new BlockException(Errno.EINVAL, "vvfat label cannot be longer than 11 bytes");
         var g = VvfatGeometry.For(fatType, floppy);
         var tree = FatTree.Build(g, dir, label);
-        string name = $"json:{{\"fat-type\": {g.FatType}, \"dir\": \"{dir}\", \"driver\": \"vvfat\", \"floppy\": {(floppy ? "true" : "false")}, \"rw\": false}}";
-        return new VvfatNode(settings, g, tree, label, name);
+        string name = $"json:{{\"fat-type\": {g.FatType}, \"dir\": \"{dir}\", \"driver\": \"vvfat\", \"floppy\": {(floppy ? "true" : "false")}, \"rw\": {(rw ? "true" : "false")}}}";
+        return new VvfatNode(settings, g, tree, label, name, Path.GetFullPath(dir), rw);
     }
 
-    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    /// <summary>The disk as laid out at open, before anything the guest wrote.</summary>
+    private async ValueTask ReadBaseAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (buffer.Length > 0)
         {
@@ -191,8 +192,4 @@ public sealed class VvfatNode : BlockNode
         return long.MaxValue / _g.ClusterSize;
     }
 
-    protected override ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken) =>
-        throw new BlockException(Errno.EPERM, "Image is read-only");
-
-    protected override ValueTask FlushCoreAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }
