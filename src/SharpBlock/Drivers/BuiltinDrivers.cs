@@ -7,6 +7,7 @@ using SharpBlock.Drivers.Format.Vdi;
 using SharpBlock.Drivers.Format.Vpc;
 using SharpBlock.Drivers.Format.Vmdk;
 using SharpBlock.Drivers.Protocol.File;
+using SharpBlock.Drivers.Protocol.Rbd;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
@@ -21,6 +22,8 @@ internal static class BuiltinDrivers
         r.Register(BlockdevDriver.File, static (ctx, _) => OpenFile(ctx, ctx.Options.File, "file"));
         r.Register(BlockdevDriver.HostDevice, static (ctx, _) => OpenFile(ctx, ctx.Options.HostDevice, "host_device"));
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
+        r.Register(BlockdevDriver.Rbd, RbdNode.OpenAsync);
+        r.RegisterFilenameProtocol(RbdFilename.Parse);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new Format.Qed.QedFormat());
