@@ -7,6 +7,7 @@ using SharpBlock.Drivers.Format.Vdi;
 using SharpBlock.Drivers.Format.Vpc;
 using SharpBlock.Drivers.Format.Vmdk;
 using SharpBlock.Drivers.Protocol.File;
+using SharpBlock.Drivers.Protocol.Rbd;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
@@ -23,6 +24,8 @@ internal static class BuiltinDrivers
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
         r.Register(BlockdevDriver.Vvfat, Protocol.Vvfat.VvfatDriver.OpenAsync);
         r.RegisterFilenameProtocol(Protocol.Vvfat.VvfatDriver.ParseFilename);
+        r.Register(BlockdevDriver.Rbd, RbdNode.OpenAsync);
+        r.RegisterFilenameProtocol(RbdFilename.Parse);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new Format.Qed.QedFormat());

@@ -64,7 +64,12 @@ public static class ImageFormats
 
     /// <summary>The blockdev options that open a format over a file, as blockdev-add would take them.</summary>
     public static BlockdevOptions FileOptions(BlockdevDriver format, string path, BlockDriverRegistry? registry = null) =>
-        FormatOptions(format, new BlockdevRef { Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } } }, registry);
+        // A name in a protocol's own syntax (rbd:pool/image) is that protocol's node, as in qemu-img.
+        FormatOptions(format, new BlockdevRef
+        {
+            Definition = (registry ?? BlockDriverRegistry.Default).ParseProtocolFilename(path)
+                ?? new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } },
+        }, registry);
 
     /// <summary>The blockdev options that open a format over a given file child (a definition or a node's name).</summary>
     public static BlockdevOptions FormatOptions(BlockdevDriver format, BlockdevRef file, BlockDriverRegistry? registry = null)

@@ -1,4 +1,5 @@
 using SharpBlock.Drivers.Creation;
+using SharpBlock.Drivers.Protocol.Rbd;
 using SharpBlock.Errors;
 using SharpBlock.Platform;
 
@@ -13,6 +14,15 @@ public static class RawCreator
             throw new BlockException(Errno.EINVAL, "Image size must be non-negative");
         if (preallocation == Preallocation.Metadata)
             throw new BlockException(Errno.EINVAL, "Unsupported preallocation mode 'metadata'");
+        if (RbdFilename.Parse(path) is { Rbd: { } rbd })
+        {
+            // A raw image on rbd is the rbd image itself; librbd allocates its objects as they are written.
+            if (preallocation != Preallocation.Off)
+                throw new BlockException(Errno.EINVAL, "rbd images are created without preallocation");
+            await RbdImage.CreateAsync(rbd, null, size).ConfigureAwait(false);
+            return;
+        }
+
         if (DeviceLength(path) is { } deviceLength)
         {
             // A device is "created" by using it as it is: it cannot grow, and truncating it means nothing.
