@@ -1,4 +1,6 @@
 using SharpBlock.Drivers.Filter.Blkdebug;
+using SharpBlock.Drivers.Filter.Blkverify;
+using SharpBlock.Drivers.Filter.Quorum;
 using SharpBlock.Drivers.Format.Cow;
 using SharpBlock.Drivers.Format.Qcow;
 using SharpBlock.Drivers.Format.Qcow2;
@@ -21,6 +23,8 @@ internal static class BuiltinDrivers
         r.Register(BlockdevDriver.File, static (ctx, _) => OpenFile(ctx, ctx.Options.File, "file"));
         r.Register(BlockdevDriver.HostDevice, static (ctx, _) => OpenFile(ctx, ctx.Options.HostDevice, "host_device"));
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
+        r.Register(BlockdevDriver.Blkverify, BlkverifyNode.OpenAsync);
+        r.Register(BlockdevDriver.Quorum, QuorumNode.OpenAsync);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new Format.Qed.QedFormat());
