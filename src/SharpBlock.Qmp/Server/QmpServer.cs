@@ -28,10 +28,12 @@ public sealed class QmpServer : IAsyncDisposable
     private readonly TaskCompletionSource _quit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
+    private readonly QmpEventThrottle _throttle;
 
-    public QmpServer(BlockGraph graph, ILoggerFactory? loggers = null)
+    public QmpServer(BlockGraph graph, ILoggerFactory? loggers = null, TimeProvider? clock = null)
     {
         Graph = graph;
+        _throttle = new QmpEventThrottle(SendToSessions, clock);
         _loggers = loggers ?? NullLoggerFactory.Instance;
         _log = _loggers.CreateLogger("SharpBlock.Qmp");
         string informational = typeof(QmpServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -115,7 +117,11 @@ public sealed class QmpServer : IAsyncDisposable
         w.WritePropertyName("data");
         QapiCodec.WriteEventData(w, e);
         w.WriteEndObject();
-        byte[] message = w.WrittenMemory.ToArray();
+        _throttle.Offer(e.EventName, w.WrittenMemory.ToArray());
+    }
+
+    private void SendToSessions(byte[] message)
+    {
         lock (_sessions)
         {
             foreach (var s in _sessions)
@@ -190,6 +196,7 @@ public sealed class QmpServer : IAsyncDisposable
             tasks = [.. _sessionTasks];
         await Task.WhenAny(Task.WhenAll(tasks), Task.Delay(2000)).ConfigureAwait(false);
         Graph.Events.Raised -= Broadcast;
+        _throttle.Dispose();
         _stopping.Dispose();
     }
 }

@@ -1,4 +1,6 @@
 using SharpBlock.Drivers.Filter.Blkdebug;
+using SharpBlock.Drivers.Filter.Blkverify;
+using SharpBlock.Drivers.Filter.Quorum;
 using SharpBlock.Drivers.Format.Cow;
 using SharpBlock.Drivers.Format.Qcow;
 using SharpBlock.Drivers.Format.Qcow2;
@@ -26,6 +28,8 @@ internal static class BuiltinDrivers
         r.RegisterFilenameProtocol(Protocol.Vvfat.VvfatDriver.ParseFilename);
         r.Register(BlockdevDriver.Rbd, RbdNode.OpenAsync);
         r.RegisterFilenameProtocol(RbdFilename.Parse);
+        r.Register(BlockdevDriver.Blkverify, BlkverifyNode.OpenAsync);
+        r.Register(BlockdevDriver.Quorum, QuorumNode.OpenAsync);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new Format.Qed.QedFormat());

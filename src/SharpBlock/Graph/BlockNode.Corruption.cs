@@ -13,27 +13,34 @@ public abstract partial class BlockNode
     /// </summary>
     protected void RaiseImageCorrupted(string message, long? offset, long? size, bool fatal)
     {
-        var graph = OwnerGraph;
-        if (graph == null)
+        if (OwnerGraph == null)
             return;
-        string device = "";
-        foreach (var d in graph.Devices)
+        RaiseEvent(new BlockImageCorruptedEvent
         {
-            if (ReferenceEquals(d.Root, this))
-            {
-                device = d.Id;
-                break;
-            }
-        }
-
-        graph.Events.Raise(new BlockImageCorruptedEvent
-        {
-            Device = device,
+            Device = DeviceAbove() ?? "",
             NodeName = NodeName,
             Msg = message,
             Offset = offset,
             Size = size,
             Fatal = fatal,
         });
+    }
+
+    /// <summary>Puts an event on the bus of the graph that opened this node; a node outside a graph has nobody to tell.</summary>
+    protected void RaiseEvent(IQapiEvent e) => OwnerGraph?.Events.Raise(e);
+
+    /// <summary>The id of the device whose root this node is, or null: events name a node by its device when it has one.</summary>
+    protected string? DeviceAbove()
+    {
+        var graph = OwnerGraph;
+        if (graph == null)
+            return null;
+        foreach (var d in graph.Devices)
+        {
+            if (ReferenceEquals(d.Root, this))
+                return d.Id;
+        }
+
+        return null;
     }
 }

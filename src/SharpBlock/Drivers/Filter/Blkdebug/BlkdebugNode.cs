@@ -9,9 +9,10 @@ namespace SharpBlock.Drivers.Filter.Blkdebug;
 
 /// <summary>
 /// The blkdebug filter: passes requests to its image child and fails the ones its rules pick, so error
-/// policies, jobs and NBD error replies can be tested against real failures. It fires read_aio, write_aio,
-/// flush_to_os and flush_to_disk for the requests that pass through it; a format above can fire any other
-/// event through <see cref="BlockNode.DebugEvent"/>. With 'align' the image only sees requests on that
+/// policies, jobs and NBD error replies can be tested against real failures. A format above fires events
+/// through <see cref="BlockNode.DebugEvent"/> at QEMU's points of its metadata paths; one that raises the
+/// request events itself says so (<see cref="BlockNode.ParentRaisesRequestEvents"/>), otherwise the filter
+/// fires read_aio, write_aio, flush_to_os and flush_to_disk for the requests that pass through it. With 'align' the image only sees requests on that
 /// alignment: unaligned writes become read-modify-write, serialised against overlapping writes.
 /// </summary>
 public sealed class BlkdebugNode : BlockNode
@@ -20,6 +21,7 @@ public sealed class BlkdebugNode : BlockNode
     private readonly BlkdebugRules _rules;
     private readonly int _align;
     private readonly RangeLock _writes = new();
+    private volatile bool _parentRaisesRequestEvents;
 
     private BlkdebugNode(BlockNode image, NodeSettings settings, BlkdebugRules rules, int align)
         : base(settings)
@@ -82,10 +84,14 @@ public sealed class BlkdebugNode : BlockNode
 
     public override void DebugEvent(BlkdebugEvent debugEvent) => _rules.Fire(debugEvent);
 
+    public override bool HasDebugFilter => true;
+
+    public override void ParentRaisesRequestEvents() => _parentRaisesRequestEvents = true;
+
     /// <summary>Fires the request's own event, then fails the request if an armed rule picks it.</summary>
     private ValueTask CheckAsync(BlkdebugEvent? e, long offset, long length)
     {
-        if (e is { } ev)
+        if (e is { } ev && !_parentRaisesRequestEvents)
             _rules.Fire(ev);
         var rule = _rules.Check(offset, length);
         if (rule == null)

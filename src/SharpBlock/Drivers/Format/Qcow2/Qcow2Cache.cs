@@ -34,6 +34,9 @@ internal sealed class Qcow2Cache
         public long Offset { get; } = offset;
         public byte[] Data { get; } = data;
         public bool Dirty { get; set; }
+
+        /// <summary>A table allocated in memory that has not reached the file yet.</summary>
+        public bool Fresh { get; set; }
         public long LastUse { get; set; }
     }
 

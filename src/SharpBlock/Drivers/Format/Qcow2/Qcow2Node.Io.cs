@@ -39,6 +39,7 @@ public sealed partial class Qcow2Node
                     chunk.Span.Clear();
                     break;
                 case Qcow2ClusterKind.Normal:
+                    Debug(Schema.BlkdebugEvent.ReadAio);
                     await ReadDataAsync(m.Entry.HostOffset + inCluster, offset, chunk, cancellationToken).ConfigureAwait(false);
                     break;
                 case Qcow2ClusterKind.Compressed:
@@ -70,7 +71,10 @@ public sealed partial class Qcow2Node
         long avail = backing == null ? 0 : Math.Max(0, backing.Length - offset);
         int inBacking = (int)Math.Min(avail, chunk.Length);
         if (inBacking > 0)
+        {
+            Debug(Schema.BlkdebugEvent.ReadBackingAio);
             await backing!.ReadAsync(offset, chunk[..inBacking], ct).ConfigureAwait(false);
+        }
         chunk.Span[inBacking..].Clear();
     }
 
@@ -83,6 +87,7 @@ public sealed partial class Qcow2Node
         byte[] comp = ArrayPool<byte>.Shared.Rent(Math.Max(len, 1));
         try
         {
+            Debug(Schema.BlkdebugEvent.ReadCompressed);
             await _file.ReadAsync(off, comp.AsMemory(0, len), ct).ConfigureAwait(false);
             if (!Qcow2Compression.Decompress(comp, len, cluster.AsSpan(0, _clusterSize)))
                 throw new BlockException(Errno.EIO, $"qcow2: compressed cluster at 0x{off:x} in '{FileName}' does not decompress");
@@ -159,6 +164,7 @@ public sealed partial class Qcow2Node
                 int n = (int)Math.Min(data.Length, ((long)m.Clusters << _clusterBits) - inCluster);
                 if (host < 0)
                 {
+                    Debug(Schema.BlkdebugEvent.WriteAio);
                     await WriteDataAsync(m.Entry.HostOffset + inCluster, offset, data[..n], cancellationToken).ConfigureAwait(false);
                 }
                 else
@@ -220,10 +226,12 @@ public sealed partial class Qcow2Node
         long tail = ((offset + data.Length) & (_clusterSize - 1)) == 0 ? 0 : _clusterSize - ((offset + data.Length) & (_clusterSize - 1));
         if (inCluster == 0 && tail == 0)
         {
+            Debug(Schema.BlkdebugEvent.WriteAio);
             await WriteDataAsync(host, offset, data, ct).ConfigureAwait(false);
         }
         else if (await TryZeroCowAsync(offset, data.Length, m, host, count, ct).ConfigureAwait(false))
         {
+            Debug(Schema.BlkdebugEvent.WriteAio);
             await _file.WriteAsync(host + inCluster, data, RequestFlags.None, ct).ConfigureAwait(false);
         }
         else
@@ -233,12 +241,15 @@ public sealed partial class Qcow2Node
             try
             {
                 var whole = buf.AsMemory(0, total);
+                Debug(Schema.BlkdebugEvent.CowRead);
                 if (inCluster != 0)
                     await ReadOldClusterAsync(m, firstCluster, firstCluster, whole[.._clusterSize], ct).ConfigureAwait(false);
                 if (tail != 0 && (lastCluster != firstCluster || inCluster == 0))
                     await ReadOldClusterAsync(m, firstCluster, lastCluster, whole[(total - _clusterSize)..], ct).ConfigureAwait(false);
 
                 data.CopyTo(whole[(int)inCluster..]);
+                // QEMU writes the guest's bytes and the copied ends separately; here they go out as one request.
+                Debug(Schema.BlkdebugEvent.CowWrite);
                 await WriteDataAsync(host, firstCluster << _clusterBits, whole, ct).ConfigureAwait(false);
             }
             finally
@@ -571,10 +582,12 @@ public sealed partial class Qcow2Node
                 _meta.Release();
             }
 
+            Debug(Schema.BlkdebugEvent.WriteCompressed);
             await _file.WriteAsync(host, compressed, RequestFlags.None, cancellationToken).ConfigureAwait(false);
             await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
+                Debug(Schema.BlkdebugEvent.L2UpdateCompressed);
                 ulong e = Qcow2L2Entry.MakeCompressed(host, clen, _clusterBits).Raw;
                 await SetMappingLockedAsync(offset >> _clusterBits, 1, _ => e, FreeReason.Other).ConfigureAwait(false);
             }
@@ -593,6 +606,7 @@ public sealed partial class Qcow2Node
     /// </summary>
     private async ValueTask<long> AllocateBytesLockedAsync(int length)
     {
+        Debug(Schema.BlkdebugEvent.ClusterAllocBytes);
         long cur = _compressedCursor;
         bool shareable = cur != 0 && (cur & (_clusterSize - 1)) != 0 && Qcow2Refcount.MaxValue(_refOrder) > 1
             && await GetRefcountLockedAsync(cur >> _clusterBits).ConfigureAwait(false) < Qcow2Refcount.MaxValue(_refOrder);
@@ -689,18 +703,21 @@ public sealed partial class Qcow2Node
             throw new BlockException(Errno.EFBIG, "qcow2: the L1 table would exceed its size limit");
         await FlushTablesLockedAsync(ct).ConfigureAwait(false);
         long clusters = ((needed * 8) + _clusterSize - 1) >> _clusterBits;
+        Debug(Schema.BlkdebugEvent.L1GrowAllocTable);
         long newOffset = await AllocateClustersLockedAsync(clusters).ConfigureAwait(false);
         var newL1 = new ulong[needed];
         Array.Copy(_l1, newL1, _l1.Length);
         byte[] buf = new byte[clusters << _clusterBits];
         for (long i = 0; i < needed; i++)
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(buf.AsSpan((int)(i * 8)), newL1[i]);
+        Debug(Schema.BlkdebugEvent.L1GrowWriteTable);
         await _file.WriteAsync(newOffset, buf, RequestFlags.None, ct).ConfigureAwait(false);
         await WriteDirtyRefBlocksAsync().ConfigureAwait(false);
         await _file.FlushAsync(ct).ConfigureAwait(false);
         byte[] hdr = new byte[12];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(hdr, (uint)needed);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(hdr.AsSpan(4), (ulong)newOffset);
+        Debug(Schema.BlkdebugEvent.L1GrowActivateTable);
         await _file.WriteAsync(Qcow2Header.L1SizeOffset, hdr, RequestFlags.None, ct).ConfigureAwait(false);
         await _file.FlushAsync(ct).ConfigureAwait(false);
         long oldOffset = _l1Offset;

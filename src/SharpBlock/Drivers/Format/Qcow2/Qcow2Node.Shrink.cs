@@ -129,6 +129,7 @@ public sealed partial class Qcow2Node
                 continue;
             SetRefTableEntry(ti, 0);
             _refCache.Remove(off);
+            Debug(Schema.BlkdebugEvent.ReftableUpdate);
             await _file.WriteAsync(_refTableOffset + (ti * 8), new byte[8], RequestFlags.None, ct).ConfigureAwait(false);
             await _file.FlushAsync(ct).ConfigureAwait(false);
             // A block inside its own range simply stops existing; one counted elsewhere gives its cluster back.

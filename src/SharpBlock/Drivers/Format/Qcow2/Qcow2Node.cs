@@ -73,6 +73,7 @@ public sealed partial class Qcow2Node : BlockNode
         _l2Cache.WriteBack = WriteBackL2Async;
         _refCache.WriteBack = WriteBackRefBlockAsync;
         AttachChild(file, ChildRole.File, "file");
+        AttachDebugEvents();
     }
 
     public override string DriverName => "qcow2";
@@ -242,6 +243,7 @@ public sealed partial class Qcow2Node : BlockNode
             throw Corrupt("refcount_table_clusters", Qcow2Header.RefcountTableClustersOffset, "image has no reference count table");
         CheckTable("refcount_table_offset", Qcow2Header.RefcountTableOffsetOffset, h.RefcountTableOffset, rtBytes, long.MaxValue / 2);
         _refTableOffset = (long)h.RefcountTableOffset;
+        Debug(Schema.BlkdebugEvent.ReftableLoad);
         _refTable = await ReadTableAsync(_refTableOffset, (int)(rtBytes / 8), ct).ConfigureAwait(false);
 
         // Snapshots.

@@ -16,6 +16,17 @@ public sealed class RawNode : BlockNode
     {
         _file = file;
         AttachChild(file, ChildRole.File, "file");
+        _debug = file.HasDebugFilter;
+        file.ParentRaisesRequestEvents();
+    }
+
+    // Set when a blkdebug filter is below: raw raises QEMU's request events (read_aio, write_aio, flushes).
+    private readonly bool _debug;
+
+    private void Debug(Schema.BlkdebugEvent e)
+    {
+        if (_debug)
+            _file.DebugEvent(e);
     }
 
     public override string DriverName => "raw";
@@ -33,13 +44,19 @@ public sealed class RawNode : BlockNode
     /// </summary>
     public override long Length => (_file.Length + 511) & ~511L;
 
-    protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
-        _file.ReadAsync(offset, buffer, cancellationToken);
+    protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        Debug(Schema.BlkdebugEvent.ReadAio);
+        return _file.ReadAsync(offset, buffer, cancellationToken);
+    }
 
-    protected override ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken) =>
-        _probedBy != null && offset < FirstSector && data.Length > 0
+    protected override ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
+    {
+        Debug(Schema.BlkdebugEvent.WriteAio);
+        return _probedBy != null && offset < FirstSector && data.Length > 0
             ? WriteFirstSectorAsync(_probedBy, offset, data, flags, cancellationToken)
             : _file.WriteAsync(offset, data, flags, cancellationToken);
+    }
 
     private async ValueTask WriteFirstSectorAsync(BlockDriverRegistry registry, long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
     {
@@ -55,13 +72,23 @@ public sealed class RawNode : BlockNode
         await _file.WriteAsync(offset, data, flags, cancellationToken).ConfigureAwait(false);
     }
 
-    protected override ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken) =>
-        _file.WriteZeroesAsync(offset, length, flags, cancellationToken);
+    // QEMU's raw raises nothing for zero writes; we raise write_aio so that rules on writes see them too,
+    // as they did when the filter raised the event itself.
+    protected override ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
+    {
+        Debug(Schema.BlkdebugEvent.WriteAio);
+        return _file.WriteZeroesAsync(offset, length, flags, cancellationToken);
+    }
 
     protected override ValueTask DiscardCoreAsync(long offset, long length, CancellationToken cancellationToken) =>
         _file.DiscardAsync(offset, length, cancellationToken);
 
-    protected override ValueTask FlushCoreAsync(CancellationToken cancellationToken) => _file.FlushAsync(cancellationToken);
+    protected override ValueTask FlushCoreAsync(CancellationToken cancellationToken)
+    {
+        Debug(Schema.BlkdebugEvent.FlushToOs);
+        Debug(Schema.BlkdebugEvent.FlushToDisk);
+        return _file.FlushAsync(cancellationToken);
+    }
 
     protected override ValueTask<BlockStatus> BlockStatusCoreAsync(long offset, long length, CancellationToken cancellationToken)
     {
