@@ -21,6 +21,7 @@ internal static class BuiltinDrivers
         r.Register(BlockdevDriver.File, static (ctx, _) => OpenFile(ctx, ctx.Options.File, "file"));
         r.Register(BlockdevDriver.HostDevice, static (ctx, _) => OpenFile(ctx, ctx.Options.HostDevice, "host_device"));
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
+        Protocol.Curl.CurlDriver.Register(r);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new Format.Qed.QedFormat());
