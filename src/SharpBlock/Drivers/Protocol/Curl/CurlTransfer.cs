@@ -153,6 +153,9 @@ internal sealed unsafe class CurlTransfer
     /// <summary>Copies what of a body piece falls inside the wanted range; false stops the transfer.</summary>
     private bool Accept(ReadOnlySpan<byte> piece)
     {
+        // libcurl hands a headers-only FTP request's size and date lines to the body callback too.
+        if (IsProbe)
+            return true;
         long pieceStart = _bodyStart + _received;
         _received += piece.Length;
         long wantedFrom = Offset + _filled;
