@@ -7,6 +7,7 @@ using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Options;
 using SharpBlock.Qmp.Protocol;
+using SharpBlock.Qmp.Schema;
 using SharpBlock.Schema;
 
 namespace SharpBlock.Cli.Img;
@@ -23,7 +24,9 @@ internal static partial class ImgImage
         var graph = BlockGraphs.Create();
         try
         {
-            var options = graph.Drivers.ParseProtocolFilename(path) is { } protocol
+            var options = ImgJsonFilename.Is(path)
+                ? await FromJsonAsync(graph, path, format, readOnly).ConfigureAwait(false)
+                : graph.Drivers.ParseProtocolFilename(path) is { } protocol
                 ? await OverProtocolAsync(graph, protocol, format, readOnly).ConfigureAwait(false)
                 : ImageFormats.ImageOptions(path, format ?? await ImageFormats.ProbeNameAsync(path, CancellationToken.None, graph.Drivers).ConfigureAwait(false), readOnly, "img0", graph.Drivers);
             if (cache != null)
@@ -50,6 +53,26 @@ internal static partial class ImgImage
             "         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.\n" +
             "         Specify the 'raw' format explicitly to remove the restrictions.\n");
         raw.GuardProbedFormat(registry);
+    }
+
+    /// <summary>
+    /// A json: name: the node it describes; without a driver, the format (-f, or probed) over its "file".
+    /// </summary>
+    private static async Task<BlockdevOptions> FromJsonAsync(BlockGraph graph, string path, string? format, bool readOnly)
+    {
+        using var tree = ImgJsonFilename.Parse(path);
+        var root = tree.RootElement;
+        if (!root.TryGetProperty("driver", out _))
+        {
+            if (!root.TryGetProperty("file", out var file))
+                throw new BlockException(Errno.EINVAL, "A block device must be specified for \"file\"");
+            return await OverProtocolAsync(graph, QapiCodec.ReadBlockdevOptions(file, "file", keyval: true), format, readOnly).ConfigureAwait(false);
+        }
+
+        var options = QapiCodec.ReadBlockdevOptions(root, "", keyval: true);
+        options.ReadOnly = readOnly;
+        options.NodeName = "img0";
+        return options;
     }
 
     /// <summary>

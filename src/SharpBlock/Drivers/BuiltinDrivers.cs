@@ -30,6 +30,7 @@ internal static class BuiltinDrivers
         r.RegisterFilenameProtocol(RbdFilename.Parse);
         r.Register(BlockdevDriver.Blkverify, BlkverifyNode.OpenAsync);
         r.Register(BlockdevDriver.Quorum, QuorumNode.OpenAsync);
+        Protocol.Curl.CurlDriver.Register(r);
         // Formats probe in this order; ties go to the first.
         r.RegisterFormat(new Qcow2Format());
         r.RegisterFormat(new Format.Qed.QedFormat());
