@@ -135,6 +135,38 @@ public class NbdServerStartTests
     }
 
     [Fact]
+    public async Task An_fd_address_takes_a_listening_socket_passed_with_getfd()
+    {
+        await using var h = await DeviceAsync();
+        await using var c = await QmpTestClient.ConnectUnixAsync(h.Dir.File("qmp.sock"));
+        Assert.Equal(("GenericError", "No file descriptor supplied via SCM_RIGHTS"), await c.ErrorAsync("getfd", """{"fdname": "nbd0"}"""));
+        Assert.Equal(("GenericError", "File descriptor named 'nbd0' has not been found"),
+            await c.ErrorAsync("nbd-server-start", """{"addr": {"type": "fd", "data": {"str": "nbd0"}}}"""));
+        Assert.Equal(("GenericError", "File descriptor named 'nbd0' not found"), await c.ErrorAsync("closefd", """{"fdname": "nbd0"}"""));
+
+        // A socket the management tool bound and listens on, handed over as libvirt hands them to QEMU.
+        // The test keeps its own copy open (closing a bound socket in .NET unlinks its file) but never accepts
+        // on it, so every client that gets through was accepted by the daemon.
+        string path = h.Dir.File("passed.sock");
+        using var listening = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listening.Bind(new UnixDomainSocketEndPoint(path));
+        listening.Listen(8);
+        {
+            ScmRights.Send(c.Socket, System.Text.Encoding.UTF8.GetBytes("""{"execute": "getfd", "arguments": {"fdname": "1bad"}}"""), (int)listening.Handle);
+            Assert.Equal("Parameter 'fdname' expects a name not starting with a digit",
+                (await c.ReadReplyAsync()).GetProperty("error").GetProperty("desc").GetString());
+            ScmRights.Send(c.Socket, System.Text.Encoding.UTF8.GetBytes("""{"execute": "getfd", "arguments": {"fdname": "nbd0"}}"""), (int)listening.Handle);
+            Assert.True((await c.ReadReplyAsync()).TryGetProperty("return", out _));
+        }
+
+        await c.ReturnAsync("nbd-server-start", """{"addr": {"type": "fd", "data": {"str": "nbd0"}}}""");
+        await c.ReturnAsync("nbd-server-add", """{"device": "disk0"}""");
+        Assert.True(await ReachableAsync($"nbd+unix:///disk0?socket={path}"));
+        // The server took the descriptor over: the name is gone from the session.
+        Assert.Equal(("GenericError", "File descriptor named 'nbd0' not found"), await c.ErrorAsync("closefd", """{"fdname": "nbd0"}"""));
+    }
+
+    [Fact]
     public async Task A_writable_export_of_a_read_only_device_is_exported_read_only()
     {
         await using var h = await DeviceAsync(", \"read-only\": true");
