@@ -154,7 +154,7 @@ public class NbdServerInteropTests
 
         await d.Client.ReturnAsync("nbd-server-stop");
         e = await d.Client.ErrorAsync("nbd-server-start", """{"addr":{"type":"fd","data":{"str":"fd3"}}}""");
-        Assert.Equal(("GenericError", "Socket address type 'fd' is not supported by the NBD server"), e);
+        Assert.Equal(("GenericError", "File descriptor named 'fd3' has not been found"), e);
         await d.StartNbdAsync();
 
         e = await d.Client.ErrorAsync("nbd-server-add", """{"device":"nope"}""");
