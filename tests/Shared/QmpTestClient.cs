@@ -24,6 +24,9 @@ public sealed class QmpTestClient : IAsyncDisposable
 
     public JsonElement Greeting { get; private set; }
 
+    /// <summary>The connected socket, for tests that send what a stream cannot (descriptors with SCM_RIGHTS).</summary>
+    public Socket Socket => _socket;
+
     public static async Task<QmpTestClient> ConnectUnixAsync(string path, bool negotiate = true)
     {
         var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);

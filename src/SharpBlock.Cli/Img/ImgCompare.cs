@@ -57,15 +57,15 @@ internal static class ImgCompare
                         Console.Out.WriteLine("Strict mode: Image size mismatch!");
                     return 1;
                 }
-
-                if (!quiet)
-                    Console.Out.WriteLine("Warning: Image size mismatch!");
             }
 
             long total = Math.Max(na.Length, nb.Length);
             long? diff = await FirstDifferenceAsync(na, nb, common, progress, total).ConfigureAwait(false);
-            if (diff == null)
+            if (diff == null && na.Length != nb.Length)
             {
+                // qemu-img warns only once the common part matched: a content mismatch there is the verdict alone.
+                if (!quiet)
+                    Console.Out.WriteLine("Warning: Image size mismatch!");
                 var longer = na.Length > nb.Length ? na : nb;
                 diff = await FirstNonZeroAsync(longer, common, progress, total).ConfigureAwait(false);
             }

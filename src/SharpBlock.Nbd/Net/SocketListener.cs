@@ -28,7 +28,7 @@ public sealed class SocketListener : IDisposable
     public string Display { get; }
 
     /// <summary>The bound TCP endpoint (the real port when 0 was asked for); null for a Unix socket.</summary>
-    public IPEndPoint? TcpEndPoint => _socketFile == null ? (IPEndPoint)_socket.LocalEndPoint! : null;
+    public IPEndPoint? TcpEndPoint => _socket.LocalEndPoint as IPEndPoint;
 
     /// <summary>Completes when the accept loop has ended.</summary>
     public Task Accepting => _accepting;
@@ -81,6 +81,45 @@ public sealed class SocketListener : IDisposable
         }
     }
 
+    /// <summary>
+    /// Accepts on a socket that was bound elsewhere and handed over as a descriptor. Its socket file, if any,
+    /// is its creator's: it is left in place at close.
+    /// </summary>
+    public static SocketListener Adopt(SafeSocketHandle handle)
+    {
+        Socket socket;
+        try
+        {
+            socket = new Socket(handle);
+        }
+        catch (SocketException ex)
+        {
+            handle.Dispose();
+            throw new IOException($"The file descriptor is not a socket: {ex.Message}", ex);
+        }
+
+        try
+        {
+            if (socket.SocketType != SocketType.Stream)
+                throw new IOException("The file descriptor is not a stream socket");
+            // Already listening in the usual case; listen(2) again only sets the backlog.
+            socket.Listen(Backlog);
+        }
+        catch (Exception ex) when (ex is SocketException or IOException)
+        {
+            socket.Dispose();
+            throw ex as IOException ?? new IOException($"Failed to listen on the passed socket: {ex.Message}", ex);
+        }
+
+        string display = socket.LocalEndPoint switch
+        {
+            UnixDomainSocketEndPoint u => "unix:" + u,
+            { } ep => ep.ToString()!,
+            null => "fd",
+        };
+        return new SocketListener(socket, null, display);
+    }
+
     /// <summary>Listens on TCP (port 0 picks a free port).</summary>
     public static SocketListener ListenTcp(IPEndPoint endpoint)
     {
@@ -99,6 +138,59 @@ public sealed class SocketListener : IDisposable
         }
 
         return new SocketListener(socket, null, socket.LocalEndPoint!.ToString()!);
+    }
+
+    /// <summary>
+    /// Listens on the first address and port that binds, trying each address with every port from first to
+    /// last in turn as QEMU's inet_listen does; when none binds, the last failure is the error, in 2.1's
+    /// words ("Failed to bind socket: Address already in use").
+    /// </summary>
+    public static SocketListener ListenTcp(IReadOnlyList<IPAddress> addresses, int firstPort, int lastPort)
+    {
+        SocketException? last = null;
+        foreach (var address in addresses)
+        {
+            Socket socket;
+            try
+            {
+                socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            }
+            catch (SocketException ex)
+            {
+                // No IPv6 on this host, say: the next address may still do.
+                last = ex;
+                continue;
+            }
+
+            try
+            {
+                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                if (address.AddressFamily == AddressFamily.InterNetworkV6)
+                    socket.DualMode = true;
+                socket.NoDelay = true;
+                for (int port = firstPort; port <= lastPort; port++)
+                {
+                    try
+                    {
+                        socket.Bind(new IPEndPoint(address, port));
+                        socket.Listen(Backlog);
+                        return new SocketListener(socket, null, socket.LocalEndPoint!.ToString()!);
+                    }
+                    catch (SocketException ex) when (ex.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied)
+                    {
+                        last = ex;
+                    }
+                }
+            }
+            catch (SocketException ex)
+            {
+                last = ex;
+            }
+
+            socket.Dispose();
+        }
+
+        throw new IOException("Failed to bind socket" + (last is null ? "" : ": " + last.Message), last);
     }
 
     /// <summary>

@@ -117,6 +117,13 @@ public sealed class NbdServer : IAsyncDisposable
     /// <summary>Listens on TCP; returns the bound endpoint (useful with port 0).</summary>
     public IPEndPoint ListenTcp(IPEndPoint endpoint) => Listen(SocketListener.ListenTcp(endpoint)).TcpEndPoint!;
 
+    /// <summary>Listens on the first of the addresses and ports that binds; returns the bound endpoint.</summary>
+    public IPEndPoint ListenTcp(IReadOnlyList<IPAddress> addresses, int firstPort, int lastPort) =>
+        Listen(SocketListener.ListenTcp(addresses, firstPort, lastPort)).TcpEndPoint!;
+
+    /// <summary>Serves a socket someone else bound (a passed descriptor); returns its TCP endpoint, if it is TCP.</summary>
+    public IPEndPoint? ListenOn(System.Net.Sockets.SafeSocketHandle handle) => Listen(SocketListener.Adopt(handle)).TcpEndPoint;
+
     /// <summary>Listens on a Unix socket (mode 0600), replacing a stale socket file.</summary>
     public void ListenUnix(string path) => Listen(SocketListener.ListenUnix(path));
 

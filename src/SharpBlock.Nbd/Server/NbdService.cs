@@ -1,7 +1,7 @@
 using System.Net;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
-using SharpBlock.Nbd.Client;
+using SharpBlock.Net;
 using SharpBlock.Schema;
 
 namespace SharpBlock.Nbd.Server;
@@ -18,7 +18,7 @@ public sealed class NbdService : IAsyncDisposable
     private readonly SemaphoreSlim _lock = new(1, 1);
     private NbdServer? _server;
 
-    // Each export keeps its device's medium in place; a forced eject drops the export first.
+    // Each export is told when its device's medium goes (eject, change) and ends first.
     private readonly Dictionary<string, DeviceBlocker> _blockers = new(StringComparer.Ordinal);
 
     // Devices made only to export a bare node; they let go of it when the server stops.
@@ -51,8 +51,8 @@ public sealed class NbdService : IAsyncDisposable
                 {
                     case SocketAddressKind.Inet when addr.Inet is { } inet:
                         {
-                            var where = NbdServerAddress.FromSocketAddress(addr);
-                            TcpEndPoint = server.ListenTcp((IPEndPoint)where.EndPoint);
+                            var where = InetListenAddress.Resolve(inet);
+                            TcpEndPoint = server.ListenTcp(where.Addresses, where.FirstPort, where.LastPort);
                             break;
                         }
 
@@ -84,6 +84,41 @@ public sealed class NbdService : IAsyncDisposable
     }
 
     /// <summary>
+    /// Starts the server on a listening socket the caller was given as a descriptor (QMP's getfd and an 'fd'
+    /// SocketAddress); the server owns the descriptor from here on, and closes it whatever happens.
+    /// </summary>
+    public async ValueTask StartOnDescriptorAsync(int fd)
+    {
+        var handle = new System.Net.Sockets.SafeSocketHandle(fd, ownsHandle: true);
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_server != null)
+            {
+                handle.Dispose();
+                throw new BlockException(Errno.EBUSY, "NBD server already running");
+            }
+
+            var server = new NbdServer();
+            try
+            {
+                TcpEndPoint = server.ListenOn(handle);
+            }
+            catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException)
+            {
+                await server.DisposeAsync().ConfigureAwait(false);
+                throw new BlockException(Errno.EINVAL, ex.Message, ex);
+            }
+
+            _server = server;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>
     /// Exports a device (nbd-server-add) or, for --export node-name=, a node through a device of its own
     /// that is not listed among the user's devices. The export name defaults to the device's name.
     /// </summary>
@@ -94,7 +129,15 @@ public sealed class NbdService : IAsyncDisposable
         {
             var server = _server ?? throw new BlockException(Errno.EINVAL, "NBD server not running");
             BlockBackend backend;
-            if (device != null)
+            if (device != null && _graph.FindDevice(device) == null && _graph.FindNode(device) is { } named)
+            {
+                // Newer QEMU's nbd-server-add takes a node name too; that is how a fleecing target (the
+                // anonymous target of a backup, named in query-named-block-nodes) gets exported.
+                if (named.NodeNeedingKey() is { } locked)
+                    throw Encrypted(device, locked);
+                backend = Borrow(named, device);
+            }
+            else if (device != null)
             {
                 backend = _graph.FindDevice(device) ?? throw new BlockException(Errno.ENODEV, $"Device '{device}' not found");
                 if (backend.Root == null)
@@ -124,7 +167,14 @@ public sealed class NbdService : IAsyncDisposable
             }
 
             if (writable && backend.Root!.ReadOnly)
-                throw new BlockException(Errno.EROFS, $"Device '{device ?? nodeName}' is read only");
+            {
+                // QEMU 2.1's nbd-server-add exports a read-only device read-only whatever 'writable' says;
+                // the daemon's --export node-name= follows newer QEMU and refuses.
+                if (device == null)
+                    throw new BlockException(Errno.EROFS, $"Device '{device ?? nodeName}' is read only");
+                writable = false;
+            }
+
             string exportName = name ?? device ?? nodeName!;
             var export = new NbdExport(exportName, backend, writable, description);
             if (!server.TryAddExport(export))
@@ -133,7 +183,7 @@ public sealed class NbdService : IAsyncDisposable
                     await backend.ReleaseRootAsync().ConfigureAwait(false);
                 throw new BlockException(Errno.EEXIST, $"NBD server already has export named '{exportName}'");
             }
-            // A running export keeps the medium: eject refuses unless forced, and a forced eject drops it.
+            // As in QEMU 2.1 an export follows the medium rather than holding it: eject and change end it first.
             var blocker = backend.AddBlocker("block device is in use by an NBD export", async () =>
             {
                 await server.RemoveExportAsync(export).ConfigureAwait(false);

@@ -21,8 +21,20 @@ internal static class BlockQueryCommands
         server.Register(QmpCommandTable.QueryNamedBlockNodes(static async ctx =>
         {
             var list = new List<BlockDeviceInfo>();
+            var devices = ctx.Server.Graph.Devices;
             foreach (var node in ctx.Server.Graph.Nodes.ToArray())
-                list.Add(await DescribeNodeAsync(node, ctx.CancellationToken).ConfigureAwait(false));
+            {
+                var info = await DescribeNodeAsync(node, ctx.CancellationToken).ConfigureAwait(false);
+                // QEMU 2.1 throttles the device's top node, so that node reports the device's limits.
+                foreach (var dev in devices)
+                {
+                    if (dev.Root == node)
+                        SetThrottleLimits(info, dev.ThrottleLimits);
+                }
+
+                list.Add(info);
+            }
+
             return list;
         }));
         server.Register(QmpCommandTable.QueryBlockstats(static ctx =>

@@ -1,3 +1,4 @@
+using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Qmp.Server;
 using SharpBlock.Schema;
@@ -20,10 +21,18 @@ internal static class BlockdevCommands
                 var wrapped = QapiCodec.ReadBlockdevAddArgumentsMembers(a, "", false);
                 QapiRead.CheckUnexpected(a, "", ["options"]);
                 options = wrapped.Options;
+                // QEMU 2.1's qmp_blockdev_add: the seed form always makes a device.
+                if (options.Id == null)
+                    throw new QmpException("Block device needs an ID");
+                if (options.Aio == BlockdevAioOptions.Native && options.Cache?.Direct != true)
+                    throw new QmpException("aio=native requires cache.direct=true");
             }
             else
             {
                 options = QapiCodec.ReadBlockdevOptions(a, "", false);
+                // Newer QEMU refuses the same combination, in the file driver's words.
+                if (options.Aio == BlockdevAioOptions.Native && options.Cache?.Direct != true)
+                    throw new QmpException("aio=native was specified, but it requires cache.direct=on, which was not specified.");
             }
 
             await ctx.Server.Graph.AddAsync(options, ctx.CancellationToken).ConfigureAwait(false);

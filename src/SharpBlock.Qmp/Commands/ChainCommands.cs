@@ -20,8 +20,16 @@ internal static class ChainCommands
         {
             var graph = ctx.Server.Graph;
             var (dev, root) = DeviceCommands.Lookup(graph, a.Device, a.NodeName);
+            // As in 2.1, a node-name may name the image a device sits on; a node below another (a format's
+            // file, a backing image) is not the first non-filter node, which 2.1 answers as a disabled feature.
+            dev ??= DeviceOf(graph, root);
             if (dev == null)
-                throw new QmpException($"Node '{a.NodeName}' is not the image of a device; give the device instead");
+            {
+                throw new QmpException(root.Users.Count > 0
+                    ? "The feature 'snapshot' is not enabled"
+                    : $"Node '{a.NodeName}' is not the image of a device; give the device instead");
+            }
+
             if (graph.Jobs.Find(dev.Id) != null)
                 throw new QmpException($"Device '{dev.Id}' is in use");
             string formatName = a.Format ?? graph.Drivers.DefaultOverlayFormat.ToWire();
@@ -100,6 +108,17 @@ internal static class ChainCommands
             graph.Jobs.Start(job);
             return ValueTask.CompletedTask;
         }));
+    }
+
+    private static BlockBackend? DeviceOf(BlockGraph graph, BlockNode root)
+    {
+        foreach (var d in graph.Devices)
+        {
+            if (d.Root == root)
+                return d;
+        }
+
+        return null;
     }
 
     private static BlockBackend JobDevice(BlockGraph graph, string id)

@@ -18,6 +18,10 @@ internal static class DeviceCommands
             var (device, node) = Lookup(ctx.Server.Graph, a.Device, a.NodeName);
             if (node.ReadOnly)
                 throw new QmpException($"Device '{a.Device ?? a.NodeName}' is read only");
+            // The format's own unit (qcow2: whole sectors), refused in QEMU's words; the driver itself grows to
+            // any length because mirror and commit size their targets to a source.
+            if (node is SharpBlock.Drivers.IResizeRules rules && a.Size % rules.SizeGranularity != 0)
+                throw new QmpException($"The new size must be a multiple of {rules.SizeGranularity}");
             try
             {
                 if (device != null)

@@ -134,12 +134,35 @@ internal static class JobCommands
 
         if (!existing)
         {
-            // sync=top copies only the top image, so the new target shares the source's backing file.
-            var backing = sync == MirrorSyncMode.Top ? source.Backing : null;
+            // sync=top copies only the top image, so the new target shares the source's backing file; sync=none
+            // copies nothing up front, so as in QEMU the source itself is the target's backing file (what makes
+            // image fleecing work). A format without backing files is refused then, in qemu-img's words.
+            var backing = sync switch
+            {
+                MirrorSyncMode.Top => source.Backing,
+                MirrorSyncMode.None => source,
+                _ => null,
+            };
+            if (backing != null && ImageFormats.Find(driver, graph.Drivers) is { HasBackingFiles: false } flat)
+                throw new QmpException($"Backing file not supported for file format '{flat.Name}'");
             await ImageFormats.CreateAsync(driver, path, source.Length, backing is null ? null : Path.GetFullPath(backing.Filename), backing?.DriverName).ConfigureAwait(false);
         }
 
-        var target = await graph.OpenImageAsync(path, driver, cancellationToken: ct).ConfigureAwait(false);
+        BlockNode target;
+        if (!existing && sync == MirrorSyncMode.None)
+        {
+            // The backing link goes to the live source node, not to a second open of its file: reads of the
+            // target's unwritten clusters must see the source's caches, and a qcow2 source's lock allows no
+            // second opener anyway.
+            var options = ImageFormats.FileOptions(driver, path, graph.Drivers);
+            ImageFormats.Find(driver, graph.Drivers)?.SetBacking(options, new BlockdevRef { Reference = source.NodeName });
+            target = await graph.OpenDetachedAsync(options, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            target = await graph.OpenImageAsync(path, driver, cancellationToken: ct).ConfigureAwait(false);
+        }
+
         if (target.Length != source.Length)
         {
             await graph.CloseUnusedAsync(target).ConfigureAwait(false);

@@ -13,7 +13,9 @@ internal static class MediaCommands
         server.Register(QmpCommandTable.Eject(static async (a, ctx) =>
         {
             var dev = ctx.Server.Graph.FindDevice(a.Device) ?? throw QmpException.DeviceNotFound(a.Device);
-            await dev.EjectMediumAsync(a.Force ?? false).ConfigureAwait(false);
+            // 'force' overrides a guest's lock of the tray in QEMU 2.1, never a block job's blocker; these
+            // devices have no guest to lock the tray, so it changes nothing here.
+            await dev.EjectMediumAsync().ConfigureAwait(false);
         }));
 
         server.Register(QmpCommandTable.Change(static async (a, ctx) =>

@@ -176,7 +176,19 @@ public sealed class QmpServer : IAsyncDisposable
     private async Task ServeAndCloseAsync(NetworkStream stream, string peer)
     {
         await using (stream.ConfigureAwait(false))
-            await ServeAsync(stream, stream, peer).ConfigureAwait(false);
+        {
+            // A Unix client may pass descriptors along with its commands (getfd), so its bytes are read with
+            // recvmsg; TCP has no such thing.
+            if (stream.Socket.AddressFamily == System.Net.Sockets.AddressFamily.Unix)
+            {
+                await using var input = new FdPassingStream(stream.Socket);
+                await ServeAsync(input, stream, peer).ConfigureAwait(false);
+            }
+            else
+            {
+                await ServeAsync(stream, stream, peer).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Stops listening, ends every session (after their queued replies are written).</summary>

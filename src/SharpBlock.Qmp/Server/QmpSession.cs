@@ -51,6 +51,46 @@ public sealed class QmpSession
 
     public string Peer { get; }
 
+    // Descriptors kept by getfd, as QEMU keeps them per monitor; closed when the session ends.
+    private readonly Dictionary<string, int> _namedFds = new(StringComparer.Ordinal);
+
+    /// <summary>getfd: takes the descriptor the client last sent (SCM_RIGHTS) and keeps it as NAME.</summary>
+    internal void KeepReceivedFd(string name)
+    {
+        int fd = (_input as SharpBlock.Net.FdPassingStream)?.TakeReceivedFd() ?? -1;
+        if (fd < 0)
+            throw new Protocol.QmpException("No file descriptor supplied via SCM_RIGHTS");
+        if (name.Length > 0 && char.IsAsciiDigit(name[0]))
+        {
+            SharpBlock.Net.FdPassingStream.CloseFd(fd);
+            throw new Protocol.QmpException("Parameter 'fdname' expects a name not starting with a digit");
+        }
+
+        lock (_namedFds)
+        {
+            if (_namedFds.Remove(name, out int old))
+                SharpBlock.Net.FdPassingStream.CloseFd(old);
+            _namedFds[name] = fd;
+        }
+    }
+
+    /// <summary>Takes a kept descriptor away from the session (the caller owns it now), or -1.</summary>
+    internal int TakeNamedFd(string name)
+    {
+        lock (_namedFds)
+            return _namedFds.Remove(name, out int fd) ? fd : -1;
+    }
+
+    private void CloseNamedFds()
+    {
+        lock (_namedFds)
+        {
+            foreach (int fd in _namedFds.Values)
+                SharpBlock.Net.FdPassingStream.CloseFd(fd);
+            _namedFds.Clear();
+        }
+    }
+
     /// <summary>True once qmp_capabilities succeeded; only then does the session receive events.</summary>
     public bool Negotiated { get; internal set; }
 
@@ -70,6 +110,7 @@ public sealed class QmpSession
         {
             _outgoing.Writer.TryComplete();
             await writer.ConfigureAwait(false);
+            CloseNamedFds();
         }
     }
 

@@ -16,13 +16,14 @@ public sealed partial class BlockBackend
     public bool TrayOpen { get; private set; }
 
     /// <summary>
-    /// Registers a user that needs the medium to stay (a block job, an NBD export). Eject and change refuse
-    /// while any is registered, unless forced; a forced eject calls <paramref name="onForcedEject"/> first
-    /// so the user can let go (stop the export, cancel the job). Dispose the result to unregister.
+    /// Registers a user of the medium. Without <paramref name="onEject"/> it holds the medium, as QEMU 2.1's
+    /// op blockers do for a block job: eject and change refuse, forced or not. With it the user only wants to
+    /// know: eject and change call it first so the user lets go (an NBD export ends, as 2.1's close notifier
+    /// ends it), then go ahead. Dispose the result to unregister.
     /// </summary>
-    public DeviceBlocker AddBlocker(string reason, Func<ValueTask>? onForcedEject = null)
+    public DeviceBlocker AddBlocker(string reason, Func<ValueTask>? onEject = null)
     {
-        var b = new DeviceBlocker(this, reason, onForcedEject);
+        var b = new DeviceBlocker(this, reason, onEject);
         lock (_blockers)
             _blockers.Add(b);
         return b;
@@ -40,34 +41,35 @@ public sealed partial class BlockBackend
         get
         {
             lock (_blockers)
-                return _blockers.Count > 0 ? _blockers[0].Reason : null;
+                return _blockers.Find(b => b.OnEject == null)?.Reason;
         }
     }
 
-    private async ValueTask CheckBlockersAsync(bool force)
+    private async ValueTask CheckBlockersAsync()
     {
         DeviceBlocker[] blockers;
         lock (_blockers)
             blockers = [.. _blockers];
-        if (blockers.Length == 0)
-            return;
-        if (!force)
-            throw new BlockException(Errno.EBUSY, $"Device '{Id}' is busy: {blockers[0].Reason}");
         foreach (var b in blockers)
         {
-            if (b.OnForcedEject is { } release)
-                await release().ConfigureAwait(false);
+            if (b.OnEject == null)
+                throw new BlockException(Errno.EBUSY, $"Device '{Id}' is busy: {b.Reason}");
+        }
+
+        foreach (var b in blockers)
+        {
+            await b.OnEject!().ConfigureAwait(false);
             b.Dispose();
         }
     }
 
     /// <summary>
-    /// The 'eject' command: refuses while a job or export uses the device (unless forced), opens the tray
-    /// and removes the medium.
+    /// The 'eject' command: refuses while a job holds the device, ends exports, opens the tray and removes the
+    /// medium.
     /// </summary>
-    public async ValueTask EjectMediumAsync(bool force)
+    public async ValueTask EjectMediumAsync()
     {
-        await CheckBlockersAsync(force).ConfigureAwait(false);
+        await CheckBlockersAsync().ConfigureAwait(false);
         MoveTray(open: true);
         await EjectAsync().ConfigureAwait(false);
     }
@@ -75,7 +77,7 @@ public sealed partial class BlockBackend
     /// <summary>The 'change' command: swaps the medium for one the caller opened, moving the tray out and in.</summary>
     public async ValueTask ChangeMediumAsync(BlockNode newRoot)
     {
-        await CheckBlockersAsync(force: false).ConfigureAwait(false);
+        await CheckBlockersAsync().ConfigureAwait(false);
         MoveTray(open: true);
         await EjectAsync().ConfigureAwait(false);
         await Gate.BeginDrainAsync().ConfigureAwait(false);

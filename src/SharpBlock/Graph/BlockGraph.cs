@@ -214,6 +214,10 @@ public sealed class BlockGraph : IAsyncDisposable
         if (!Drivers.TryGet(options.Driver, out var opener))
             throw new BlockException(Errno.EOPNOTSUPP, $"Driver '{options.Driver.ToWire()}' is not supported");
         var settings = inherited.Apply(options);
+        // Accepting native AIO and quietly using the thread pool would let a user believe requests go
+        // through io_submit; there is no maintained .NET binding for Linux AIO or io_uring to build it on.
+        if (options.Aio == BlockdevAioOptions.Native)
+            throw new BlockException(Errno.EOPNOTSUPP, "aio=native is not supported: requests run on the thread pool (aio=threads)");
         var ctx = new BlockOpenContext(this, options, settings, opened, images);
         var node = await opener(ctx, cancellationToken).ConfigureAwait(false);
         node.OwnerGraph = this;

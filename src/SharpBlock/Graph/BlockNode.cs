@@ -164,6 +164,9 @@ public abstract partial class BlockNode : IAsyncDisposable
                 {
                     await WriteCoreAsync(offset, data, flags, cancellationToken).ConfigureAwait(false);
                 }
+
+                if (!Settings.Writeback)
+                    await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
             }
 
             Stats.AccountWrite(offset, data.Length, start);
@@ -190,7 +193,12 @@ public abstract partial class BlockNode : IAsyncDisposable
             if (HasObservers)
                 await NotifyBeforeWriteAsync(offset, length, cancellationToken).ConfigureAwait(false);
             if (length > 0)
+            {
                 await WriteZeroesCoreAsync(offset, length, flags, cancellationToken).ConfigureAwait(false);
+                if (!Settings.Writeback)
+                    await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             Stats.AccountWrite(offset, length, start);
         }
         finally

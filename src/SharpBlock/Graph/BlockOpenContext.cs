@@ -44,6 +44,9 @@ public sealed class BlockOpenContext
                 ?? throw new BlockException(Errno.ENOENT, $"Cannot find device='{name}' nor node-name='{name}'");
         }
 
-        return await Graph.OpenTreeAsync(reference.Definition!, Settings, Opened, cancellationToken, images: Images).ConfigureAwait(false);
+        // Writethrough (cache.writeback=false) is kept by flushing after each write at the node it was asked
+        // for; the layers below stay writeback, as QEMU's do, or every level would flush the same write again.
+        var inherited = Settings.Writeback ? Settings : Settings with { Writeback = true };
+        return await Graph.OpenTreeAsync(reference.Definition!, inherited, Opened, cancellationToken, images: Images).ConfigureAwait(false);
     }
 }

@@ -31,12 +31,8 @@ public sealed class JobManager
             _jobs.Add(job);
         }
 
-        // While the job runs the medium stays: eject refuses, and a forced eject cancels the job first.
-        var blocker = job.Device.AddBlocker("block device is in use by block job: " + job.Type.ToWire(), async () =>
-        {
-            job.Cancel(force: true);
-            await job.Completion.ConfigureAwait(false);
-        });
+        // While the job runs the medium stays: eject and change refuse even when forced, as QEMU 2.1's blocker.
+        var blocker = job.Device.AddBlocker("block device is in use by block job: " + job.Type.ToWire());
         job.Start(j =>
         {
             blocker.Dispose();

@@ -58,6 +58,38 @@ public class ImgToolTests
     }
 
     [Fact]
+    public async Task Compare_warns_of_a_size_mismatch_only_when_qemu_img_does()
+    {
+        // qemu-img 7.2 compares the common part first: a content mismatch there is reported alone, and the
+        // size warning comes only when the common part matched (then the longer tail decides).
+        using var dir = new TempDir();
+        string small = dir.File("small.raw"), other = dir.File("other.raw"), big = dir.File("big.raw"), tail = dir.File("tail.raw");
+        (await Qemu("create", "-q", "-f", "raw", small, "1M")).Ok();
+        (await Qemu("create", "-q", "-f", "raw", other, "1M")).Ok();
+        (await Qemu("create", "-q", "-f", "raw", big, "2M")).Ok();
+        (await Qemu("create", "-q", "-f", "raw", tail, "2M")).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 3 4096 512", other)).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 3 4096 512", big)).Ok();
+        (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 5 1536k 512", tail)).Ok();
+        string[][] cases =
+        [
+            ["-f", "raw", "-F", "raw", small, big],
+            ["-f", "raw", "-F", "raw", big, small],
+            ["-f", "raw", "-F", "raw", other, tail],
+            ["-f", "raw", "-F", "raw", small, tail],
+            ["-f", "raw", "-F", "raw", other, big],
+        ];
+        foreach (var c in cases)
+        {
+            var q = await Qemu(["compare", .. c]);
+            var o = await Ours(["compare", .. c]);
+            Assert.Equal((q.ExitCode, q.Stdout), (o.ExitCode, o.Stdout));
+        }
+
+        Assert.Equal("Content mismatch at offset 4096!\n", (await Ours("compare", "-f", "raw", "-F", "raw", small, big)).Stdout);
+    }
+
+    [Fact]
     public async Task Resize_grows_raw_and_qcow2_and_shrinks_only_when_asked()
     {
         using var dir = new TempDir();

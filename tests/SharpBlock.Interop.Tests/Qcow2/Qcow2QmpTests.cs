@@ -29,7 +29,7 @@ public class Qcow2QmpTests
             Assert.Equal("qcow2", image.GetProperty("backing-image").GetProperty("format").GetString());
 
             // An empty reference means "no backing file", whatever the header says.
-            await qmp.ReturnAsync("blockdev-add", $$$$"""{"options": {"driver": "qcow2", "node-name": "n1", "backing": "", "read-only": true, "file": {"driver": "file", "filename": "{{{{dir.File("t2.qcow2")}}}}"}}}""");
+            await qmp.ReturnAsync("blockdev-add", $$$$"""{"driver": "qcow2", "node-name": "n1", "backing": "", "read-only": true, "file": {"driver": "file", "filename": "{{{{dir.File("t2.qcow2")}}}}"}}""");
             var nodes = await qmp.ReturnAsync("query-named-block-nodes");
             foreach (var n in nodes.EnumerateArray())
             {

@@ -27,7 +27,7 @@ public class VhdxQmpTests
             Assert.Equal(2 << 20, image.GetProperty("cluster-size").GetInt32());
             Assert.Equal(16 << 20, image.GetProperty("virtual-size").GetInt64());
 
-            var (cls, desc) = await qmp.ErrorAsync("blockdev-add", $$$$"""{"options": {"driver": "vhdx", "node-name": "n1", "read-only": true, "file": {"driver": "file", "filename": "{{{{dirty}}}}"}}}""");
+            var (cls, desc) = await qmp.ErrorAsync("blockdev-add", $$$$"""{"driver": "vhdx", "node-name": "n1", "read-only": true, "file": {"driver": "file", "filename": "{{{{dirty}}}}"}}""");
             Assert.Equal("GenericError", cls);
             Assert.Contains("contains a log that needs to be replayed", desc, StringComparison.Ordinal);
         }

@@ -24,13 +24,16 @@ public class MediaTests
     }
 
     [Fact]
-    public async Task Eject_refuses_a_busy_device_unless_forced_and_opens_the_tray()
+    public async Task Eject_refuses_a_held_device_even_forced_lets_a_follower_go_and_opens_the_tray()
     {
         await using var h = await QmpHarness.StartAsync();
         string img = h.Dir.PatternFile("a.img", 1 << 20);
         var dev = await h.AddRawAsync("d0", img, ", \"werror\": \"report\", \"rerror\": \"report\"");
+        // A holder (what a block job registers) keeps the medium whatever 'force' says; a follower (an NBD
+        // export) is told and lets go.
+        var holder = dev.AddBlocker("block device is in use by block job: mirror");
         bool released = false;
-        dev.AddBlocker("block device is in use by block job: mirror", () =>
+        dev.AddBlocker("block device is in use by an NBD export", () =>
         {
             released = true;
             return ValueTask.CompletedTask;
@@ -40,13 +43,19 @@ public class MediaTests
         Assert.True(info.GetProperty("removable").GetBoolean());
         Assert.False(info.GetProperty("tray_open").GetBoolean());
 
-        var (cls, desc) = await h.Client.ErrorAsync("eject", "{\"device\": \"d0\"}");
-        Assert.Equal("GenericError", cls);
-        Assert.Equal("Device 'd0' is busy: block device is in use by block job: mirror", desc);
+        foreach (string force in new[] { "false", "true" })
+        {
+            var (cls, desc) = await h.Client.ErrorAsync("eject", "{\"device\": \"d0\", \"force\": " + force + "}");
+            Assert.Equal("GenericError", cls);
+            Assert.Equal("Device 'd0' is busy: block device is in use by block job: mirror", desc);
+        }
+
+        Assert.False(released);
         Assert.True((await h.QueryDeviceAsync("d0")).TryGetProperty("inserted", out _));
         await dev.ReadAsync(0, new byte[512]);
 
-        await h.Client.ReturnAsync("eject", "{\"device\": \"d0\", \"force\": true}");
+        holder.Dispose();
+        await h.Client.ReturnAsync("eject", "{\"device\": \"d0\"}");
         Assert.True(released);
         AssertTray(await h.Client.WaitEventAsync("DEVICE_TRAY_MOVED"), open: true);
         info = await h.QueryDeviceAsync("d0");

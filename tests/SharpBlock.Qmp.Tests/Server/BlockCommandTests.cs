@@ -56,7 +56,8 @@ public class BlockCommandTests
     [InlineData("""{"options": {"driver": "raw", "id": "d", "file": "nosuchnode"}}""", "Cannot find device='nosuchnode' nor node-name='nosuchnode'")]
     [InlineData("""{"options": {"driver": "raw", "id": "d", "file": {"driver": "file", "filename": "/nonexistent/x"}}}""", "Could not open '/nonexistent/x': No such file or directory")]
     [InlineData("""{"options": {"driver": "vvfat", "id": "d", "dir": "/tmp"}}""", "Driver 'vvfat' is not supported")]
-    [InlineData("""{"options": {"driver": "raw", "file": "x"}}""", "Block device needs an 'id' or a 'node-name'")]
+    [InlineData("""{"options": {"driver": "raw", "file": "x"}}""", "Block device needs an ID")]
+    [InlineData("""{"driver": "raw", "file": "x"}""", "Block device needs an 'id' or a 'node-name'")]
     [InlineData("""{}""", "Parameter 'driver' is missing")]
     public async Task Blockdev_add_errors_name_the_parameter(string args, string desc)
     {
