@@ -16,11 +16,13 @@ internal static class CSharpTypes
         "uint8" => "byte",
         "bool" => "bool",
         "number" => "double",
+        // A JSON value of any kind; the library keeps it opaque (the QMP side boxes a JsonElement in it).
+        "any" => "object",
         _ => "",
     };
 
     public static bool IsValueType(Schema schema, TypeRef t) =>
-        !t.IsList && (schema.ByName.TryGetValue(t.Name, out var d) ? d is EnumDef : t.Name != "str");
+        !t.IsList && (schema.ByName.TryGetValue(t.Name, out var d) ? d is EnumDef : t.Name is not ("str" or "any"));
 
     public static string Element(Schema schema, string name)
     {

@@ -71,6 +71,8 @@ internal sealed class CodecEmitter
         sb.AppendLine("}");
         sb.AppendLine();
         EmitCommands();
+        sb.AppendLine();
+        IntrospectionEmitter.Emit(sb, _schema);
         return sb.ToString();
     }
 
@@ -112,6 +114,7 @@ internal sealed class CodecEmitter
             case "uint8": return "(byte)QapiRead.UInt64(" + el + ", " + path + ", keyval, byte.MaxValue, \"uint8_t\")";
             case "bool": return "QapiRead.Bool(" + el + ", " + path + ", keyval)";
             case "number": return "QapiRead.Number(" + el + ", " + path + ", keyval)";
+            case "any": return "QapiRead.Any(" + el + ")";
             default: return "Read" + Cls(t.Name) + "(" + el + ", " + path + ", keyval)";
         }
     }
@@ -129,6 +132,7 @@ internal sealed class CodecEmitter
         {
             case "str": return "w.WriteStringValue(" + v + ");";
             case "bool": return "w.WriteBooleanValue(" + v + ");";
+            case "any": return "w.WriteAnyValue(" + v + ");";
             default:
                 if (CSharpTypes.Builtin(t.Name).Length > 0)
                     return "w.WriteNumberValue(" + v + ");";

@@ -146,6 +146,27 @@ public sealed class QmpTestClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Every event received so far, in order, up to and including the first one named name (waiting for it); all are consumed.</summary>
+    public async Task<List<JsonElement>> EventsUntilAsync(string name, int timeoutMs = 30000)
+    {
+        var taken = new List<JsonElement>();
+        while (true)
+        {
+            while (_events.Count > 0)
+            {
+                var e = _events[0];
+                _events.RemoveAt(0);
+                taken.Add(e);
+                if (e.GetProperty("event").GetString() == name)
+                    return taken;
+            }
+
+            var m = await ReadMessageAsync(timeoutMs);
+            if (m.TryGetProperty("event", out _))
+                _events.Add(m);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         _reader.Dispose();

@@ -73,7 +73,7 @@ internal static class ChainCommands
 
             if (a.Speed is < 0)
                 throw new QmpException("Invalid parameter 'speed'");
-            graph.Jobs.Start(new StreamJob(dev, baseNode, a.Speed ?? 0, a.OnError ?? BlockdevOnError.Report));
+            graph.Jobs.Start(new StreamJob(dev, baseNode, a.Speed ?? 0, a.OnError ?? BlockdevOnError.Report), a.JobId, a.AutoFinalize ?? true, a.AutoDismiss ?? true);
             return ValueTask.CompletedTask;
         }));
 
@@ -105,7 +105,7 @@ internal static class ChainCommands
                 ? new MirrorJob(dev, baseNode, MirrorSyncMode.Full, 64 * 1024, 1 << 20, targetIsZeroed: false,
                     a.Speed ?? 0, BlockdevOnError.Report, BlockdevOnError.Report, activeCommit: true)
                 : new CommitJob(dev, top, baseNode, a.Speed ?? 0);
-            graph.Jobs.Start(job);
+            graph.Jobs.Start(job, a.JobId, a.AutoFinalize ?? true, a.AutoDismiss ?? true);
             return ValueTask.CompletedTask;
         }));
     }

@@ -4,7 +4,7 @@ using SharpBlock.Schema;
 
 namespace SharpBlock.Qmp.Commands;
 
-/// <summary>The monitor's own commands: negotiation, version, the command list, quit.</summary>
+/// <summary>The monitor's own commands: negotiation, version, the command list, schema introspection, quit.</summary>
 internal static class CoreCommands
 {
     public static void Register(QmpServer server)
@@ -22,6 +22,8 @@ internal static class CoreCommands
                 list.Add(new CommandInfo { Name = name });
             return ValueTask.FromResult<IReadOnlyList<CommandInfo>>(list);
         }));
+        server.Register(QmpCommandTable.QueryQmpSchema(static ctx =>
+            ValueTask.FromResult<IReadOnlyList<SchemaInfo>>(SchemaIntrospection.Describe(ctx.Server.CommandNames))));
         server.Register(QmpCommandTable.Quit(static ctx =>
         {
             // The daemon flushes and exits once the reply is on its way, as QEMU does.

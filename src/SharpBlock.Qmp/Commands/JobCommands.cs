@@ -35,7 +35,8 @@ internal static class JobCommands
             CheckSpeed(a.Speed);
             var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, a.Sync, ctx.CancellationToken).ConfigureAwait(false);
             await StartAsync(graph, target, () => new MirrorJob(dev, target, a.Sync, granularity, a.BufSize ?? 16L << 20, zeroed,
-                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report)).ConfigureAwait(false);
+                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report),
+                a.JobId, a.AutoFinalize, a.AutoDismiss).ConfigureAwait(false);
         }));
 
         server.Register(QmpCommandTable.DriveBackup(static async (a, ctx) =>
@@ -45,7 +46,8 @@ internal static class JobCommands
             CheckSpeed(a.Speed);
             var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, a.Sync, ctx.CancellationToken).ConfigureAwait(false);
             await StartAsync(graph, target, () => new BackupJob(dev, target, a.Sync, zeroed,
-                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report)).ConfigureAwait(false);
+                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report),
+                a.JobId, a.AutoFinalize, a.AutoDismiss).ConfigureAwait(false);
         }));
 
         server.Register(QmpCommandTable.BlockJobSetSpeed(static (a, ctx) =>
@@ -101,8 +103,11 @@ internal static class JobCommands
         return dev;
     }
 
+    /// <summary>The job block-job-* names: by job id (7.2; the device name unless a job-id was given), else the seed's errors.</summary>
     private static BlockJob Job(BlockGraph graph, string device)
     {
+        if (graph.Jobs.FindById(device) is { } job)
+            return job;
         if (graph.FindDevice(device) == null)
             throw QmpException.DeviceNotFound(device);
         return graph.Jobs.Find(device) ?? throw QmpException.DeviceNotActive(device);
@@ -172,11 +177,12 @@ internal static class JobCommands
         return (target, !existing);
     }
 
-    private static async ValueTask StartAsync(BlockGraph graph, BlockNode target, Func<BlockJob> create)
+    private static async ValueTask StartAsync(BlockGraph graph, BlockNode target, Func<BlockJob> create,
+        string? jobId, bool? autoFinalize, bool? autoDismiss)
     {
         try
         {
-            graph.Jobs.Start(create());
+            graph.Jobs.Start(create(), jobId, autoFinalize ?? true, autoDismiss ?? true);
         }
         catch (BlockException)
         {

@@ -13,6 +13,7 @@ internal static class StandardCommands
         DeviceCommands.Register(server);
         EncryptionCommands.Register(server);
         JobCommands.Register(server);
+        JobControlCommands.Register(server);
         ChainCommands.Register(server);
         InternalSnapshotCommands.Register(server);
         NbdCommands.Register(server);

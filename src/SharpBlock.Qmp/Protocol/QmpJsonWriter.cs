@@ -161,6 +161,32 @@ public sealed class QmpJsonWriter
         }
     }
 
+    /// <summary>
+    /// Writes a value of the schema's 'any' type: a JsonElement as given, or a plain string, integer or
+    /// boolean; anything else (and null) as JSON null.
+    /// </summary>
+    public void WriteAnyValue(object? value)
+    {
+        switch (value)
+        {
+            case System.Text.Json.JsonElement e:
+                WriteRawValue(e);
+                break;
+            case string s:
+                WriteStringValue(s);
+                break;
+            case long l:
+                WriteNumberValue(l);
+                break;
+            case bool b:
+                WriteBooleanValue(b);
+                break;
+            default:
+                WriteNullValue();
+                break;
+        }
+    }
+
     private void WriteQuoted(string s)
     {
         Raw('"');

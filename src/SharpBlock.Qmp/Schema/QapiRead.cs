@@ -163,4 +163,7 @@ public static class QapiRead
 
         throw BadType(path, "number");
     }
+
+    /// <summary>A member of type 'any': kept as given, detached from the request's document.</summary>
+    public static object Any(JsonElement e) => e.Clone();
 }

@@ -8,9 +8,10 @@ namespace SharpBlock.Jobs;
 /// What every block job shares: the device it runs on, progress (offset of len), a speed limit, pause and
 /// resume, cancel and complete, the on-error policies with io-status, and the events QMP clients see.
 /// A job is a loop of "pick the next chunk, copy it, account it" that stops at pause points between
-/// chunks; control commands only set flags and wake it, so they never wait for I/O.
+/// chunks; control commands only set flags and wake it, so they never wait for I/O. Its life as QEMU 7.2's
+/// generic jobs see it (status, finalize, dismiss) is in BlockJob.Lifecycle.cs.
 /// </summary>
-public abstract class BlockJob
+public abstract partial class BlockJob
 {
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly JobRateLimiter _limiter = new();
@@ -53,22 +54,24 @@ public abstract class BlockJob
 
     private BlockEvents Events => Device.Graph.Events;
 
-    internal void Start(Action<BlockJob> onFinished)
+    internal void Start(Action<BlockJob> onCleaned, Action<BlockJob> onGone)
     {
+        Transition(JobStatus.Created);
+        Transition(JobStatus.Running);
         Completion = Task.Run(async () =>
         {
             try
             {
-                await RunWrappedAsync().ConfigureAwait(false);
+                await RunWrappedAsync(onCleaned).ConfigureAwait(false);
             }
             finally
             {
-                onFinished(this);
+                onGone(this);
             }
         });
     }
 
-    private async Task RunWrappedAsync()
+    private async Task RunWrappedAsync(Action<BlockJob> onCleaned)
     {
         string? error = null;
         bool cancelled = false;
@@ -90,29 +93,36 @@ public abstract class BlockJob
         {
             error = ex.Message;
         }
-        finally
+
+        Busy = false;
+        bool success = error == null && !cancelled;
+        if (success)
+            await AwaitFinalizeAsync().ConfigureAwait(false);
+        else
+            Transition(JobStatus.Aborting);
+        try
         {
-            Busy = false;
-            try
-            {
-                await CleanupAsync(error == null && !cancelled).ConfigureAwait(false);
-            }
+            await CleanupAsync(success).ConfigureAwait(false);
+        }
 #pragma warning disable CA1031
-            catch (Exception ex)
+        catch (Exception ex)
 #pragma warning restore CA1031
-            {
-                error ??= ex.Message;
-            }
+        {
+            error ??= ex.Message;
         }
 
+        Error = cancelled ? "Operation canceled" : error;
         if (cancelled)
         {
-            Events.Raise(new BlockJobCancelledEvent { Type = Type, Device = Device.Id, Len = Len, Offset = Offset, Speed = Speed });
+            Events.Raise(new BlockJobCancelledEvent { Type = Type, Device = Id, Len = Len, Offset = Offset, Speed = Speed });
         }
         else
         {
-            Events.Raise(new BlockJobCompletedEvent { Type = Type, Device = Device.Id, Len = Len, Offset = Offset, Speed = Speed, Error = error });
+            Events.Raise(new BlockJobCompletedEvent { Type = Type, Device = Id, Len = Len, Offset = Offset, Speed = Speed, Error = error });
         }
+
+        onCleaned(this);
+        await ConcludeAsync().ConfigureAwait(false);
     }
 
     /// <summary>The job's loop. Return to complete; throw a BlockException to fail.</summary>
@@ -134,6 +144,7 @@ public abstract class BlockJob
     public void Pause()
     {
         _paused = true;
+        PauseStatus();
         Wake();
     }
 
@@ -143,6 +154,7 @@ public abstract class BlockJob
         _paused = false;
         _errorStopped = false;
         IoStatus = BlockDeviceIoStatus.Ok;
+        ResumeStatus();
         Wake();
     }
 
@@ -154,6 +166,7 @@ public abstract class BlockJob
         // Cancelling a paused job resumes it so it can end.
         _paused = false;
         _errorStopped = false;
+        ResumeStatus();
         Wake();
     }
 
@@ -211,7 +224,8 @@ public abstract class BlockJob
         if (Ready)
             return;
         Ready = true;
-        Events.Raise(new BlockJobReadyEvent { Type = Type, Device = Device.Id, Len = Len, Offset = Offset, Speed = Speed });
+        Transition(Paused ? JobStatus.Standby : JobStatus.Ready);
+        Events.Raise(new BlockJobReadyEvent { Type = Type, Device = Id, Len = Len, Offset = Offset, Speed = Speed });
     }
 
     /// <summary>
@@ -227,16 +241,17 @@ public abstract class BlockJob
         switch (policy)
         {
             case BlockdevOnError.Ignore:
-                Events.Raise(new BlockJobErrorEvent { Device = Device.Id, Operation = op, Action = BlockErrorAction.Ignore });
+                Events.Raise(new BlockJobErrorEvent { Device = Id, Operation = op, Action = BlockErrorAction.Ignore });
                 return false;
             case BlockdevOnError.Stop:
                 IoStatus = ex.Errno == Errno.ENOSPC ? BlockDeviceIoStatus.Nospace : BlockDeviceIoStatus.Failed;
                 _errorStopped = true;
-                Events.Raise(new BlockJobErrorEvent { Device = Device.Id, Operation = op, Action = BlockErrorAction.Stop });
+                PauseStatus();
+                Events.Raise(new BlockJobErrorEvent { Device = Id, Operation = op, Action = BlockErrorAction.Stop });
                 await PausePointAsync().ConfigureAwait(false);
                 return true;
             default:
-                Events.Raise(new BlockJobErrorEvent { Device = Device.Id, Operation = op, Action = BlockErrorAction.Report });
+                Events.Raise(new BlockJobErrorEvent { Device = Id, Operation = op, Action = BlockErrorAction.Report });
                 throw ex;
         }
     }
@@ -244,12 +259,17 @@ public abstract class BlockJob
     public BlockJobInfo Describe() => new()
     {
         Type = Type.ToWire(),
-        Device = Device.Id,
+        Device = Id,
         Len = Len,
         Offset = Offset,
         Busy = Busy,
         Paused = Paused,
         Speed = Speed,
         IoStatus = IoStatus,
+        Ready = Ready && Status is JobStatus.Ready or JobStatus.Standby,
+        Status = Status,
+        AutoFinalize = AutoFinalize,
+        AutoDismiss = AutoDismiss,
+        Error = Error,
     };
 }
