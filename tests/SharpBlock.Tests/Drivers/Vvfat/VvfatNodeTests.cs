@@ -49,6 +49,17 @@ public class VvfatNodeTests
     }
 
     [Fact]
+    public void The_json_name_holds_any_directory_name()
+    {
+        using var dir = new TempDir();
+        string odd = Path.Combine(dir.Path, "a \"quoted\" \\ dir");
+        Directory.CreateDirectory(odd);
+        var node = VvfatNode.Open(odd, 16, floppy: false, rw: false, label: null, NodeSettings.Default with { ReadOnly = true });
+        using var doc = System.Text.Json.JsonDocument.Parse(node.Filename["json:".Length..]);
+        Assert.Equal(odd, doc.RootElement.GetProperty("dir").GetString());
+    }
+
+    [Fact]
     public void Without_rw_a_writable_open_is_refused_as_qemu_refuses_it()
     {
         using var dir = new TempDir();

@@ -58,7 +58,9 @@ public sealed partial class VvfatNode : BlockNode
             throw new BlockException(Errno.EINVAL, "vvfat label cannot be longer than 11 bytes");
         var g = VvfatGeometry.For(fatType, floppy);
         var tree = FatTree.Build(g, dir, label);
-        string name = $"json:{{\"fat-type\": {g.FatType}, \"dir\": \"{dir}\", \"driver\": \"vvfat\", \"floppy\": {(floppy ? "true" : "false")}, \"rw\": {(rw ? "true" : "false")}}}";
+        // The directory is escaped: a quote or backslash in its name must not break the json: name.
+        string quoted = System.Text.Json.JsonEncodedText.Encode(dir, System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping).ToString();
+        string name = $"json:{{\"fat-type\": {g.FatType}, \"dir\": \"{quoted}\", \"driver\": \"vvfat\", \"floppy\": {(floppy ? "true" : "false")}, \"rw\": {(rw ? "true" : "false")}}}";
         return new VvfatNode(settings, g, tree, label, name, Path.GetFullPath(dir), rw);
     }
 
