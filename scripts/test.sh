@@ -48,6 +48,10 @@ for f in "$results"/*.trx; do
   fi
 done
 rm -rf "$results"
+# The package as a user consumes it (only in a whole run: a filtered run is about other tests).
+if [ "$whole" -eq 1 ]; then
+  if scripts/sample-test.sh; then passed=$((passed + 1)); else echo "The package sample failed (scripts/sample-test.sh)" >&2; failed=$((failed + 1)); rc=1; fi
+fi
 if [ "$whole" -eq 1 ] && [ "$assemblies" -lt "$expected" ]; then
   echo "Only $assemblies of $expected test assemblies reported results" >&2
   failed=$((failed + 1)); rc=1

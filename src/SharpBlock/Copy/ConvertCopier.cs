@@ -47,6 +47,7 @@ public sealed class ConvertCopier
     private long _done;
     private volatile bool _failed;
     private Exception? _error;
+    private CancellationToken _cancel;
 
     public ConvertCopier(BlockNode source, BlockNode target, ConvertSettings settings)
     {
@@ -64,9 +65,13 @@ public sealed class ConvertCopier
         _zeroGranularity = unit;
     }
 
-    /// <summary>Copies the whole source; the first failure ends every worker and is thrown.</summary>
-    public async Task RunAsync()
+    /// <summary>
+    /// Copies the whole source; the first failure ends every worker and is thrown. Cancellation is honoured
+    /// between pieces (and in reads), never inside a write, so the target holds whole pieces only.
+    /// </summary>
+    public async Task RunAsync(CancellationToken cancellationToken = default)
     {
+        _cancel = cancellationToken;
         var workers = new Task[Math.Max(1, _s.Streams)];
         for (int i = 0; i < workers.Length; i++)
             workers[i] = Task.Run(WorkerAsync);
@@ -91,6 +96,7 @@ public sealed class ConvertCopier
         {
             while (!_failed)
             {
+                _cancel.ThrowIfCancellationRequested();
                 var p = await ClaimAsync().ConfigureAwait(false);
                 if (p.Length == 0)
                     return;
@@ -98,7 +104,7 @@ public sealed class ConvertCopier
                 int packedLength = -1;
                 if (p.Kind == PieceKind.Data)
                 {
-                    await _source.ReadAsync(p.Offset, data).ConfigureAwait(false);
+                    await _source.ReadAsync(p.Offset, data, _cancel).ConfigureAwait(false);
                     if (_compressTarget != null && IsWholeCluster(p) && !IsZeroSkippable(data.Span))
                         packedLength = _compressTarget.CompressCluster(data.Span, packed);
                 }
