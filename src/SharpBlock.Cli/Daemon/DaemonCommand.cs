@@ -36,14 +36,9 @@ internal static class DaemonCommand
         if (options.Version)
             return Usage.PrintVersion("sharpblock daemon");
 
-        using var loggers = LoggerFactory.Create(b => b
-            .SetMinimumLevel(options.Verbose ? LogLevel.Debug : LogLevel.Information)
-            .AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "HH:mm:ss.fff ";
-            })
-            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+        // No dependency injection or configuration behind the factory: one provider, one minimum level.
+        using var loggers = new LoggerFactory([new StderrLoggerProvider(options.Verbose ? LogLevel.Debug : LogLevel.Information)],
+            new LoggerFilterOptions { MinLevel = options.Verbose ? LogLevel.Debug : LogLevel.Information });
         var log = loggers.CreateLogger("sharpblock");
 
         var graph = BlockGraphs.Create();
