@@ -7,8 +7,9 @@ using SharpBlock.Schema;
 namespace SharpBlock.Nbd.Server;
 
 /// <summary>
-/// The daemon's one NBD server and its exports, whichever front drives it: QMP's nbd-server-start/add/stop
-/// or the daemon's --nbd-server/--export options. Failures are BlockExceptions in QEMU's wording, so
+/// The daemon's one NBD server and its block exports, whichever front drives it: QMP's nbd-server-* and
+/// block-export-* commands or the daemon's --nbd-server/--export options. Each export is listed from its add
+/// until its last client has left, and BLOCK_EXPORT_DELETED goes out when it is gone. Failures are BlockExceptions in QEMU's wording, so
 /// scripts written for QEMU read them unchanged; the errno tells a front what kind of failure it is
 /// (ENODEV: no such device; <see cref="EncryptionKeyRequiredException"/>: the medium waits for its key).
 /// </summary>
