@@ -64,6 +64,21 @@ public class BlockExportTests
     }
 
     [Fact]
+    public async Task An_export_ends_with_its_medium_and_says_so()
+    {
+        await using var d = await QmpHarness.StartAsync();
+        await d.AddRawAsync("dev0", d.Dir.PatternFile("a.raw", 1 << 20));
+        await d.StartNbdAsync();
+        await d.Client.ReturnAsync("nbd-server-add", """{"device":"dev0","name":"e"}""");
+        using var client = await AttachedNbdClient.ConnectAsync(d.NbdSocket, "e");
+
+        await d.Client.ReturnAsync("eject", """{"device":"dev0"}""");
+        Assert.Equal("""{"id":"e"}""", QmpCanonical.Of((await d.Client.WaitEventAsync("BLOCK_EXPORT_DELETED")).GetProperty("data")));
+        Assert.Equal("0 bytes, then end of stream", await AttachedNbdClient.ReadToEndAsync(client));
+        Assert.Equal("[]", QmpCanonical.Of(await d.Client.ReturnAsync("query-block-exports")));
+    }
+
+    [Fact]
     public async Task Tls_credentials_are_refused_until_tls_exists()
     {
         await using var d = await QmpHarness.StartAsync();
