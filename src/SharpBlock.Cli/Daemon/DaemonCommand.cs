@@ -42,7 +42,7 @@ internal static class DaemonCommand
         var log = loggers.CreateLogger("sharpblock");
 
         var graph = BlockGraphs.Create();
-        var qmp = new QmpServer(graph, loggers);
+        var qmp = new QmpServer(graph, loggers) { ReportedVersion = options.QmpVersion };
         var socketFiles = new List<string>();
         var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
@@ -59,7 +59,7 @@ internal static class DaemonCommand
             {
                 await qmp.Nbd.StartAsync(nbdAddr).ConfigureAwait(false);
                 foreach (var e in options.Exports)
-                    await qmp.Nbd.AddExportAsync(e.Device, e.NodeName, e.Writable, e.Name, e.Description).ConfigureAwait(false);
+                    await qmp.Nbd.AddBlockExportAsync(e).ConfigureAwait(false);
                 log.LogInformation("NBD server started with {Count} export(s)", options.Exports.Count);
             }
 

@@ -25,7 +25,10 @@ internal sealed class DaemonOptions
     /// <summary>Secrets from --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64].</summary>
     public Img.ImgSecrets Secrets { get; private set; } = Img.ImgSecrets.Parse([]);
     public SharpBlock.Schema.SocketAddress? NbdServer { get; set; }
-    public List<NbdExportOption> Exports { get; } = [];
+    public List<SharpBlock.Schema.BlockExportOptions> Exports { get; } = [];
+
+    /// <summary>The QEMU version query-version and the greeting report (--qmp-version): the seed's 2.1 unless asked.</summary>
+    public SharpBlock.Qmp.Server.QmpVersion QmpVersion { get; set; } = SharpBlock.Qmp.Server.QmpVersion.Seed;
     public string? PidFile { get; set; }
     public bool Verbose { get; set; }
     public bool Help { get; set; }
@@ -53,8 +56,10 @@ internal sealed class DaemonOptions
           --nbd-server addr.type=inet,addr.host=HOST,addr.port=PORT
           --nbd-server addr.type=unix,addr.path=PATH
                                                    start the NBD server
-          --export type=nbd,id=ID,device=DEV|node-name=NODE[,writable=on|off][,name=NAME][,description=TEXT]
-                                                   export a device or node over NBD
+          --export type=nbd,id=ID,node-name=NODE[,writable=on|off][,writethrough=on|off][,name=NAME][,description=TEXT]
+                                                   export a node (or device) over NBD, as block-export-add
+          --qmp-version 2.1|7.2                    the QEMU version query-version reports (default 2.1,
+                                                   the schema's; 7.2 for clients that gate on it)
           --pidfile PATH                           write the process id to PATH
           -v, --verbose                            log debug messages to stderr
           -h, --help                               this text
@@ -121,6 +126,14 @@ internal sealed class DaemonOptions
                     break;
                 case "--pidfile":
                     o.PidFile = Value();
+                    break;
+                case "--qmp-version":
+                    o.QmpVersion = Value() switch
+                    {
+                        "2.1" => SharpBlock.Qmp.Server.QmpVersion.Seed,
+                        "7.2" => SharpBlock.Qmp.Server.QmpVersion.Qemu72,
+                        var v => throw new ArgumentException($"--qmp-version: '{v}' is not 2.1 or 7.2"),
+                    };
                     break;
                 default:
                     throw new ArgumentException($"unrecognized option '{a}'");

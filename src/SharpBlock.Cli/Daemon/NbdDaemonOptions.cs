@@ -2,13 +2,10 @@ using SharpBlock.Schema;
 
 namespace SharpBlock.Cli.Daemon;
 
-/// <summary>One --export of type nbd, as qemu-storage-daemon takes it.</summary>
-internal sealed record NbdExportOption(string? Id, string? Device, string? NodeName, bool Writable, string? Name, string? Description = null);
-
 /// <summary>
 /// qemu-storage-daemon's NBD options in key=value form: --nbd-server addr.type=inet,addr.host=H,addr.port=P
-/// (or addr.type=unix,addr.path=P) and --export type=nbd,id=ID,node-name=N|device=D,writable=on|off,name=NAME,
-/// description=TEXT.
+/// (or addr.type=unix,addr.path=P) and --export type=nbd,id=ID,node-name=N,writable=on|off,writethrough=on|off,
+/// name=NAME,description=TEXT, which is block-export-add's argument; device=D is our older spelling of node-name=.
 /// </summary>
 internal static class NbdDaemonOptions
 {
@@ -69,12 +66,12 @@ internal static class NbdDaemonOptions
         };
     }
 
-    public static NbdExportOption ParseExport(string spec)
+    public static BlockExportOptions ParseExport(string spec)
     {
         var p = Props(spec, "--export");
         foreach (var k in p.Keys)
         {
-            if (k is not ("type" or "id" or "node-name" or "device" or "writable" or "name" or "description"))
+            if (k is not ("type" or "id" or "node-name" or "device" or "writable" or "writethrough" or "name" or "description"))
                 throw new ArgumentException($"--export: unknown parameter '{k}'");
         }
 
@@ -85,7 +82,17 @@ internal static class NbdDaemonOptions
         string? node = p.GetValueOrDefault("node-name");
         if ((device == null) == (node == null))
             throw new ArgumentException("--export: exactly one of 'device' and 'node-name' is required");
-        bool writable = p.TryGetValue("writable", out var w) && Bool(w, "writable", "--export");
-        return new NbdExportOption(p.GetValueOrDefault("id"), device, node, writable, p.GetValueOrDefault("name"), p.GetValueOrDefault("description"));
+        string? name = p.GetValueOrDefault("name");
+        // qemu-storage-daemon requires an id; our older device= form named the export only.
+        string id = p.GetValueOrDefault("id") ?? (device != null ? name ?? device : throw new ArgumentException("--export: parameter 'id' is missing"));
+        return new BlockExportOptions
+        {
+            Type = BlockExportType.Nbd,
+            Id = id,
+            NodeName = node ?? device!,
+            Writable = p.TryGetValue("writable", out var w) && Bool(w, "writable", "--export"),
+            Writethrough = p.TryGetValue("writethrough", out var wt) && Bool(wt, "writethrough", "--export"),
+            Nbd = new BlockExportOptionsNbd { Name = name, Description = p.GetValueOrDefault("description") },
+        };
     }
 }

@@ -197,7 +197,14 @@ public sealed class SocketListener : IDisposable
     /// Accepts clients until disposed; each goes to <paramref name="serve"/> as a stream that owns the socket,
     /// with the client's address (or this listener's, for Unix clients, which have none).
     /// </summary>
-    public void Start(Action<NetworkStream, string> serve)
+    public void Start(Action<NetworkStream, string> serve) => Start(serve, null, null);
+
+    /// <summary>
+    /// As <see cref="Start(Action{NetworkStream, string})"/>, but each accept first awaits
+    /// <paramref name="beforeAccept"/> (a free connection slot, say); when no client comes of it (the listener
+    /// closed), <paramref name="unused"/> gives the slot back. A served client gives it back itself.
+    /// </summary>
+    public void Start(Action<NetworkStream, string> serve, Func<CancellationToken, Task>? beforeAccept, Action? unused)
     {
         _accepting = Task.Run(async () =>
         {
@@ -206,10 +213,21 @@ public sealed class SocketListener : IDisposable
                 Socket client;
                 try
                 {
+                    if (beforeAccept != null)
+                        await beforeAccept(_stopping.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException)
+                {
+                    return;
+                }
+
+                try
+                {
                     client = await _socket.AcceptAsync(_stopping.Token).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
                 {
+                    unused?.Invoke();
                     return;
                 }
 

@@ -25,4 +25,16 @@ public sealed class NbdExport
     public bool Writable { get; }
 
     public string? Description { get; }
+
+    /// <summary>The block export id (query-block-exports); the export name unless given.</summary>
+    public string Id
+    {
+        get => _id ?? Name;
+        init => _id = value;
+    }
+
+    private readonly string? _id;
+
+    /// <summary>Every write is made durable before it is acknowledged (block-export-add's writethrough).</summary>
+    public bool Writethrough { get; init; }
 }

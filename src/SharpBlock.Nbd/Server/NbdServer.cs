@@ -12,13 +12,20 @@ public sealed class NbdServer : IAsyncDisposable
 {
     private readonly Dictionary<string, NbdExport> _exports = new(StringComparer.Ordinal);
     private readonly List<SocketListener> _listeners = [];
-    private readonly HashSet<NbdSession> _sessions = [];
+    // Each live connection with the task that serves it (null for the moment between its start and its task's).
+    private readonly Dictionary<NbdSession, Task?> _sessions = [];
     private readonly List<Task> _tasks = [];
     private readonly CancellationTokenSource _stopping = new();
+
+    // With max-connections, one slot per accepted client: the accept loops wait for a free slot, so a client
+    // past the limit waits in the listen backlog until another leaves, as QEMU stops accepting then.
+    private readonly SemaphoreSlim? _slots;
 
     public NbdServer(NbdServerLimits? limits = null)
     {
         Limits = limits ?? NbdServerLimits.Default;
+        if (Limits.MaxConnections > 0)
+            _slots = new SemaphoreSlim(Limits.MaxConnections, Limits.MaxConnections);
     }
 
     public NbdServerLimits Limits { get; }
@@ -70,48 +77,61 @@ public sealed class NbdServer : IAsyncDisposable
             return _exports.TryAdd(export.Name, export);
     }
 
-    /// <summary>Removes an export and ends the connections that use it.</summary>
-    public async ValueTask<bool> RemoveExportAsync(string name)
+    /// <summary>Whether this very export is the one its name finds (a newer export may have taken the name).</summary>
+    public bool IsPublished(NbdExport export)
     {
-        NbdExport? removed;
         lock (_exports)
-        {
-            if (!_exports.Remove(name, out removed))
-                return false;
-        }
-
-        await CloseUsersAsync(removed).ConfigureAwait(false);
-        return true;
+            return _exports.TryGetValue(export.Name, out var current) && ReferenceEquals(current, export);
     }
 
-    /// <summary>Removes this very export, if it is still there (a newer export may have taken its name).</summary>
-    public async ValueTask<bool> RemoveExportAsync(NbdExport export)
+    /// <summary>Takes this very export out of the name table, so no new client reaches it; false when it was not there.</summary>
+    public bool Unpublish(NbdExport export)
     {
         lock (_exports)
         {
-            if (!_exports.TryGetValue(export.Name, out var current) || !ReferenceEquals(current, export))
+            if (!IsPublished(export))
                 return false;
             _exports.Remove(export.Name);
+            return true;
         }
-
-        await CloseUsersAsync(export).ConfigureAwait(false);
-        return true;
     }
 
-    private async ValueTask CloseUsersAsync(NbdExport removed)
+    /// <summary>How many connections are attached to the export (past negotiation).</summary>
+    public int UserCount(NbdExport export)
     {
-        List<NbdSession> users = [];
+        int n = 0;
         lock (_sessions)
         {
-            foreach (var s in _sessions)
+            foreach (var s in _sessions.Keys)
             {
-                if (ReferenceEquals(s.Export, removed))
-                    users.Add(s);
+                if (ReferenceEquals(s.Export, export))
+                    n++;
             }
         }
 
-        foreach (var s in users)
+        return n;
+    }
+
+    /// <summary>Ends the connections attached to the export and waits until each has finished its requests and closed.</summary>
+    public async Task DisconnectAsync(NbdExport export)
+    {
+        List<(NbdSession Session, Task? Task)> users = [];
+        lock (_sessions)
+        {
+            foreach (var (s, t) in _sessions)
+            {
+                if (ReferenceEquals(s.Export, export))
+                    users.Add((s, t));
+            }
+        }
+
+        foreach (var (s, _) in users)
             await s.CloseAsync().ConfigureAwait(false);
+        foreach (var (_, t) in users)
+        {
+            if (t != null)
+                await t.ConfigureAwait(false);
+        }
     }
 
     /// <summary>Listens on TCP; returns the bound endpoint (useful with port 0).</summary>
@@ -131,19 +151,31 @@ public sealed class NbdServer : IAsyncDisposable
     {
         lock (_listeners)
             _listeners.Add(listener);
-        listener.Start((stream, peer) => ServeAsync(stream, peer));
+        if (_slots is { } slots)
+            listener.Start((stream, peer) => ServeAsync(stream, peer, slots), slots.WaitAsync, () => slots.Release());
+        else
+            listener.Start((stream, peer) => ServeAsync(stream, peer));
         lock (_tasks)
             _tasks.Add(listener.Accepting);
         return listener;
     }
 
     /// <summary>Serves one client over a duplex stream until it disconnects or the server stops; disposes the stream.</summary>
-    public Task ServeAsync(Stream stream, string peer)
+    public Task ServeAsync(Stream stream, string peer) => ServeAsync(stream, peer, null);
+
+    /// <summary>Serves one client; <paramref name="slot"/> is released when it leaves (the client took a max-connections slot).</summary>
+    private Task ServeAsync(Stream stream, string peer, SemaphoreSlim? slot)
     {
         var session = new NbdSession(this, stream, peer);
         lock (_sessions)
-            _sessions.Add(session);
-        var task = RunAsync(session);
+            _sessions.Add(session, null);
+        var task = RunAsync(session, slot);
+        lock (_sessions)
+        {
+            if (_sessions.ContainsKey(session))
+                _sessions[session] = task;
+        }
+
         lock (_tasks)
             _tasks.Add(task);
         return task;
@@ -157,7 +189,7 @@ public sealed class NbdServer : IAsyncDisposable
 
     private int _faulted;
 
-    private async Task RunAsync(NbdSession session)
+    private async Task RunAsync(NbdSession session, SemaphoreSlim? slot)
     {
         try
         {
@@ -174,6 +206,7 @@ public sealed class NbdServer : IAsyncDisposable
         {
             lock (_sessions)
                 _sessions.Remove(session);
+            slot?.Release();
         }
     }
 
@@ -190,7 +223,7 @@ public sealed class NbdServer : IAsyncDisposable
         await _stopping.CancelAsync().ConfigureAwait(false);
         NbdSession[] sessions;
         lock (_sessions)
-            sessions = [.. _sessions];
+            sessions = [.. _sessions.Keys];
         foreach (var s in sessions)
             await s.CloseAsync().ConfigureAwait(false);
         Task[] tasks;

@@ -12,5 +12,8 @@ public sealed record NbdServerLimits
     /// <summary>How long a client may take to finish negotiation before it is dropped.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Clients that may be connected at once (nbd-server-start's max-connections); 0 means no limit.</summary>
+    public int MaxConnections { get; init; }
+
     public static NbdServerLimits Default { get; } = new();
 }

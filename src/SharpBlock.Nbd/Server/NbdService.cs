@@ -7,8 +7,9 @@ using SharpBlock.Schema;
 namespace SharpBlock.Nbd.Server;
 
 /// <summary>
-/// The daemon's one NBD server and its exports, whichever front drives it: QMP's nbd-server-start/add/stop
-/// or the daemon's --nbd-server/--export options. Failures are BlockExceptions in QEMU's wording, so
+/// The daemon's one NBD server and its block exports, whichever front drives it: QMP's nbd-server-* and
+/// block-export-* commands or the daemon's --nbd-server/--export options. Each export is listed from its add
+/// until its last client has left, and BLOCK_EXPORT_DELETED goes out when it is gone. Failures are BlockExceptions in QEMU's wording, so
 /// scripts written for QEMU read them unchanged; the errno tells a front what kind of failure it is
 /// (ENODEV: no such device; <see cref="EncryptionKeyRequiredException"/>: the medium waits for its key).
 /// </summary>
@@ -18,11 +19,8 @@ public sealed class NbdService : IAsyncDisposable
     private readonly SemaphoreSlim _lock = new(1, 1);
     private NbdServer? _server;
 
-    // Each export is told when its device's medium goes (eject, change) and ends first.
-    private readonly Dictionary<string, DeviceBlocker> _blockers = new(StringComparer.Ordinal);
-
-    // Devices made only to export a bare node; they let go of it when the server stops.
-    private readonly List<BlockBackend> _borrowed = [];
+    // Every block export, the oldest first; one being taken away stays listed until its last client left.
+    private readonly List<ExportEntry> _entries = [];
 
     public NbdService(BlockGraph graph)
     {
@@ -37,14 +35,15 @@ public sealed class NbdService : IAsyncDisposable
     /// <summary>The bound TCP endpoint when listening on inet (useful with port 0), else null.</summary>
     public IPEndPoint? TcpEndPoint { get; private set; }
 
-    public async ValueTask StartAsync(SharpBlock.Schema.SocketAddress addr)
+    /// <summary>nbd-server-start; <paramref name="maxConnections"/> caps the clients connected at once (0: no cap).</summary>
+    public async ValueTask StartAsync(SharpBlock.Schema.SocketAddress addr, uint maxConnections = 0)
     {
         await _lock.WaitAsync().ConfigureAwait(false);
         try
         {
             if (_server != null)
                 throw new BlockException(Errno.EBUSY, "NBD server already running");
-            var server = new NbdServer();
+            var server = new NbdServer(Limits(maxConnections));
             try
             {
                 switch (addr.Type)
@@ -87,7 +86,7 @@ public sealed class NbdService : IAsyncDisposable
     /// Starts the server on a listening socket the caller was given as a descriptor (QMP's getfd and an 'fd'
     /// SocketAddress); the server owns the descriptor from here on, and closes it whatever happens.
     /// </summary>
-    public async ValueTask StartOnDescriptorAsync(int fd)
+    public async ValueTask StartOnDescriptorAsync(int fd, uint maxConnections = 0)
     {
         var handle = new System.Net.Sockets.SafeSocketHandle(fd, ownsHandle: true);
         await _lock.WaitAsync().ConfigureAwait(false);
@@ -99,7 +98,7 @@ public sealed class NbdService : IAsyncDisposable
                 throw new BlockException(Errno.EBUSY, "NBD server already running");
             }
 
-            var server = new NbdServer();
+            var server = new NbdServer(Limits(maxConnections));
             try
             {
                 TcpEndPoint = server.ListenOn(handle);
@@ -118,83 +117,65 @@ public sealed class NbdService : IAsyncDisposable
         }
     }
 
+    private static NbdServerLimits Limits(uint maxConnections) =>
+        NbdServerLimits.Default with { MaxConnections = (int)Math.Min(maxConnections, int.MaxValue) };
+
     /// <summary>
-    /// Exports a device (nbd-server-add) or, for --export node-name=, a node through a device of its own
-    /// that is not listed among the user's devices. The export name defaults to the device's name.
+    /// nbd-server-add: exports a device (the seed's form) or, as newer QEMU also takes it, a node, under
+    /// <paramref name="name"/> (the device name when absent). The export is a block export whose id is its name.
     /// </summary>
-    public async ValueTask AddExportAsync(string? device, string? nodeName, bool writable, string? name = null, string? description = null)
+    public async ValueTask AddExportAsync(string device, bool writable, string? name = null, string? description = null)
     {
         await _lock.WaitAsync().ConfigureAwait(false);
         try
         {
             var server = _server ?? throw new BlockException(Errno.EINVAL, "NBD server not running");
             BlockBackend backend;
-            if (device != null && _graph.FindDevice(device) == null && _graph.FindNode(device) is { } named)
+            bool borrowed = false;
+            BlockNode? node = null;
+            if (_graph.FindDevice(device) is { } dev)
+            {
+                backend = dev;
+                if (backend.Root == null)
+                    throw new BlockException(Errno.ENOMEDIUM, $"Device '{device}' has no medium");
+                // An export over a locked image would leave its clients hanging until block_passwd.
+                if (backend.Root.NodeNeedingKey() is { } locked)
+                    throw Encrypted(device, locked);
+                // QEMU 2.1 exported a device once; under names of their own (newer QEMU) it may be exported again.
+                if (name == null)
+                {
+                    foreach (var e in server.Exports)
+                    {
+                        if (ReferenceEquals(e.Device, backend))
+                            throw new BlockException(Errno.EBUSY, $"NBD server already exporting device '{device}'");
+                    }
+                }
+            }
+            else if (_graph.FindNode(device) is { } named)
             {
                 // Newer QEMU's nbd-server-add takes a node name too; that is how a fleecing target (the
                 // anonymous target of a backup, named in query-named-block-nodes) gets exported.
                 if (named.NodeNeedingKey() is { } locked)
                     throw Encrypted(device, locked);
-                backend = Borrow(named, device);
-            }
-            else if (device != null)
-            {
-                backend = _graph.FindDevice(device) ?? throw new BlockException(Errno.ENODEV, $"Device '{device}' not found");
-                if (backend.Root == null)
-                    throw new BlockException(Errno.ENOMEDIUM, $"Device '{device}' has no medium");
-                // An export over a locked image would leave its clients hanging until block_passwd.
-                if (backend.Root?.NodeNeedingKey() is { } locked)
-                    throw Encrypted(device, locked);
-                foreach (var e in server.Exports)
-                {
-                    if (ReferenceEquals(e.Device, backend))
-                        throw new BlockException(Errno.EBUSY, $"NBD server already exporting device '{device}'");
-                }
-            }
-            else if (nodeName != null)
-            {
-                var node = _graph.FindNode(nodeName) ?? _graph.FindDevice(nodeName)?.Root
-                    ?? throw new BlockException(Errno.ENOENT, $"Cannot find device={nodeName} nor node-name={nodeName}");
-                if (node.NodeNeedingKey() is { } locked)
-                    throw Encrypted(nodeName, locked);
-                if (writable && node.ReadOnly)
-                    throw new BlockException(Errno.EROFS, $"Device '{nodeName}' is read only");
-                backend = _graph.FindDevice(nodeName) ?? Borrow(node, nodeName);
+                node = named;
+                backend = null!;
+                borrowed = true;
             }
             else
             {
-                throw new BlockException(Errno.EINVAL, "One of 'device' and 'node-name' must be given");
+                throw new BlockException(Errno.ENODEV, $"Device '{device}' not found");
             }
 
-            if (writable && backend.Root!.ReadOnly)
-            {
-                // QEMU 2.1's nbd-server-add exports a read-only device read-only whatever 'writable' says;
-                // the daemon's --export node-name= follows newer QEMU and refuses.
-                if (device == null)
-                    throw new BlockException(Errno.EROFS, $"Device '{device ?? nodeName}' is read only");
-                writable = false;
-            }
+            string exportName = name ?? device;
+            if (name != null)
+                CheckId(exportName);
+            CheckNew(server, exportName, exportName, description);
+            if (borrowed)
+                backend = _graph.CreateAnonymousDevice(node!, device);
 
-            string exportName = name ?? device ?? nodeName!;
-            var export = new NbdExport(exportName, backend, writable, description);
-            if (!server.TryAddExport(export))
-            {
-                if (_borrowed.Remove(backend))
-                    await backend.ReleaseRootAsync().ConfigureAwait(false);
-                throw new BlockException(Errno.EEXIST, $"NBD server already has export named '{exportName}'");
-            }
-            // As in QEMU 2.1 an export follows the medium rather than holding it: eject and change end it first.
-            var blocker = backend.AddBlocker("block device is in use by an NBD export", async () =>
-            {
-                await server.RemoveExportAsync(export).ConfigureAwait(false);
-                lock (_blockers)
-                    _blockers.Remove(exportName);
-            });
-            lock (_blockers)
-                _blockers[exportName] = blocker;
-
-            // As in QEMU, an export ends with its medium: blockdev-del of the device drops it and its clients.
-            backend.MediumRemoved += dev => server.RemoveExportAsync(export).AsTask();
+            // nbd-server-add exports a read-only device read-only whatever 'writable' says (2.1 and 7.2 alike).
+            bool rw = writable && !backend.Root!.ReadOnly;
+            Publish(server, new NbdExport(exportName, backend, rw, description), backend, borrowed);
         }
         finally
         {
@@ -202,18 +183,186 @@ public sealed class NbdService : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// block-export-add of type nbd (and the daemon's --export): a node, or a device's root, under the export
+    /// name given (the node name when absent), with QEMU 7.2's checks in its order and words.
+    /// </summary>
+    public async ValueTask AddBlockExportAsync(BlockExportOptions options)
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            CheckId(options.Id);
+            if (FindEntry(options.Id) != null)
+                throw new BlockException(Errno.EEXIST, $"Block export id '{options.Id}' is already in use");
+            var device = _graph.FindNode(options.NodeName) == null ? _graph.FindDevice(options.NodeName) : null;
+            var node = _graph.FindNode(options.NodeName) ?? device?.Root
+                ?? throw new BlockException(Errno.ENOENT, $"Cannot find device='' nor node-name='{options.NodeName}'");
+            bool writable = options.Writable ?? false;
+            if (writable && node.ReadOnly)
+                throw new BlockException(Errno.EROFS, "Cannot export read-only node as writable");
+            var server = _server ?? throw new BlockException(Errno.EINVAL, "NBD server not running");
+            string exportName = options.Nbd?.Name ?? options.NodeName;
+            string? description = options.Nbd?.Description;
+            CheckNew(server, options.Id, exportName, description);
+            if (node.NodeNeedingKey() is { } locked)
+                throw Encrypted(options.NodeName, locked);
+
+            // A device named here is exported through itself; a bare node through a device of its own that
+            // lets go of the node when the export ends.
+            bool borrowed = device == null;
+            var backend = device ?? _graph.CreateAnonymousDevice(node, options.NodeName);
+            var export = new NbdExport(exportName, backend, writable, description)
+            {
+                Id = options.Id,
+                Writethrough = options.Writethrough ?? false,
+            };
+            Publish(server, export, backend, borrowed);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>QEMU's rule for ids: a letter, then letters, digits, '-', '.' and '_'.</summary>
+    private static void CheckId(string id)
+    {
+        bool ok = id.Length > 0 && char.IsAsciiLetter(id[0]);
+        for (int i = 1; ok && i < id.Length; i++)
+            ok = char.IsAsciiLetterOrDigit(id[i]) || id[i] is '-' or '.' or '_';
+        if (!ok)
+            throw new BlockException(Errno.EINVAL, "Invalid block export id");
+    }
+
+    private void CheckNew(NbdServer server, string id, string exportName, string? description)
+    {
+        if (FindEntry(id) != null)
+            throw new BlockException(Errno.EEXIST, $"Block export id '{id}' is already in use");
+        // The protocol carries names and descriptions of at most 4096 bytes.
+        if (System.Text.Encoding.UTF8.GetByteCount(exportName) > Protocol.NbdConstants.MaxStringLength)
+            throw new BlockException(Errno.EINVAL, $"export name '{exportName}' too long");
+        if (description != null && System.Text.Encoding.UTF8.GetByteCount(description) > Protocol.NbdConstants.MaxStringLength)
+            throw new BlockException(Errno.EINVAL, $"description '{description}' too long");
+        if (server.FindExport(exportName) != null)
+            throw new BlockException(Errno.EEXIST, $"NBD server already has export named '{exportName}'");
+    }
+
+    private void Publish(NbdServer server, NbdExport export, BlockBackend backend, bool borrowed)
+    {
+        if (!server.TryAddExport(export))
+            throw new BlockException(Errno.EEXIST, $"NBD server already has export named '{export.Name}'");
+        var entry = new ExportEntry(export, backend, borrowed, backend.Root?.NodeName ?? "", server);
+        // As in QEMU 2.1 an export follows the medium rather than holding it: eject and change end it first.
+        entry.Blocker = backend.AddBlocker("block device is in use by an NBD export", () => new ValueTask(EndAsync(entry)));
+        // As in QEMU, an export ends with its medium: blockdev-del of the device drops it and its clients.
+        entry.MediumHandler = dev => _ = EndAsync(entry);
+        backend.MediumRemoved += entry.MediumHandler;
+        lock (_entries)
+            _entries.Add(entry);
+    }
+
+    /// <summary>query-block-exports: every export, the newest first, as QEMU lists them.</summary>
+    public IReadOnlyList<BlockExportInfo> QueryExports()
+    {
+        var list = new List<BlockExportInfo>();
+        lock (_entries)
+        {
+            for (int i = _entries.Count - 1; i >= 0; i--)
+            {
+                var e = _entries[i];
+                list.Add(new BlockExportInfo { Id = e.Export.Id, Type = BlockExportType.Nbd, NodeName = e.NodeName, ShuttingDown = e.ShuttingDown });
+            }
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// block-export-del and nbd-server-remove. Safe mode refuses while a client is attached; hard mode ends the
+    /// clients. An export nobody uses is gone (and BLOCK_EXPORT_DELETED sent) before this returns; one with
+    /// clients goes once they have left, after the reply, as in QEMU.
+    /// </summary>
+    public async ValueTask RemoveExportAsync(string id, BlockExportRemoveMode mode)
+    {
+        Task gone;
+        bool hadUsers;
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var entry = FindEntry(id) ?? throw new BlockException(Errno.ENOENT, $"Export '{id}' is not found");
+            if (entry.ShuttingDown)
+                throw new BlockException(Errno.EBUSY, $"Export '{id}' is already shutting down");
+            hadUsers = entry.Server.UserCount(entry.Export) > 0;
+            if (mode == BlockExportRemoveMode.Safe && hadUsers)
+                throw new BlockException(Errno.EBUSY, $"export '{id}' still in use");
+            gone = EndAsync(entry);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+
+        if (!hadUsers)
+            await gone.ConfigureAwait(false);
+    }
+
+    private ExportEntry? FindEntry(string id)
+    {
+        lock (_entries)
+            return _entries.Find(e => e.Export.Id == id);
+    }
+
+    /// <summary>Takes an export away: no new clients, the attached ones ended, then it is gone.</summary>
+    private async Task EndAsync(ExportEntry entry)
+    {
+        lock (_entries)
+        {
+            if (entry.Finished)
+                return;
+            entry.ShuttingDown = true;
+        }
+
+        entry.Server.Unpublish(entry.Export);
+        await entry.Server.DisconnectAsync(entry.Export).ConfigureAwait(false);
+        await FinishAsync(entry).ConfigureAwait(false);
+    }
+
+    /// <summary>Forgets an export whose clients are gone and tells the QMP clients; only the first call does anything.</summary>
+    private async ValueTask FinishAsync(ExportEntry entry)
+    {
+        lock (_entries)
+        {
+            if (entry.Finished)
+                return;
+            entry.Finished = true;
+            _entries.Remove(entry);
+        }
+
+        entry.Server.Unpublish(entry.Export);
+        entry.Blocker?.Dispose();
+        if (entry.MediumHandler != null)
+            entry.Backend.MediumRemoved -= entry.MediumHandler;
+        try
+        {
+            // Only now, with every connection gone, may the node be deleted again.
+            if (entry.Borrowed)
+                await entry.Backend.ReleaseRootAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _graph.Events.Raise(new BlockExportDeletedEvent { Id = entry.Export.Id });
+        }
+    }
+
     /// <summary>QEMU's words for an export refused because its image waits for a key: "'NAME' (FILENAME) is encrypted".</summary>
     private static EncryptionKeyRequiredException Encrypted(string name, BlockNode locked) =>
         new(locked, $"'{name}' ({locked.Filename}) is encrypted");
 
-    private BlockBackend Borrow(BlockNode node, string name)
-    {
-        var backend = _graph.CreateAnonymousDevice(node, name);
-        _borrowed.Add(backend);
-        return backend;
-    }
-
-    /// <summary>nbd-server-stop: closes the listener and every connection, and drops every export.</summary>
+    /// <summary>
+    /// nbd-server-stop: closes the listener and every connection, then drops every export, the oldest first,
+    /// each with its BLOCK_EXPORT_DELETED before this returns.
+    /// </summary>
     public async ValueTask StopAsync()
     {
         await _lock.WaitAsync().ConfigureAwait(false);
@@ -222,23 +371,39 @@ public sealed class NbdService : IAsyncDisposable
             var server = _server;
             _server = null;
             TcpEndPoint = null;
-            lock (_blockers)
+            ExportEntry[] entries;
+            lock (_entries)
             {
-                foreach (var b in _blockers.Values)
-                    b.Dispose();
-                _blockers.Clear();
+                entries = [.. _entries];
+                foreach (var e in entries)
+                    e.ShuttingDown = true;
             }
+
             if (server != null)
                 await server.DisposeAsync().ConfigureAwait(false);
-            // Only now, with every connection gone, may the nodes be deleted again.
-            foreach (var b in _borrowed)
-                await b.ReleaseRootAsync().ConfigureAwait(false);
-            _borrowed.Clear();
+            foreach (var e in entries)
+                await FinishAsync(e).ConfigureAwait(false);
         }
         finally
         {
             _lock.Release();
         }
+    }
+
+    /// <summary>One block export and what it took: its device (borrowed for a bare node), its eject blocker.</summary>
+    private sealed class ExportEntry(NbdExport export, BlockBackend backend, bool borrowed, string nodeName, NbdServer server)
+    {
+        public NbdExport Export { get; } = export;
+        public BlockBackend Backend { get; } = backend;
+        public bool Borrowed { get; } = borrowed;
+        public string NodeName { get; } = nodeName;
+        public NbdServer Server { get; } = server;
+        public DeviceBlocker? Blocker { get; set; }
+        public Action<BlockBackend>? MediumHandler { get; set; }
+
+        // Both under the service's entry list lock.
+        public bool ShuttingDown { get; set; }
+        public bool Finished { get; set; }
     }
 
     public ValueTask DisposeAsync() => StopAsync();

@@ -74,6 +74,7 @@ internal sealed partial class NbdSession
                         int len = ExportInfo.Size + (_noZeroes ? 0 : NbdConstants.ExportNameZeroPad);
                         var reply = new byte[len];
                         new ExportInfo((ulong)export.Device.Length, TransmissionFlags(export)).Write(reply);
+                        Export = export;
                         await SendAsync(reply).ConfigureAwait(false);
                         return export;
                     }
@@ -149,12 +150,12 @@ internal sealed partial class NbdSession
     {
         // Every connection reaches the same device and a flush flushes the device, so what one
         // connection flushed is stable for all of them: multi-conn is safe, read-only or not.
+        // FUA is offered read-only too, as QEMU offers it (clients then see the same can_fua from both).
         var f = NbdTransmissionFlags.HasFlags | NbdTransmissionFlags.SendFlush | NbdTransmissionFlags.SendCache
-            | NbdTransmissionFlags.CanMultiConn;
+            | NbdTransmissionFlags.CanMultiConn | NbdTransmissionFlags.SendFua;
         if (export.Writable)
         {
-            f |= NbdTransmissionFlags.SendFua | NbdTransmissionFlags.SendTrim | NbdTransmissionFlags.SendWriteZeroes
-                | NbdTransmissionFlags.SendFastZero;
+            f |= NbdTransmissionFlags.SendTrim | NbdTransmissionFlags.SendWriteZeroes | NbdTransmissionFlags.SendFastZero;
         }
         else
         {
@@ -224,6 +225,10 @@ internal sealed partial class NbdSession
         new ExportInfo((ulong)export.Device.Length, TransmissionFlags(export)).Write(ex.AsSpan(2));
         await ReplyAsync(option, NbdOptionReplyType.Info, ex).ConfigureAwait(false);
 
+        // A client told it may go is a user of the export from then on: a safe removal that follows the ACK
+        // must see it.
+        if (option == NbdOption.Go)
+            Export = export;
         await ReplyAsync(option, NbdOptionReplyType.Ack).ConfigureAwait(false);
         return export;
     }

@@ -85,7 +85,8 @@ internal sealed partial class NbdSession
 
             var dev = export.Device;
             long offset = (long)h.Offset;
-            var fua = (h.Flags & NbdCommandFlags.Fua) != 0 ? RequestFlags.Fua : RequestFlags.None;
+            // A writethrough export makes every write durable before its reply, whether the client asked or not.
+            var fua = (h.Flags & NbdCommandFlags.Fua) != 0 || export.Writethrough ? RequestFlags.Fua : RequestFlags.None;
             try
             {
                 switch (h.Command)

@@ -33,7 +33,13 @@ internal sealed partial class NbdSession
     }
 
     /// <summary>The export this connection is attached to, once negotiation chose one.</summary>
-    public NbdExport? Export { get; private set; }
+    public NbdExport? Export
+    {
+        get => Volatile.Read(ref _export);
+        private set => Volatile.Write(ref _export, value);
+    }
+
+    private NbdExport? _export;
 
     public string Peer => _peer;
 
@@ -52,8 +58,11 @@ internal sealed partial class NbdSession
 
             if (export != null)
             {
+                // Attached first, checked second: an export taken away meanwhile either sees this connection
+                // among its users and ends it, or this check sees the export gone.
                 Export = export;
-                await TransmitAsync(export, ct).ConfigureAwait(false);
+                if (_server.IsPublished(export))
+                    await TransmitAsync(export, ct).ConfigureAwait(false);
             }
         }
         catch (Exception ex) when (ex is NbdProtocolException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)

@@ -17,6 +17,7 @@ internal static class StandardCommands
         ChainCommands.Register(server);
         InternalSnapshotCommands.Register(server);
         NbdCommands.Register(server);
+        BlockExportCommands.Register(server);
         MediaCommands.Register(server);
         IoPolicyCommands.Register(server);
     }

@@ -36,12 +36,6 @@ public sealed class QmpServer : IAsyncDisposable
         _throttle = new QmpEventThrottle(SendToSessions, clock);
         _loggers = loggers ?? NullLoggerFactory.Instance;
         _log = _loggers.CreateLogger("SharpBlock.Qmp");
-        string informational = typeof(QmpServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
-        Version = new VersionInfo
-        {
-            Qemu = new VersionTriple { Major = 2, Minor = 1, Micro = 0 },
-            Package = "sharpblock " + informational,
-        };
         graph.Events.Raised += Broadcast;
         // The nbd client driver lives outside the core library; a graph served over QMP can use it.
         NbdClientDriver.Register(graph.Drivers);
@@ -51,7 +45,19 @@ public sealed class QmpServer : IAsyncDisposable
 
     public BlockGraph Graph { get; }
 
-    public VersionInfo Version { get; }
+    /// <summary>Which QEMU version the greeting and query-version claim; set before clients connect.</summary>
+    public QmpVersion ReportedVersion { get; init; } = QmpVersion.Seed;
+
+    /// <summary>What the greeting and query-version report: the QEMU numbers of <see cref="ReportedVersion"/> and our package.</summary>
+    public VersionInfo Version => new()
+    {
+        Qemu = ReportedVersion == QmpVersion.Qemu72
+            ? new VersionTriple { Major = 7, Minor = 2, Micro = 0 }
+            : new VersionTriple { Major = 2, Minor = 1, Micro = 0 },
+        Package = Package,
+    };
+
+    private static readonly string Package = "sharpblock " + (typeof(QmpServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
 
     /// <summary>The built-in NBD server (nbd-server-start/add/stop).</summary>
     public NbdService Nbd { get; }

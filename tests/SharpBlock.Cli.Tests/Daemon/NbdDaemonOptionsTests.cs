@@ -26,8 +26,37 @@ public class NbdDaemonOptionsTests
             "--export", "type=nbd,device=disk0,writable=on",
             "--export", "type=nbd,id=e1,node-name=n1,name=other",
         ]);
-        Assert.Equal(new NbdExportOption(null, "disk0", null, true, null), o.Exports[0]);
-        Assert.Equal(new NbdExportOption("e1", null, "n1", false, "other"), o.Exports[1]);
+        var (a, b) = (o.Exports[0], o.Exports[1]);
+        Assert.Equal(("disk0", "disk0", true, false, null), (a.Id, a.NodeName, a.Writable, a.Writethrough, a.Nbd!.Name));
+        Assert.Equal(("e1", "n1", false, "other"), (b.Id, b.NodeName, b.Writable, b.Nbd!.Name));
+    }
+
+    [Fact]
+    public void A_node_export_takes_block_export_adds_keys_and_needs_an_id()
+    {
+        string[] server = ["--nbd-server", "addr.type=unix,addr.path=/tmp/n.sock"];
+        var o = DaemonOptions.Parse([.. server, "--export", "type=nbd,id=e0,node-name=n0,writethrough=on,description=scratch"]);
+        Assert.Equal((BlockExportType.Nbd, true, "scratch"), (o.Exports[0].Type, o.Exports[0].Writethrough, o.Exports[0].Nbd!.Description));
+        var ex = Assert.Throws<ArgumentException>(() => DaemonOptions.Parse([.. server, "--export", "type=nbd,node-name=n0"]));
+        Assert.Equal("--export: parameter 'id' is missing", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(new string[0], 2, 1)]
+    [InlineData(new[] { "--qmp-version", "2.1" }, 2, 1)]
+    [InlineData(new[] { "--qmp-version=7.2" }, 7, 2)]
+    public void The_reported_qemu_version_is_the_seeds_unless_asked(string[] args, int major, int minor)
+    {
+        var o = DaemonOptions.Parse(args);
+        var server = new SharpBlock.Qmp.Server.QmpServer(new SharpBlock.Graph.BlockGraph()) { ReportedVersion = o.QmpVersion };
+        Assert.Equal((major, minor, 0L), ((int)server.Version.Qemu.Major, (int)server.Version.Qemu.Minor, server.Version.Qemu.Micro));
+    }
+
+    [Fact]
+    public void Unknown_qmp_versions_are_refused()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => DaemonOptions.Parse(["--qmp-version", "9.0"]));
+        Assert.Equal("--qmp-version: '9.0' is not 2.1 or 7.2", ex.Message);
     }
 
     [Theory]

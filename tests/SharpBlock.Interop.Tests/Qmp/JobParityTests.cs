@@ -1,4 +1,3 @@
-using System.Text.Json;
 using SharpBlock.Testing;
 
 namespace SharpBlock.Interop.Tests.Qmp;
@@ -18,11 +17,11 @@ public class JobParityTests
     {
         var replies = new List<string>();
         var events = new List<string>();
-        async Task Do(string command, string? args = null) => replies.Add(command + " " + Canonical(await c.ExecuteAsync(command, args)));
+        async Task Do(string command, string? args = null) => replies.Add(command + " " + QmpCanonical.Of(await c.ExecuteAsync(command, args)));
         async Task Until(string ev)
         {
             foreach (var e in await c.EventsUntilAsync(ev))
-                events.Add(e.GetProperty("event").GetString() + " " + Canonical(e.GetProperty("data")));
+                events.Add(e.GetProperty("event").GetString() + " " + QmpCanonical.Of(e.GetProperty("data")));
         }
 
         await Do("drive-mirror", Mirror("j0", dir.File(prefix + "t0.raw")));
@@ -54,15 +53,6 @@ public class JobParityTests
         await Do("drive-mirror", Mirror("1bad", dir.File(prefix + "t2.raw")));
         return (replies, events);
     }
-
-    /// <summary>A JSON value with object members sorted, so member order (QEMU's is a hash order) does not count.</summary>
-    private static string Canonical(JsonElement e) => e.ValueKind switch
-    {
-        JsonValueKind.Object => "{" + string.Join(",", e.EnumerateObject().Where(p => p.Name != "timestamp")
-            .OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => JsonSerializer.Serialize(p.Name) + ":" + Canonical(p.Value))) + "}",
-        JsonValueKind.Array => "[" + string.Join(",", e.EnumerateArray().Select(Canonical)) + "]",
-        _ => e.GetRawText(),
-    };
 
     [Fact]
     public async Task Mirror_jobs_with_job_commands_answer_and_announce_as_qemu_storage_daemon()

@@ -31,20 +31,20 @@ public class NbdServiceTests
             string socket = dir.File("nbd.sock");
             await service.StartAsync(Unix(socket));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
-            await service.AddExportAsync("d0", null, writable: false);
+            await service.AddExportAsync("d0", writable: false);
             Assert.NotNull(service.Server!.FindExport("d0"));
 
             var again = await Assert.ThrowsAsync<BlockException>(() => service.StartAsync(Unix(socket)).AsTask());
             Assert.Equal("NBD server already running", again.Message);
-            var missing = await Assert.ThrowsAsync<BlockException>(() => service.AddExportAsync("nope", null, false).AsTask());
+            var missing = await Assert.ThrowsAsync<BlockException>(() => service.AddExportAsync("nope", false).AsTask());
             Assert.Equal((Errno.ENODEV, "Device 'nope' not found"), (missing.Errno, missing.Message));
-            var twice = await Assert.ThrowsAsync<BlockException>(() => service.AddExportAsync("d0", null, false).AsTask());
+            var twice = await Assert.ThrowsAsync<BlockException>(() => service.AddExportAsync("d0", false).AsTask());
             Assert.Equal("NBD server already exporting device 'd0'", twice.Message);
 
             await service.StopAsync();
             Assert.False(service.Running);
             Assert.False(File.Exists(socket));
-            var stopped = await Assert.ThrowsAsync<BlockException>(() => service.AddExportAsync("d0", null, false).AsTask());
+            var stopped = await Assert.ThrowsAsync<BlockException>(() => service.AddExportAsync("d0", false).AsTask());
             Assert.Equal("NBD server not running", stopped.Message);
         }
     }
