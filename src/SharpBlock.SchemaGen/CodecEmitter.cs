@@ -520,9 +520,17 @@ internal sealed class CodecEmitter
             sb.AppendLine();
             sb.AppendLine("    private static async global::System.Threading.Tasks.ValueTask<global::System.Action<QmpJsonWriter>?> Invoke" + m + "(JsonElement? args, QmpCallContext ctx, " + handlerType + " handler)");
             sb.AppendLine("    {");
-            if (args != null)
-                sb.AppendLine("        var a = QapiCodec.Read" + args + "Members(args ?? QapiRead.EmptyObject, \"\", false);");
-            sb.AppendLine("        QapiRead.CheckUnexpected(args, \"\", " + (args != null ? "QapiCodec." + args + "Names" : "QapiRead.NoNames") + ");");
+            // A union as the arguments (QAPI's boxed form, object-add's): its reader checks the members itself.
+            if (args != null && _schema.ByName[c.ArgsType!] is UnionDef)
+            {
+                sb.AppendLine("        var a = QapiCodec.Read" + args + "(args ?? QapiRead.EmptyObject, \"\", false);");
+            }
+            else
+            {
+                if (args != null)
+                    sb.AppendLine("        var a = QapiCodec.Read" + args + "Members(args ?? QapiRead.EmptyObject, \"\", false);");
+                sb.AppendLine("        QapiRead.CheckUnexpected(args, \"\", " + (args != null ? "QapiCodec." + args + "Names" : "QapiRead.NoNames") + ");");
+            }
             string call = "handler(" + (args != null ? "a, " : "") + "ctx).ConfigureAwait(false)";
             if (ret != null)
             {

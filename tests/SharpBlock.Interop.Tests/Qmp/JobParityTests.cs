@@ -56,7 +56,7 @@ public class JobParityTests
     }
 
     /// <summary>A JSON value with object members sorted, so member order (QEMU's is a hash order) does not count.</summary>
-    private static string Canonical(JsonElement e) => e.ValueKind switch
+    internal static string Canonical(JsonElement e) => e.ValueKind switch
     {
         JsonValueKind.Object => "{" + string.Join(",", e.EnumerateObject().Where(p => p.Name != "timestamp")
             .OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => JsonSerializer.Serialize(p.Name) + ":" + Canonical(p.Value))) + "}",

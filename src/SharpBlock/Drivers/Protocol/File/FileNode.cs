@@ -104,6 +104,16 @@ public sealed class FileNode : BlockNode
     }
 
     /// <summary>A new descriptor with the new access mode and locks; the old one is closed only once that worked.</summary>
+    /// <summary>
+    /// Reads the file's size again after it was rewritten through its path rather than through this node
+    /// (blockdev-create's creators write the image file themselves, as qemu-img create does).
+    /// </summary>
+    public void RefreshLength()
+    {
+        if (!_isBlockDevice && LibC.FStat(_handle.DangerousGetHandle(), out var st) == 0)
+            Volatile.Write(ref _length, st.Size);
+    }
+
     protected override ValueTask ReopenCoreAsync(bool readOnly, CancellationToken cancellationToken)
     {
         int flags = (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC | (Settings.Direct ? LibC.O_DIRECT : 0);
