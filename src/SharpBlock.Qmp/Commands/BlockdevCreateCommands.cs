@@ -159,7 +159,7 @@ internal static class BlockdevCreateCommands
 
     /// <summary>
     /// Writes the image into the file behind a node. The creators write through a host file's path (as qemu-img
-    /// create does), so the node must be a host file node that nothing else uses; it is told its new size after.
+    /// create does), so the node must be a host file node that nothing else uses; it lets go of its image locks meanwhile.
     /// </summary>
     private static async ValueTask CreateOnNodeAsync(BlockGraph graph, BlockFormat format, ImageOptionValues values, BlockdevRef target,
         CancellationToken ct)
@@ -184,14 +184,7 @@ internal static class BlockdevCreateCommands
                 throw new BlockException(Errno.EACCES, $"Node '{node.NodeName}' is read-only");
             if (node.Users.Count > 0)
                 throw new BlockException(Errno.EBUSY, $"Node '{node.NodeName}' is busy: node is used as a child or by a device");
-            try
-            {
-                await PlanAndCreateAsync(format, values, fileNode.Path, ct).ConfigureAwait(false);
-            }
-            finally
-            {
-                fileNode.RefreshLength();
-            }
+            await fileNode.RewriteThroughPathAsync(() => PlanAndCreateAsync(format, values, fileNode.Path, ct)).ConfigureAwait(false);
         }
         finally
         {

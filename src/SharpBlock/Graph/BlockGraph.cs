@@ -293,8 +293,11 @@ public sealed class BlockGraph : IAsyncDisposable
                     throw new BlockException(Errno.EBUSY, $"Node {name} is in use");
             }
 
-            if (node.Users.Count > 0)
+            // 7.2 words a parent node and a device or export (a BlockBackend there) differently.
+            if (node.Users.Any(u => u is BlockNode))
                 throw new BlockException(Errno.EBUSY, $"Block device {name} is in use");
+            if (node.Users.Count > 0)
+                throw new BlockException(Errno.EBUSY, $"Node {name} is in use");
 
             node.MonitorOwned = false;
             await CloseNodeAsync(node).ConfigureAwait(false);

@@ -159,7 +159,14 @@ public class BlockdevParityTests
         }
 
         Assert.Equal(theirs.Replies, ours.Replies);
-        Assert.Equal(theirs.Events, ours.Events);
+        // The one known difference: 7.2 drains the source while it puts its copy-before-write filter node in,
+        // which pauses the backup job it has just started; ours hooks the source's writes and has no filter.
+        var expected = theirs.Events.ToList();
+        int at = expected.IndexOf("JOB_STATUS_CHANGE {\"id\":\"b0\",\"status\":\"running\"}");
+        Assert.Equal(["JOB_STATUS_CHANGE {\"id\":\"b0\",\"status\":\"paused\"}", "JOB_STATUS_CHANGE {\"id\":\"b0\",\"status\":\"running\"}"],
+            expected.GetRange(at + 1, 2));
+        expected.RemoveRange(at + 1, 2);
+        Assert.Equal(expected, ours.Events);
 
         // What we made is what qemu-img accepts, and the copies hold the source's bytes.
         (await Tools.RunAsync("qemu-img", "check", "-f", "qcow2", dir.File("s-img.qcow2"))).Ok();
