@@ -112,6 +112,11 @@ public class BlockdevParityTests
         // blockdev-reopen: read-only and back, and what it refuses.
         await r.Do("blockdev-reopen", "{\"options\":[{\"driver\":\"qcow2\",\"node-name\":\"src\",\"file\":\"f0\",\"read-only\":true}]}");
         await r.Do("blockdev-reopen", "{\"options\":[{\"driver\":\"qcow2\",\"node-name\":\"src\",\"file\":\"f0\"}]}");
+        string f0 = $"{{\"driver\":\"file\",\"node-name\":\"f0\",\"filename\":\"{img}\"";
+        await r.Do("blockdev-reopen", $"{{\"options\":[{f0},\"read-only\":true}},{{\"driver\":\"qcow2\",\"node-name\":\"src\",\"file\":\"f0\",\"read-only\":true}}]}}");
+        await r.Do("blockdev-reopen", "{\"options\":[{\"driver\":\"qcow2\",\"node-name\":\"src\",\"file\":\"f0\"}]}");
+        await r.Do("blockdev-reopen", $"{{\"options\":[{{\"driver\":\"qcow2\",\"node-name\":\"src\",\"file\":\"f0\"}},{f0}}}]}}");
+        await r.Do("blockdev-reopen", "{\"options\":[{\"driver\":\"file\",\"node-name\":\"f0\",\"filename\":\"/elsewhere\"}]}");
         await r.Do("blockdev-reopen", "{\"options\":[{\"driver\":\"raw\",\"node-name\":\"src\",\"file\":\"f0\"}]}");
         await r.Do("blockdev-reopen", "{\"options\":[{\"driver\":\"qcow2\",\"file\":\"f0\"}]}");
         await r.Do("blockdev-reopen", "{\"options\":[{\"driver\":\"qcow2\",\"node-name\":\"nope\",\"file\":\"f0\"}]}");
