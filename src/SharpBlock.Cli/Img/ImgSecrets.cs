@@ -1,15 +1,21 @@
 using System.Text;
+using SharpBlock.Errors;
+using SharpBlock.Graph;
 using SharpBlock.Options;
 
 namespace SharpBlock.Cli.Img;
 
 /// <summary>
 /// The secrets given with qemu-img's `--object secret,id=ID,data=PASS` (or `file=PATH`, optionally
-/// `format=base64`), looked up by id where an option names them (encrypt.key-secret=ID).
+/// `format=base64`, or encrypted with `keyid=MASTER,iv=IV`), looked up by id where an option names them
+/// (encrypt.key-secret=ID). Loading is the library's <see cref="SecretLoader"/>, shared with QMP's object-add.
 /// </summary>
 internal sealed class ImgSecrets
 {
     private readonly Dictionary<string, string> _byId = new(StringComparer.Ordinal);
+
+    // The same secrets as bytes, for a later secret's keyid (a master key is raw bytes, not text).
+    private readonly SecretStore _store = new();
 
     public static ImgSecrets Parse(IReadOnlyList<string> objects)
     {
@@ -22,49 +28,23 @@ internal sealed class ImgSecrets
                 throw new ImgUsageException($"Parameter 'qom-type' does not accept value '{type}'");
             if (!props.TryGetValue("id", out var id) || id.Length == 0)
                 throw new ImgUsageException("Parameter 'id' is missing");
-            if (props.ContainsKey("keyid"))
-                throw new ImgUsageException("Encrypted secrets (keyid) are not supported");
+            bool base64 = (props.GetValueOrDefault("format") ?? "raw") switch
+            {
+                "raw" => false,
+                "base64" => true,
+                var f => throw new ImgUsageException($"Parameter 'format' does not accept value '{f}'"),
+            };
             string value;
-            if (props.TryGetValue("data", out var data))
+            try
             {
-                if (props.ContainsKey("file"))
-                    throw new ImgUsageException("'file' and 'data' are mutually exclusive");
-                value = data;
+                byte[] bytes = SecretLoader.Load(r._store, props.GetValueOrDefault("data"), props.GetValueOrDefault("file"),
+                    base64, props.GetValueOrDefault("keyid"), props.GetValueOrDefault("iv"));
+                r._store.Add(id, bytes);
+                value = Encoding.UTF8.GetString(bytes);
             }
-            else if (props.TryGetValue("file", out var file))
+            catch (BlockException ex)
             {
-                // Used verbatim, a trailing newline included, as QEMU reads it.
-                try
-                {
-                    value = File.ReadAllText(file, new UTF8Encoding(false));
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    throw new ImgUsageException($"Unable to read {file}: {ex.Message}");
-                }
-            }
-            else
-            {
-                throw new ImgUsageException("Either 'file' or 'data' must be provided");
-            }
-
-            switch (props.GetValueOrDefault("format") ?? "raw")
-            {
-                case "raw":
-                    break;
-                case "base64":
-                    try
-                    {
-                        value = Encoding.UTF8.GetString(Convert.FromBase64String(value));
-                    }
-                    catch (FormatException)
-                    {
-                        throw new ImgUsageException($"Secret '{id}' is not valid base64");
-                    }
-
-                    break;
-                case var f:
-                    throw new ImgUsageException($"Parameter 'format' does not accept value '{f}'");
+                throw new ImgUsageException(ex.Message);
             }
 
             if (!r._byId.TryAdd(id, value))

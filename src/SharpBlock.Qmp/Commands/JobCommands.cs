@@ -20,19 +20,7 @@ internal static class JobCommands
         {
             var graph = ctx.Server.Graph;
             var dev = ActiveDevice(graph, a.Device);
-            int granularity = 64 * 1024;
-            if (a.Granularity is { } g)
-            {
-                if (g < 512 || g > 64 * 1024 * 1024)
-                    throw new QmpException("Parameter 'granularity' expects a value in range [512B, 64MB]");
-                if ((g & (g - 1)) != 0)
-                    throw new QmpException("Parameter 'granularity' expects power of 2");
-                granularity = (int)g;
-            }
-
-            if (a.BufSize is < 0)
-                throw new QmpException("Invalid parameter 'buf-size'");
-            CheckSpeed(a.Speed);
+            int granularity = CheckMirrorSettings(a.Granularity, a.BufSize, a.Speed);
             var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, a.Sync, ctx.CancellationToken).ConfigureAwait(false);
             await StartAsync(graph, target, () => new MirrorJob(dev, target, a.Sync, granularity, a.BufSize ?? 16L << 20, zeroed,
                 a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report),
@@ -82,12 +70,36 @@ internal static class JobCommands
         {
             var list = new List<BlockJobInfo>();
             foreach (var j in ctx.Server.Graph.Jobs.Snapshot())
-                list.Add(j.Describe());
+            {
+                // Generic jobs (blockdev-create) are not block jobs: only query-jobs shows them.
+                if (j.HasDevice)
+                    list.Add(j.Describe());
+            }
+
             return ValueTask.FromResult<IReadOnlyList<BlockJobInfo>>(list);
         }));
     }
 
-    private static void CheckSpeed(long? speed)
+    /// <summary>QEMU's checks of a mirror's granularity, buffer and speed; returns the granularity to use.</summary>
+    internal static int CheckMirrorSettings(uint? granularity, long? bufSize, long? speed)
+    {
+        int result = 64 * 1024;
+        if (granularity is { } g)
+        {
+            if (g < 512 || g > 64 * 1024 * 1024)
+                throw new QmpException("Parameter 'granularity' expects a value in range [512B, 64MB]");
+            if ((g & (g - 1)) != 0)
+                throw new QmpException("Parameter 'granularity' expects power of 2");
+            result = (int)g;
+        }
+
+        if (bufSize is < 0)
+            throw new QmpException("Invalid parameter 'buf-size'");
+        CheckSpeed(speed);
+        return result;
+    }
+
+    internal static void CheckSpeed(long? speed)
     {
         if (speed is < 0)
             throw new QmpException("Invalid parameter 'speed'");
@@ -106,7 +118,7 @@ internal static class JobCommands
     /// <summary>The job block-job-* names: by job id (7.2; the device name unless a job-id was given), else the seed's errors.</summary>
     private static BlockJob Job(BlockGraph graph, string device)
     {
-        if (graph.Jobs.FindById(device) is { } job)
+        if (graph.Jobs.FindById(device) is { HasDevice: true } job)
             return job;
         if (graph.FindDevice(device) == null)
             throw QmpException.DeviceNotFound(device);
@@ -177,7 +189,7 @@ internal static class JobCommands
         return (target, !existing);
     }
 
-    private static async ValueTask StartAsync(BlockGraph graph, BlockNode target, Func<BlockJob> create,
+    internal static async ValueTask StartAsync(BlockGraph graph, BlockNode target, Func<BlockJob> create,
         string? jobId, bool? autoFinalize, bool? autoDismiss)
     {
         try

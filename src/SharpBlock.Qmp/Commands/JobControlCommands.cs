@@ -18,8 +18,11 @@ internal static class JobControlCommands
         server.Register(QmpCommandTable.QueryJobs(static ctx =>
         {
             var list = new List<JobInfo>();
-            foreach (var j in ctx.Server.Graph.Jobs.Snapshot())
+            var jobs = ctx.Server.Graph.Jobs.Snapshot();
+            // Newest first, as QEMU 7.2 lists them.
+            for (int i = jobs.Count - 1; i >= 0; i--)
             {
+                var j = jobs[i];
                 list.Add(new JobInfo
                 {
                     Id = j.Id,
@@ -38,8 +41,9 @@ internal static class JobControlCommands
         server.Register(QmpCommandTable.JobCancel(static (a, ctx) => Run(ctx, a.Id, static j =>
         {
             j.CheckVerb("cancel");
-            // job-cancel does not wait for a paused job to be resumed, as block-job-cancel's force does.
-            j.Cancel(force: true);
+            // job-cancel does not wait for a paused job to be resumed, as block-job-cancel's force does, and
+            // abandons a ready mirror (QEMU 7.2) where block-job-cancel lets it end as a point-in-time copy.
+            j.Cancel(force: true, abort: true);
         })));
         server.Register(QmpCommandTable.JobComplete(static (a, ctx) => Run(ctx, a.Id, static j =>
         {
@@ -62,5 +66,5 @@ internal static class JobControlCommands
     }
 
     private static BlockJob BlockJob(BlockGraph graph, string id) =>
-        graph.Jobs.FindById(id) ?? throw new QmpException(ErrorClass.DeviceNotActive, $"Block job '{id}' not found");
+        graph.Jobs.FindById(id) is { HasDevice: true } job ? job : throw new QmpException(ErrorClass.DeviceNotActive, $"Block job '{id}' not found");
 }

@@ -9,6 +9,9 @@ internal static class StandardCommands
     {
         CoreCommands.Register(server);
         BlockdevCommands.Register(server);
+        BlockdevCreateCommands.Register(server);
+        BlockdevJobCommands.Register(server);
+        ObjectCommands.Register(server);
         BlockQueryCommands.Register(server);
         DeviceCommands.Register(server);
         EncryptionCommands.Register(server);

@@ -25,7 +25,7 @@ public sealed partial class BlockBackend
             Gate.EndDrain();
         }
 
-        if (old != null && old.Users.Count == 0)
+        if (old != null && old.Users.Count == 0 && !old.MonitorOwned)
             await Graph.CloseNodeAsync(old).ConfigureAwait(false);
     }
 }

@@ -126,6 +126,10 @@ public sealed class BlockGraph : IAsyncDisposable
                     _devices.Add(new BlockBackend(this, id, root,
                         options.Rerror ?? BlockdevOnError.Report, options.Werror ?? BlockdevOnError.Enospc));
                 }
+                else
+                {
+                    root.MonitorOwned = true;
+                }
 
                 return root;
             }
@@ -173,7 +177,7 @@ public sealed class BlockGraph : IAsyncDisposable
     {
         using (await LockAsync().ConfigureAwait(false))
         {
-            if (node.Users.Count == 0)
+            if (node.Users.Count == 0 && !node.MonitorOwned)
                 await CloseNodeAsync(node).ConfigureAwait(false);
         }
     }
@@ -276,9 +280,26 @@ public sealed class BlockGraph : IAsyncDisposable
                 return;
             }
 
+            // QEMU 7.2's checks, in its order and words: only what blockdev-add made, not while a job works on
+            // it or holds it as a target, not while another node or a device uses it.
             var node = FindNode(name) ?? throw new BlockException(Errno.ENOENT, $"Failed to find node with node-name='{name}'");
+            if (!node.MonitorOwned)
+                throw new BlockException(Errno.EPERM, $"Node {name} is not owned by the monitor");
+            foreach (var job in Jobs.Snapshot())
+            {
+                if (job.HasDevice && job.Device.Root == node && Jobs.Find(job.Device.Id) == job)
+                    throw new BlockException(Errno.EBUSY, $"Node '{name}' is busy: block device is in use by block job: {job.Type.ToWire()}");
+                if (job.Target == node && !job.Cleaned.IsCompleted)
+                    throw new BlockException(Errno.EBUSY, $"Node {name} is in use");
+            }
+
+            // 7.2 words a parent node and a device or export (a BlockBackend there) differently.
+            if (node.Users.Any(u => u is BlockNode))
+                throw new BlockException(Errno.EBUSY, $"Block device {name} is in use");
             if (node.Users.Count > 0)
-                throw new BlockException(Errno.EBUSY, $"Node '{name}' is busy: node is used as a child or by a device");
+                throw new BlockException(Errno.EBUSY, $"Node {name} is in use");
+
+            node.MonitorOwned = false;
             await CloseNodeAsync(node).ConfigureAwait(false);
         }
     }

@@ -1,3 +1,6 @@
+using SharpBlock.Errors;
+using SharpBlock.Schema;
+
 namespace SharpBlock.Graph;
 
 public abstract partial class BlockNode
@@ -21,6 +24,29 @@ public abstract partial class BlockNode
             Settings = Settings with { ReadOnly = readOnly };
             if (readOnly && File is { } f2)
                 await f2.ReopenAsync(readOnly, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// blockdev-reopen's change of this node alone: read-only or read-write, and the per-request options
+    /// (detect-zeroes, discard). Children keep their state (the command reopens those it names itself), so a
+    /// node cannot become writable over a read-only file.
+    /// </summary>
+    public async ValueTask ReopenAloneAsync(bool readOnly, BlockdevDetectZeroesOptions detectZeroes, BlockdevDiscardOptions discard,
+        CancellationToken cancellationToken = default)
+    {
+        await using (await DrainAsync().ConfigureAwait(false))
+        {
+            if (readOnly != ReadOnly)
+            {
+                if (!readOnly && File is { ReadOnly: true })
+                    throw new BlockException(Errno.EACCES, "Block node is read-only");
+                if (readOnly)
+                    await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
+                await ReopenCoreAsync(readOnly, cancellationToken).ConfigureAwait(false);
+            }
+
+            Settings = Settings with { ReadOnly = readOnly, DetectZeroes = detectZeroes, Discard = discard };
         }
     }
 

@@ -73,6 +73,12 @@ public abstract partial class BlockNode : IAsyncDisposable
     /// <summary>Who holds this node: parent nodes, devices, jobs, exports. A node with users cannot be deleted.</summary>
     public IReadOnlyList<object> Users => _parents;
 
+    /// <summary>
+    /// A root that blockdev-add made without a device (QEMU's monitor-owned node): it stays open when its
+    /// users let go of it, until blockdev-del removes it.
+    /// </summary>
+    public bool MonitorOwned { get; internal set; }
+
     public virtual bool Encrypted => false;
 
     public virtual bool EncryptionKeyMissing => false;
@@ -396,7 +402,7 @@ public abstract partial class BlockNode : IAsyncDisposable
         foreach (var c in _children.ToArray())
         {
             DetachChild(c);
-            if (c.Node.Users.Count == 0)
+            if (c.Node.Users.Count == 0 && !c.Node.MonitorOwned)
                 await c.Node.DisposeAsync().ConfigureAwait(false);
         }
     }

@@ -35,7 +35,7 @@ public abstract partial class BlockJob
     public Task Concluded => _concluded.Task;
 
     /// <summary>The job's kind in the generic job model.</summary>
-    public JobType Kind => Type switch
+    public JobType Kind => _kind ?? Type switch
     {
         BlockJobType.Commit => JobType.Commit,
         BlockJobType.Stream => JobType.Stream,

@@ -19,19 +19,40 @@ public abstract partial class BlockJob
     private volatile bool _errorStopped;
     private volatile bool _cancelRequested;
     private volatile bool _completeRequested;
+    private volatile bool _abortRequested;
+    private readonly BlockBackend? _device;
+    private readonly BlockGraph _graph;
+    private readonly JobType? _kind;
     private long _offset;
     private long _len;
 
     protected BlockJob(BlockBackend device, BlockJobType type, long speed, BlockdevOnError onSourceError, BlockdevOnError onTargetError)
     {
-        Device = device;
+        _device = device;
+        _graph = device.Graph;
         Type = type;
         _limiter.Speed = speed;
         OnSourceError = onSourceError;
         OnTargetError = onTargetError;
     }
 
-    public BlockBackend Device { get; }
+    /// <summary>
+    /// A job of QEMU 7.2's generic model that acts on no device (blockdev-create): it has an id, a status and
+    /// progress, but no device, speed or error policy, and sends none of the BLOCK_JOB_* events.
+    /// </summary>
+    protected BlockJob(BlockGraph graph, JobType kind)
+    {
+        _graph = graph;
+        _kind = kind;
+    }
+
+    /// <summary>The device the job works on; only block jobs have one (<see cref="HasDevice"/>).</summary>
+    public BlockBackend Device => _device ?? throw new InvalidOperationException("a " + Kind.ToWire() + " job has no device");
+
+    /// <summary>Whether this is a block job (one that works on a device) rather than a generic job such as create.</summary>
+    public bool HasDevice => _device != null;
+
+    public BlockGraph Graph => _graph;
     public BlockJobType Type { get; }
     public BlockdevOnError OnSourceError { get; }
     public BlockdevOnError OnTargetError { get; }
@@ -46,13 +67,25 @@ public abstract partial class BlockJob
     protected bool CompleteRequested => _completeRequested;
     public Task Completion { get; private set; } = Task.CompletedTask;
 
+    /// <summary>
+    /// Runs once the job has cleaned up, before it counts as gone from its device: what the starter set up
+    /// for the job alone (the device a job on a bare node runs through) is let go here.
+    /// </summary>
+    public Func<ValueTask>? AfterCleanup { get; set; }
+
+    /// <summary>The node the job writes to besides its device (a mirror's or backup's target), if any.</summary>
+    public virtual BlockNode? Target => null;
+
     /// <summary>Whether this job type can be completed by block-job-complete once ready.</summary>
     protected virtual bool SupportsComplete => false;
+
+    /// <summary>True once job-cancel asked for the job to be abandoned, even when a cancel would otherwise complete it.</summary>
+    protected bool AbortRequested => _abortRequested;
 
     /// <summary>True when a cancel now ends the job as a success (a synchronised mirror).</summary>
     protected virtual bool CancelMeansComplete => false;
 
-    private BlockEvents Events => Device.Graph.Events;
+    private BlockEvents Events => _graph.Events;
 
     internal void Start(Action<BlockJob> onCleaned, Action<BlockJob> onGone)
     {
@@ -81,7 +114,7 @@ public abstract partial class BlockJob
         }
         catch (OperationCanceledException) when (_cancelRequested)
         {
-            cancelled = !CancelMeansComplete;
+            cancelled = _abortRequested || !CancelMeansComplete;
         }
         catch (BlockException ex)
         {
@@ -111,8 +144,26 @@ public abstract partial class BlockJob
             error ??= ex.Message;
         }
 
+        if (AfterCleanup is { } after)
+        {
+            try
+            {
+                await after().ConfigureAwait(false);
+            }
+#pragma warning disable CA1031
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                error ??= ex.Message;
+            }
+        }
+
         Error = cancelled ? "Operation canceled" : error;
-        if (cancelled)
+        if (!HasDevice)
+        {
+            // Generic jobs announce themselves through JOB_STATUS_CHANGE only.
+        }
+        else if (cancelled)
         {
             Events.Raise(new BlockJobCancelledEvent { Type = Type, Device = Id, Len = Len, Offset = Offset, Speed = Speed });
         }
@@ -158,10 +209,16 @@ public abstract partial class BlockJob
         Wake();
     }
 
-    public void Cancel(bool force)
+    /// <summary>
+    /// Asks the job to end. force lets a paused job be cancelled (the seed's meaning); abort (job-cancel, QEMU
+    /// 7.2) abandons a ready mirror instead of letting it finish as a point-in-time copy.
+    /// </summary>
+    public void Cancel(bool force, bool abort = false)
     {
         if (_paused && !force)
             throw new BlockException(Errno.EBUSY, $"The block job for device '{Device.Id}' is currently paused");
+        if (abort)
+            _abortRequested = true;
         _cancelRequested = true;
         // Cancelling a paused job resumes it so it can end.
         _paused = false;

@@ -26,7 +26,7 @@ public sealed class JobManager
         {
             foreach (var j in _active)
             {
-                if (j.Device.Id == device)
+                if (j.HasDevice && j.Device.Id == device)
                     return j;
             }
 
@@ -53,7 +53,7 @@ public sealed class JobManager
         job.Configure(id, autoFinalize, autoDismiss);
         lock (_jobs)
         {
-            if (_active.Any(j => j.Device == job.Device))
+            if (job.HasDevice && _active.Any(j => j.HasDevice && j.Device == job.Device))
                 throw new BlockException(Errno.EBUSY, $"Device '{job.Device.Id}' is in use");
             if (_jobs.Exists(j => j.Id == job.Id))
                 throw new BlockException(Errno.EEXIST, $"Job ID '{job.Id}' already in use");
@@ -62,11 +62,11 @@ public sealed class JobManager
         }
 
         // While the job runs the medium stays: eject and change refuse even when forced, as QEMU 2.1's blocker.
-        var blocker = job.Device.AddBlocker("block device is in use by block job: " + job.Type.ToWire());
+        var blocker = job.HasDevice ? job.Device.AddBlocker("block device is in use by block job: " + job.Type.ToWire()) : null;
         job.Start(
             j =>
             {
-                blocker.Dispose();
+                blocker?.Dispose();
                 lock (_jobs)
                     _active.Remove(j);
             },

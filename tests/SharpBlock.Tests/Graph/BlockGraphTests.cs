@@ -88,8 +88,30 @@ public class BlockGraphTests
         string path = dir.PatternFile("a.img", 4096);
         await using var graph = new BlockGraph();
         var root = await graph.AddAsync(RawOnFile(path, id: null, nodeName: "fmt"));
-        var busy = await Assert.ThrowsAsync<BlockException>(async () => await graph.DeleteAsync(root.File!.NodeName));
+        // A child opened inline is not the user's to delete (QEMU 7.2: not owned by the monitor).
+        var inline = await Assert.ThrowsAsync<BlockException>(async () => await graph.DeleteAsync(root.File!.NodeName));
+        Assert.Equal(Errno.EPERM, inline.Errno);
+        Assert.Equal($"Node {root.File!.NodeName} is not owned by the monitor", inline.Message);
+        // A node blockdev-add made is, but not while another node uses it.
+        var file = await graph.AddAsync(new BlockdevOptions
+        {
+            Driver = BlockdevDriver.File,
+            NodeName = "f1",
+            File = new BlockdevOptionsFile { Filename = dir.PatternFile("b.img", 4096) },
+        });
+        await graph.AddAsync(new BlockdevOptions
+        {
+            Driver = BlockdevDriver.Raw,
+            NodeName = "fmt1",
+            Raw = new BlockdevOptionsGenericFormat { File = new BlockdevRef { Reference = "f1" } },
+        });
+        var busy = await Assert.ThrowsAsync<BlockException>(async () => await graph.DeleteAsync("f1"));
         Assert.Equal(Errno.EBUSY, busy.Errno);
+        Assert.Equal("Block device f1 is in use", busy.Message);
+        await graph.DeleteAsync("fmt1");
+        Assert.False(file.IsClosed);
+        await graph.DeleteAsync("f1");
+        Assert.True(file.IsClosed);
         await graph.DeleteAsync("fmt");
         Assert.Empty(graph.Nodes);
         // The lock is gone with the node.

@@ -153,6 +153,8 @@ public sealed class BackupJob : BlockJob
         }
     }
 
+    public override BlockNode? Target => _target;
+
     protected override async ValueTask CleanupAsync(bool success)
     {
         _guestWrites.Detach();

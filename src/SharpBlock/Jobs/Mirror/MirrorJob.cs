@@ -63,6 +63,9 @@ public sealed class MirrorJob : BlockJob
         {
             if (Ready && (CompleteRequested || CancelRequested))
             {
+                // job-cancel abandons a ready mirror as QEMU 7.2 does: no final copy, the job ends cancelled.
+                if (AbortRequested && !CompleteRequested)
+                    throw new OperationCanceledException();
                 // Complete switches the device over; cancel after ready leaves a copy as of now. Both
                 // copy what is still dirty with the device drained, so nothing written before is missed.
                 if (CompleteRequested)
@@ -209,6 +212,8 @@ public sealed class MirrorJob : BlockJob
             Device.Gate.EndDrain();
         }
     }
+
+    public override BlockNode? Target => _target;
 
     protected override async ValueTask CleanupAsync(bool success)
     {

@@ -22,12 +22,14 @@ public static class Qcow2Creator
         if (o.Compat is not ("0.10" or "1.1" or "v2" or "v3"))
             throw new BlockException(Errno.EINVAL, $"Invalid compatibility level: '{o.Compat}'");
         bool v3 = o.Compat is "1.1" or "v3";
+        // blockdev-create spells the version v2/v3 and QEMU's hint then names that option.
+        string upgrade = o.Compat is "v2" ? "version=v3" : "compat=1.1";
         if (o.RefcountBits < 1 || o.RefcountBits > 64 || !BitOperations.IsPow2(o.RefcountBits))
             throw new BlockException(Errno.EINVAL, "Refcount width must be a power of two and may not exceed 64 bits");
         if (!v3 && o.RefcountBits != 16)
-            throw new BlockException(Errno.EINVAL, "Different refcount widths than 16 bits require compatibility level 1.1 or above (use compat=1.1 or greater)");
+            throw new BlockException(Errno.EINVAL, $"Different refcount widths than 16 bits require compatibility level 1.1 or above (use {upgrade} or greater)");
         if (!v3 && o.LazyRefcounts)
-            throw new BlockException(Errno.EINVAL, "Lazy refcounts only supported with compatibility level 1.1 and above (use compat=1.1 or greater)");
+            throw new BlockException(Errno.EINVAL, $"Lazy refcounts only supported with compatibility level 1.1 and above (use {upgrade} or greater)");
         if (o.Size < 0)
             throw new BlockException(Errno.EINVAL, "Image size must be non-negative");
         if (o.BackingFormat != null && o.BackingFile == null)

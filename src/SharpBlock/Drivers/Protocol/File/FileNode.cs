@@ -103,6 +103,28 @@ public sealed class FileNode : BlockNode
             Lock(_handle.DangerousGetHandle(), Path, readOnly: true, stable: true);
     }
 
+    /// <summary>
+    /// Lets write rewrite the file through its path rather than through this node (blockdev-create's creators
+    /// write the image file themselves, as qemu-img create does, and some open it as an image to finish it):
+    /// the node's image locks are let go meanwhile, so our own second opener is not refused, and taken back
+    /// after; then the node learns the file's new size.
+    /// </summary>
+    public async ValueTask RewriteThroughPathAsync(Func<ValueTask> write)
+    {
+        nint fd = _handle.DangerousGetHandle();
+        FileLocks.ReleaseAll(fd);
+        try
+        {
+            await write().ConfigureAwait(false);
+        }
+        finally
+        {
+            Lock(fd, Path, ReadOnly, Stable);
+            if (!_isBlockDevice && LibC.FStat(fd, out var st) == 0)
+                Volatile.Write(ref _length, st.Size);
+        }
+    }
+
     /// <summary>A new descriptor with the new access mode and locks; the old one is closed only once that worked.</summary>
     protected override ValueTask ReopenCoreAsync(bool readOnly, CancellationToken cancellationToken)
     {
