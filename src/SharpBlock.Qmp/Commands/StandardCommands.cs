@@ -19,5 +19,6 @@ internal static class StandardCommands
         NbdCommands.Register(server);
         MediaCommands.Register(server);
         IoPolicyCommands.Register(server);
+        BitmapCommands.Register(server);
     }
 }

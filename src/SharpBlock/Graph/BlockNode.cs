@@ -175,6 +175,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         {
             if (HasObservers)
                 NotifyAfterWrite(offset, data.Length);
+            if (!_bitmaps.IsEmpty)
+                MarkBitmaps(offset, data.Length);
             Gate.Leave();
         }
     }
@@ -205,6 +207,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         {
             if (HasObservers)
                 NotifyAfterWrite(offset, length);
+            if (!_bitmaps.IsEmpty)
+                MarkBitmaps(offset, length);
             Gate.Leave();
         }
     }
@@ -227,6 +231,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         {
             if (HasObservers)
                 NotifyAfterWrite(offset, length);
+            if (!_bitmaps.IsEmpty)
+                MarkBitmaps(offset, length);
             Gate.Leave();
         }
     }
@@ -279,6 +285,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         }
         finally
         {
+            if (!_bitmaps.IsEmpty)
+                ResizeBitmaps(Length);
             Gate.EndDrain();
         }
     }
