@@ -83,7 +83,8 @@ public sealed class DirtyBitmap
         if (ReferenceEquals(source, this))
             return;
         long offset = 0;
-        while (source.TryGetNextDirty(offset, long.MaxValue, out long start, out long length))
+        // The last run ends at the source's length, which may lie inside its last chunk: stop there.
+        while (offset < source.Length && source.TryGetNextDirty(offset, long.MaxValue, out long start, out long length))
         {
             Set(start, length);
             offset = start + length;
