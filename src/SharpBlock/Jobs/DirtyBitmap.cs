@@ -104,6 +104,40 @@ public sealed class DirtyBitmap
         return copy;
     }
 
+    /// <summary>
+    /// Copies the bits of chunks [8 * firstByte, 8 * (firstByte + dest.Length)) into dest, eight chunks a byte,
+    /// the lowest chunk in the lowest bit (qcow2's bitmap data layout); chunks past the end read as clean.
+    /// </summary>
+    public void GetBytes(long firstByte, Span<byte> dest)
+    {
+        dest.Clear();
+        lock (_lock)
+        {
+            long total = (long)_words.Length * 8;
+            for (int i = 0; i < dest.Length && firstByte + i < total; i++)
+            {
+                long b = firstByte + i;
+                dest[i] = (byte)(_words[b >> 3] >> (int)((b & 7) * 8));
+            }
+        }
+    }
+
+    /// <summary>Sets the chunks whose bits are set in source (layout as <see cref="GetBytes"/>); bits past the end are ignored.</summary>
+    public void SetBytes(long firstByte, ReadOnlySpan<byte> source)
+    {
+        lock (_lock)
+        {
+            long total = (long)_words.Length * 8;
+            for (int i = 0; i < source.Length && firstByte + i < total; i++)
+            {
+                long b = firstByte + i;
+                _words[b >> 3] |= (ulong)source[i] << (int)((b & 7) * 8);
+            }
+        }
+
+        Resize(Length);
+    }
+
     /// <summary>Puts back the bits of a copy made by <see cref="Clone"/> (the length may have changed since).</summary>
     public void Restore(DirtyBitmap copy)
     {

@@ -6,7 +6,8 @@ namespace SharpBlock.Interop.Tests.Bitmaps;
 /// <summary>
 /// The block-dirty-bitmap-* commands against qemu-storage-daemon 7.2 in the same run: the same nodes, the same
 /// commands (good and bad arguments), the same writes through an NBD export of the nodes (qemu-io), and then the
-/// replies and every node's dirty-bitmaps must be equal, counts included.
+/// replies and every node's dirty-bitmaps must be equal, counts included; closed, the images must hold the
+/// same persistent bitmaps for qemu-img, and qemu-img check must find them clean.
 /// </summary>
 public class BitmapParityTests
 {
@@ -35,6 +36,15 @@ public class BitmapParityTests
         """block-dirty-bitmap-add {"node":"raw0","name":"g"}""",
         """block-dirty-bitmap-add {"node":"raw0","name":"g","persistent":true}""",
         """block-dirty-bitmap-add {"node":"c512","name":"d"}""",
+        """block-dirty-bitmap-add {"node":"q0","name":"pers","persistent":true,"granularity":8192}""",
+        """block-dirty-bitmap-add {"node":"q0","name":"pers","persistent":true}""",
+        """block-dirty-bitmap-add {"node":"q0","name":"b","persistent":true}""",
+        """block-dirty-bitmap-add {"node":"v2","name":"p","persistent":true}""",
+        """block-dirty-bitmap-add {"node":"v2","name":"p"}""",
+        """block-dirty-bitmap-add {"node":"c512","name":"pp","persistent":true,"granularity":512,"disabled":true}""",
+        """block-dirty-bitmap-add {"node":"q0","name":"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn","persistent":true}""",
+        """block-dirty-bitmap-add {"node":"q0","name":"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn","persistent":true}""",
+        """block-dirty-bitmap-remove {"node":"q0","name":"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"}""",
         """block-dirty-bitmap-add {"node":"c512","name":"fine","granularity":512}""",
         """block-dirty-bitmap-add {"node":"c2m","name":"d"}""",
         """block-dirty-bitmap-remove {"node":"q0","name":"zz"}""",
@@ -78,7 +88,7 @@ public class BitmapParityTests
             replies.Add(line + " -> " + Canonical(await c.ExecuteAsync(cmd, sp < 0 ? null : line[(sp + 1)..])));
         }
 
-        foreach (var (name, file) in new[] { ("q0", "a.qcow2"), ("c512", "c512.qcow2"), ("c2m", "c2m.qcow2") })
+        foreach (var (name, file) in new[] { ("q0", "a.qcow2"), ("c512", "c512.qcow2"), ("c2m", "c2m.qcow2"), ("v2", "v2.qcow2") })
         {
             await c.ReturnAsync("blockdev-add", $"{{\"driver\":\"file\",\"node-name\":\"{name}-f\",\"filename\":{JsonSerializer.Serialize(dir.File(prefix + file))}}}");
             await c.ReturnAsync("blockdev-add", $"{{\"driver\":\"qcow2\",\"node-name\":\"{name}\",\"file\":\"{name}-f\",\"discard\":\"unmap\"}}");
@@ -106,6 +116,18 @@ public class BitmapParityTests
         foreach (string line in After)
             await Do(line);
         replies.Add(await BitmapsAsync(c));
+
+        // Closing stores the persistent bitmaps; what qemu-img then finds in the image must be the same.
+        foreach (string n in new[] { "q0", "c512" })
+            await c.ReturnAsync("blockdev-del", "{\"node-name\":\"" + n + "\"}");
+        foreach (string f in new[] { "a.qcow2", "c512.qcow2" })
+        {
+            var info = (await Tools.RunAsync("qemu-img", "info", "--output=json", dir.File(prefix + f))).Ok();
+            using var doc = JsonDocument.Parse(info.Stdout);
+            replies.Add(f + ": " + Canonical(doc.RootElement.GetProperty("format-specific").GetProperty("data").GetProperty("bitmaps")));
+            replies.Add(f + ": " + (await Tools.RunAsync("qemu-img", "check", dir.File(prefix + f))).Ok().Stdout.Split('\n')[0]);
+        }
+
         return replies;
     }
 
@@ -138,6 +160,7 @@ public class BitmapParityTests
         (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", dir.File(prefix + "c512.qcow2"), "1M")).Ok();
         (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=2M", dir.File(prefix + "c2m.qcow2"), "4M")).Ok();
         (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "raw", dir.File(prefix + "r.raw"), "1M")).Ok();
+        (await Tools.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10", dir.File(prefix + "v2.qcow2"), "1M")).Ok();
     }
 
     [Fact]
