@@ -269,10 +269,12 @@ public sealed partial class Qcow2Node : BlockNode
     /// </summary>
     private async ValueTask PrepareForWritingAsync(CancellationToken ct)
     {
-        if ((_header.AutoclearFeatures & ~Qcow2Layout.AutoclearSupported) != 0)
+        // The bitmaps bit stays only while it vouches for a directory we keep up to date.
+        ulong supported = _bitmapsExtension != null ? Qcow2Layout.AutoclearSupported : 0;
+        if ((_header.AutoclearFeatures & ~supported) != 0)
         {
-            // A feature we do not maintain (bitmaps, raw data file) would go stale under our writes.
-            _header = _header with { AutoclearFeatures = _header.AutoclearFeatures & Qcow2Layout.AutoclearSupported };
+            // A feature we do not maintain (raw data file) would go stale under our writes.
+            _header = _header with { AutoclearFeatures = _header.AutoclearFeatures & supported };
             await WriteHeaderFieldAsync(Qcow2Header.AutoclearFeaturesOffset, _header.AutoclearFeatures, ct).ConfigureAwait(false);
             await _file.FlushAsync(ct).ConfigureAwait(false);
         }
