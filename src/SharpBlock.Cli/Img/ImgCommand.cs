@@ -12,6 +12,8 @@ internal static class ImgCommand
           amend [--object OBJ] [--image-opts] [-f FMT] [-t CACHE] [-p] [-q] [--force] -o OPTIONS FILE
           bench [-c COUNT] [-d DEPTH] [-f FMT] [--flush-interval=N] [--no-drain] [-i AIO] [--image-opts] [-n] [-o OFFSET]
                 [--pattern=N] [-q] [-s SIZE] [-S STEP] [-t CACHE] [-U] [-w] [--object OBJ] FILE
+          bitmap [--object OBJ] [--image-opts] [-q] (--merge SOURCE | --add | --remove | --clear | --enable | --disable)...
+                 [-b SOURCE_FILE [-F SOURCE_FMT]] [-g GRANULARITY] [-f FMT] FILE BITMAP
           check [--object OBJ] [--image-opts] [-q] [-f FMT] [--output=human|json] [-r leaks|all] [-U] FILE
           commit [--object OBJ] [--image-opts] [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE] [-d] [-p] [-U] FILE
           compare [--object OBJ] [--image-opts] [-f FMT] [-F FMT] [-T CACHE] [-p] [-q] [-s] [-U] FILE1 FILE2
@@ -70,6 +72,7 @@ internal static class ImgCommand
                 "measure" => await ImgMeasure.RunAsync(rest).ConfigureAwait(false),
                 "amend" => await ImgAmend.RunAsync(rest).ConfigureAwait(false),
                 "snapshot" => await ImgSnapshot.RunAsync(rest).ConfigureAwait(false),
+                "bitmap" => await ImgBitmap.RunAsync(rest).ConfigureAwait(false),
                 "bench" => await ImgBench.RunAsync(rest).ConfigureAwait(false),
                 _ => throw ImgUsageException.Syntax($"Command not found: {args[0]}"),
             };

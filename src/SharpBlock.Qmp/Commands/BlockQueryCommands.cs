@@ -116,8 +116,24 @@ internal static class BlockQueryCommands
             info.Inserted = inserted;
         }
 
+        // The seed's list: a running mirror's own bitmap, then (as QEMU before 6.0) the root node's named ones.
+        var bitmaps = new List<BlockDirtyInfo>();
         if (dev.Graph.Jobs.Find(dev.Id) is SharpBlock.Jobs.Mirror.MirrorJob mirror)
-            info.DirtyBitmaps = [new BlockDirtyInfo { Count = mirror.DirtyBitmap.DirtyBytes, Granularity = mirror.DirtyBitmap.Granularity }];
+        {
+            bitmaps.Add(new BlockDirtyInfo
+            {
+                Count = mirror.DirtyBitmap.DirtyBytes,
+                Granularity = (uint)mirror.DirtyBitmap.Granularity,
+                Recording = true,
+                Busy = true,
+                Persistent = false,
+            });
+        }
+
+        if (dev.Root is { } r)
+            AddNamedBitmaps(bitmaps, r);
+        if (bitmaps.Count > 0)
+            info.DirtyBitmaps = bitmaps;
 
         return info;
     }
@@ -165,6 +181,33 @@ internal static class BlockQueryCommands
         };
         if (node.BackingFileName is { } bf)
             info.BackingFile = bf;
+        if (!node.Bitmaps.IsEmpty)
+        {
+            var bitmaps = new List<BlockDirtyInfo>();
+            AddNamedBitmaps(bitmaps, node);
+            info.DirtyBitmaps = bitmaps;
+        }
+
         return info;
+    }
+
+    /// <summary>The node's named bitmaps, newest first as QEMU lists them.</summary>
+    private static void AddNamedBitmaps(List<BlockDirtyInfo> list, BlockNode node)
+    {
+        var all = node.Bitmaps;
+        for (int i = all.Length - 1; i >= 0; i--)
+        {
+            var b = all[i];
+            list.Add(new BlockDirtyInfo
+            {
+                Name = b.Name,
+                Count = b.Count,
+                Granularity = (uint)b.Granularity,
+                Recording = b.Recording,
+                Busy = b.Busy,
+                Persistent = b.Persistent,
+                Inconsistent = b.Inconsistent ? true : null,
+            });
+        }
     }
 }

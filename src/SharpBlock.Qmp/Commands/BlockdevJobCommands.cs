@@ -21,7 +21,7 @@ internal static class BlockdevJobCommands
     {
         server.Register(QmpCommandTable.BlockdevMirror(static async (a, ctx) =>
         {
-            int granularity = JobCommands.CheckMirrorSettings(a.Granularity, a.BufSize, a.Speed);
+            int granularity = JobCommands.CheckMirrorSettings(a.Granularity, a.BufSize, a.Sync, a.Speed);
             var (dev, target, jobId) = Resolve(ctx.Server.Graph, a.Device, a.Target, a.JobId, "Can't mirror node into itself");
             await StartAsync(ctx.Server.Graph, dev, jobId, a.AutoFinalize, a.AutoDismiss, () => new MirrorJob(dev, target, a.Sync, granularity,
                 a.BufSize ?? 16L << 20, false, a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report,

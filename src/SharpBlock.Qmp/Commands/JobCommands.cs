@@ -20,7 +20,7 @@ internal static class JobCommands
         {
             var graph = ctx.Server.Graph;
             var dev = ActiveDevice(graph, a.Device);
-            int granularity = CheckMirrorSettings(a.Granularity, a.BufSize, a.Speed);
+            int granularity = CheckMirrorSettings(a.Granularity, a.BufSize, a.Sync, a.Speed);
             var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, a.Sync, ctx.CancellationToken).ConfigureAwait(false);
             await StartAsync(graph, target, () => new MirrorJob(dev, target, a.Sync, granularity, a.BufSize ?? 16L << 20, zeroed,
                 a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report),
@@ -32,9 +32,13 @@ internal static class JobCommands
             var graph = ctx.Server.Graph;
             var dev = ActiveDevice(graph, a.Device);
             CheckSpeed(a.Speed);
-            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, a.Sync, ctx.CancellationToken).ConfigureAwait(false);
+            var (bitmap, bitmapMode) = BackupBitmap(dev, a.Sync, a.Bitmap, a.BitmapMode);
+            // A bitmap-driven backup's target gets only the changed clusters: a full copy's target (or the
+            // previous backup) lies below it, as with sync=full.
+            var sync = a.Sync is MirrorSyncMode.Incremental or MirrorSyncMode.Bitmap ? MirrorSyncMode.Full : a.Sync;
+            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, sync, ctx.CancellationToken).ConfigureAwait(false);
             await StartAsync(graph, target, () => new BackupJob(dev, target, a.Sync, zeroed,
-                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report),
+                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report, bitmap, bitmapMode),
                 a.JobId, a.AutoFinalize, a.AutoDismiss).ConfigureAwait(false);
         }));
 
@@ -81,7 +85,7 @@ internal static class JobCommands
     }
 
     /// <summary>QEMU's checks of a mirror's granularity, buffer and speed; returns the granularity to use.</summary>
-    internal static int CheckMirrorSettings(uint? granularity, long? bufSize, long? speed)
+    internal static int CheckMirrorSettings(uint? granularity, long? bufSize, MirrorSyncMode sync, long? speed)
     {
         int result = 64 * 1024;
         if (granularity is { } g)
@@ -95,6 +99,9 @@ internal static class JobCommands
 
         if (bufSize is < 0)
             throw new QmpException("Invalid parameter 'buf-size'");
+        // A mirror copies what is dirty since it started; a bitmap's own marks are the backup's business.
+        if (sync is MirrorSyncMode.Incremental or MirrorSyncMode.Bitmap)
+            throw new QmpException($"Sync mode '{sync.ToWire()}' not supported");
         CheckSpeed(speed);
         return result;
     }
@@ -192,14 +199,49 @@ internal static class JobCommands
     internal static async ValueTask StartAsync(BlockGraph graph, BlockNode target, Func<BlockJob> create,
         string? jobId, bool? autoFinalize, bool? autoDismiss)
     {
+        var job = create();
         try
         {
-            graph.Jobs.Start(create(), jobId, autoFinalize ?? true, autoDismiss ?? true);
+            graph.Jobs.Start(job, jobId, autoFinalize ?? true, autoDismiss ?? true);
         }
         catch (BlockException)
         {
+            (job as BackupJob)?.Abandon();
             await graph.CloseUnusedAsync(target).ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// A backup's bitmap and what becomes of it, checked in QEMU 7.2's order and words (incremental is bitmap
+    /// with on-success). Kept free of side effects so that a transaction can run it before any action starts.
+    /// </summary>
+    internal static (SharpBlock.Bitmaps.NamedDirtyBitmap? Bitmap, BitmapSyncMode Mode) BackupBitmap(BlockBackend dev, MirrorSyncMode sync, string? name, BitmapSyncMode? mode)
+    {
+        if ((sync is MirrorSyncMode.Bitmap or MirrorSyncMode.Incremental) && name == null)
+            throw new QmpException($"must provide a valid bitmap name for '{sync.ToWire()}' sync mode");
+        if (sync == MirrorSyncMode.Incremental)
+        {
+            if (mode is { } m && m != BitmapSyncMode.OnSuccess)
+                throw new QmpException("Bitmap sync mode must be 'on-success' when using sync mode 'incremental'");
+            mode = BitmapSyncMode.OnSuccess;
+        }
+
+        if (name == null)
+        {
+            if (mode != null)
+                throw new QmpException("Cannot specify bitmap sync mode without a bitmap");
+            return (null, BitmapSyncMode.Never);
+        }
+
+        var bitmap = dev.Root!.FindBitmap(name) ?? throw new QmpException($"Bitmap '{name}' could not be found");
+        if (mode is not { } bm)
+            throw new QmpException("Bitmap sync mode must be given when providing a bitmap");
+        BlockNode.CheckBitmap(bitmap, BitmapUse.Toggle);
+        if (sync == MirrorSyncMode.None)
+            throw new QmpException("sync mode 'none' does not produce meaningful bitmap outputs");
+        if (bm == BitmapSyncMode.Never && sync is not (MirrorSyncMode.Bitmap or MirrorSyncMode.Incremental))
+            throw new QmpException($"Bitmap sync mode 'never' has no meaningful effect when combined with sync mode '{sync.ToWire()}'");
+        return (bitmap, bm);
     }
 }

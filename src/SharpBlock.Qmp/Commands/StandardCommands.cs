@@ -23,5 +23,6 @@ internal static class StandardCommands
         BlockExportCommands.Register(server);
         MediaCommands.Register(server);
         IoPolicyCommands.Register(server);
+        BitmapCommands.Register(server);
     }
 }

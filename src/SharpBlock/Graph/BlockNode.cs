@@ -181,6 +181,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         {
             if (HasObservers)
                 NotifyAfterWrite(offset, data.Length);
+            if (!_bitmaps.IsEmpty)
+                MarkBitmaps(offset, data.Length);
             Gate.Leave();
         }
     }
@@ -211,6 +213,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         {
             if (HasObservers)
                 NotifyAfterWrite(offset, length);
+            if (!_bitmaps.IsEmpty)
+                MarkBitmaps(offset, length);
             Gate.Leave();
         }
     }
@@ -233,6 +237,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         {
             if (HasObservers)
                 NotifyAfterWrite(offset, length);
+            if (!_bitmaps.IsEmpty)
+                MarkBitmaps(offset, length);
             Gate.Leave();
         }
     }
@@ -285,6 +291,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         }
         finally
         {
+            if (!_bitmaps.IsEmpty)
+                ResizeBitmaps(Length);
             Gate.EndDrain();
         }
     }

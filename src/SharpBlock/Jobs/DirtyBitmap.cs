@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace SharpBlock.Jobs;
 
 /// <summary>
@@ -10,7 +12,7 @@ public sealed class DirtyBitmap
     private ulong[] _words;
     private long _dirtyChunks;
 
-    public DirtyBitmap(long length, int granularity)
+    public DirtyBitmap(long length, long granularity)
     {
         if (granularity <= 0 || (granularity & (granularity - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(granularity), "granularity must be a power of two");
@@ -19,7 +21,8 @@ public sealed class DirtyBitmap
         _words = new ulong[(ChunkCount(length) + 63) / 64];
     }
 
-    public int Granularity { get; }
+    /// <summary>Bytes per bit: a power of two, up to 2 GiB for named bitmaps (QEMU's limit).</summary>
+    public long Granularity { get; }
 
     public long Length { get; private set; }
 
@@ -35,13 +38,116 @@ public sealed class DirtyBitmap
         }
     }
 
+    /// <summary>Dirty chunks times the granularity, not cut at the end: what QEMU's named bitmaps report as count.</summary>
+    public long DirtyChunkBytes
+    {
+        get
+        {
+            lock (_lock)
+                return _dirtyChunks * Granularity;
+        }
+    }
+
+    /// <summary>Follows a resize of the device: a grown part starts clean, bits past a new end are dropped.</summary>
     public void Resize(long length)
     {
         lock (_lock)
         {
+            long chunks = ChunkCount(length);
+            Array.Resize(ref _words, (int)((chunks + 63) / 64));
+            if ((chunks & 63) != 0)
+                _words[^1] &= (1UL << (int)(chunks & 63)) - 1;
             Length = length;
-            Array.Resize(ref _words, (int)((ChunkCount(length) + 63) / 64));
+            _dirtyChunks = 0;
+            foreach (ulong w in _words)
+                _dirtyChunks += BitOperations.PopCount(w);
         }
+    }
+
+    /// <summary>Cleans every chunk.</summary>
+    public void ClearAll()
+    {
+        lock (_lock)
+        {
+            Array.Clear(_words);
+            _dirtyChunks = 0;
+        }
+    }
+
+    /// <summary>
+    /// Marks here every range dirty in source, whatever either granularity is (a coarser chunk here covers
+    /// each finer one there), so a merge never loses a write.
+    /// </summary>
+    public void Merge(DirtyBitmap source)
+    {
+        if (ReferenceEquals(source, this))
+            return;
+        long offset = 0;
+        // The last run ends at the source's length, which may lie inside its last chunk: stop there.
+        while (offset < source.Length && source.TryGetNextDirty(offset, long.MaxValue, out long start, out long length))
+        {
+            Set(start, length);
+            offset = start + length;
+        }
+    }
+
+    /// <summary>A copy of the bits (same length and granularity), for undoing a change.</summary>
+    public DirtyBitmap Clone()
+    {
+        var copy = new DirtyBitmap(Length, Granularity);
+        lock (_lock)
+        {
+            Array.Copy(_words, copy._words, _words.Length);
+            copy._dirtyChunks = _dirtyChunks;
+        }
+
+        return copy;
+    }
+
+    /// <summary>
+    /// Copies the bits of chunks [8 * firstByte, 8 * (firstByte + dest.Length)) into dest, eight chunks a byte,
+    /// the lowest chunk in the lowest bit (qcow2's bitmap data layout); chunks past the end read as clean.
+    /// </summary>
+    public void GetBytes(long firstByte, Span<byte> dest)
+    {
+        dest.Clear();
+        lock (_lock)
+        {
+            long total = (long)_words.Length * 8;
+            for (int i = 0; i < dest.Length && firstByte + i < total; i++)
+            {
+                long b = firstByte + i;
+                dest[i] = (byte)(_words[b >> 3] >> (int)((b & 7) * 8));
+            }
+        }
+    }
+
+    /// <summary>Sets the chunks whose bits are set in source (layout as <see cref="GetBytes"/>); bits past the end are ignored.</summary>
+    public void SetBytes(long firstByte, ReadOnlySpan<byte> source)
+    {
+        lock (_lock)
+        {
+            long total = (long)_words.Length * 8;
+            for (int i = 0; i < source.Length && firstByte + i < total; i++)
+            {
+                long b = firstByte + i;
+                _words[b >> 3] |= (ulong)source[i] << (int)((b & 7) * 8);
+            }
+        }
+
+        Resize(Length);
+    }
+
+    /// <summary>Puts back the bits of a copy made by <see cref="Clone"/> (the length may have changed since).</summary>
+    public void Restore(DirtyBitmap copy)
+    {
+        lock (_lock)
+        {
+            Array.Clear(_words);
+            Array.Copy(copy._words, _words, Math.Min(copy._words.Length, _words.Length));
+        }
+
+        Resize(Length);
     }
 
     public void Set(long offset, long length) => Update(offset, length, true);
@@ -93,7 +199,7 @@ public sealed class DirtyBitmap
                 if ((_words[c >> 6] & (1UL << (int)(c & 63))) == 0)
                     continue;
                 long end = c + 1;
-                long limit = c + Math.Max(1, maxLength / Granularity);
+                long limit = maxLength / Granularity >= chunks ? chunks : c + Math.Max(1, maxLength / Granularity);
                 while (end < chunks && end < limit && (_words[end >> 6] & (1UL << (int)(end & 63))) != 0)
                     end++;
                 start = c * Granularity;

@@ -67,4 +67,54 @@ public class DirtyBitmapTests
     [InlineData(3000)]
     public void The_granularity_must_be_a_power_of_two(int granularity) =>
         Assert.Throws<ArgumentOutOfRangeException>(() => new DirtyBitmap(1 << 20, granularity));
+
+    [Fact]
+    public void A_merge_keeps_every_dirty_byte_whatever_the_two_granularities()
+    {
+        var fine = new DirtyBitmap(1 << 20, 512);
+        fine.Set(70_000, 1);
+        var coarse = new DirtyBitmap(1 << 20, 65536);
+        coarse.Merge(fine);
+        Assert.True(coarse.IsDirty(65536));
+        Assert.Equal(65536, coarse.DirtyChunkBytes);
+
+        // Coarse into fine: every fine chunk under the coarse one.
+        var back = new DirtyBitmap(1 << 20, 4096);
+        back.Merge(coarse);
+        Assert.Equal(65536, back.DirtyChunkBytes);
+        Assert.True(back.IsDirty(65536) && back.IsDirty(131071) && !back.IsDirty(131072));
+    }
+
+    [Fact]
+    public void A_merge_from_a_chunk_wider_than_the_device_ends()
+    {
+        // The source's one chunk runs past its end: a merge once looped on it forever.
+        var huge = new DirtyBitmap(64 << 20, 1L << 31);
+        huge.Set(5, 1);
+        Assert.Equal(1L << 31, huge.DirtyChunkBytes);
+        var target = new DirtyBitmap(64 << 20, 65536);
+        target.Merge(huge);
+        Assert.Equal(64 << 20, target.DirtyChunkBytes);
+    }
+
+    [Fact]
+    public void Bytes_out_and_in_are_qcow2s_layout_and_a_shrink_drops_the_bits_past_the_end()
+    {
+        var b = new DirtyBitmap(1 << 20, 512);
+        b.Set(0, 1);
+        b.Set(512 * 9, 1);
+        byte[] bytes = new byte[4];
+        b.GetBytes(0, bytes);
+        // Chunk 0 is bit 0 of byte 0; chunk 9 is bit 1 of byte 1.
+        Assert.Equal(new byte[] { 0x01, 0x02, 0, 0 }, bytes);
+        var c = new DirtyBitmap(1 << 20, 512);
+        c.SetBytes(0, bytes);
+        Assert.Equal(1024, c.DirtyChunkBytes);
+        Assert.True(c.IsDirty(512 * 9));
+
+        c.Resize(512 * 5);
+        Assert.Equal(512, c.DirtyChunkBytes);
+        c.Resize(1 << 20);
+        Assert.False(c.IsDirty(512 * 9));
+    }
 }

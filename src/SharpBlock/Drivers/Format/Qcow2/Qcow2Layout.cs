@@ -27,6 +27,7 @@ public static class Qcow2Layout
     public const uint ExtEnd = 0;
     public const uint ExtBackingFormat = 0xE2792ACA;
     public const uint ExtFeatureNameTable = 0x6803f857;
+    public const uint ExtBitmaps = 0x23852875;
 
     /// <summary>Incompatible feature bits.</summary>
     public const ulong IncompatDirty = 1UL << 0;
@@ -41,8 +42,33 @@ public static class Qcow2Layout
     /// <summary>Compatible feature bits.</summary>
     public const ulong CompatLazyRefcounts = 1UL << 0;
 
-    /// <summary>Autoclear bits we keep consistent: none, so every set bit is cleared on a read-write open.</summary>
-    public const ulong AutoclearSupported = 0;
+    /// <summary>Autoclear bit: the bitmaps extension is valid (a writer that does not know bitmaps clears it).</summary>
+    public const ulong AutoclearBitmaps = 1UL << 0;
+
+    /// <summary>Autoclear bits we keep consistent; every other set bit is cleared on a read-write open.</summary>
+    public const ulong AutoclearSupported = AutoclearBitmaps;
+
+    /// <summary>Persistent bitmaps: QEMU's limits. Each bounds what a hostile directory could make us read or hold.</summary>
+    public const int MaxBitmaps = 65535;
+    public const long MaxBitmapDirectoryBytes = 64L << 20;
+    public const int MaxBitmapNameBytes = 1023;
+    public const int MinBitmapGranularityBits = 9;
+    public const int MaxBitmapGranularityBits = 31;
+    public const long MaxBitmapTableEntries = 0x8000000;
+
+    /// <summary>The in-memory size of one bitmap's bits (QEMU's cap, 512 MiB).</summary>
+    public const long MaxBitmapBytes = 0x20000000;
+
+    /// <summary>Bitmap directory entry flags and the one bitmap type.</summary>
+    public const uint BitmapInUse = 1U << 0;
+    public const uint BitmapAuto = 1U << 1;
+    public const uint BitmapExtraDataCompatible = 1U << 2;
+    public const uint BitmapKnownFlags = BitmapInUse | BitmapAuto | BitmapExtraDataCompatible;
+    public const byte BitmapTypeDirtyTracking = 1;
+
+    /// <summary>A bitmap table entry: bits 9..55 a host cluster; with no cluster, bit 0 set means every bit is one.</summary>
+    public const ulong BitmapTableAllOnes = 1UL << 0;
+    public const ulong BitmapTableReservedMask = 0xFF000000000001FEUL;
 
     /// <summary>L1 and L2 entry bits.</summary>
     public const ulong OflagCopied = 1UL << 63;

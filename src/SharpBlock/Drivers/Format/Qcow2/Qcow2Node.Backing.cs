@@ -44,7 +44,9 @@ public sealed partial class Qcow2Node : IBackingFileFormat
             if (ext.Type == Qcow2Layout.ExtEnd || ext.TotalSize > end - pos)
                 break;
             // Version 2 has no feature bits, so a feature name table would describe nothing.
-            bool stale = ext.Type == Qcow2Layout.ExtBackingFormat || (ext.Type == Qcow2Layout.ExtFeatureNameTable && h.Version < 3);
+            // The bitmaps extension is written from the directory we keep, whatever the old one said.
+            bool stale = ext.Type == Qcow2Layout.ExtBackingFormat || ext.Type == Qcow2Layout.ExtBitmaps
+                || (ext.Type == Qcow2Layout.ExtFeatureNameTable && h.Version < 3);
             if (!stale)
                 kept.Add(first.AsSpan(pos, (int)ext.TotalSize).ToArray());
             pos += (int)ext.TotalSize;
@@ -64,6 +66,16 @@ public sealed partial class Qcow2Node : IBackingFileFormat
                 throw new BlockException(Errno.ENOSPC, "Backing format does not fit in the header cluster");
             ext.Write(header.AsSpan(at));
             fmt.CopyTo(header.AsSpan(at + Qcow2HeaderExtension.Size));
+            at += (int)ext.TotalSize;
+        }
+
+        if (_bitmapsExtension is { } bitmaps && h.Version >= 3)
+        {
+            var ext = new Qcow2HeaderExtension(Qcow2Layout.ExtBitmaps, Qcow2BitmapsExtension.Size);
+            if (at + ext.TotalSize > header.Length)
+                throw new BlockException(Errno.ENOSPC, "Header extensions do not fit in the header cluster");
+            ext.Write(header.AsSpan(at));
+            bitmaps.Write(header.AsSpan(at + Qcow2HeaderExtension.Size));
             at += (int)ext.TotalSize;
         }
 

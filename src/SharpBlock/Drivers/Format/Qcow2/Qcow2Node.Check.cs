@@ -180,6 +180,7 @@ public sealed partial class Qcow2Node
             }
         }
 
+        await CountBitmapClustersAsync((o, l) => rc.Add(o, l), ct).ConfigureAwait(false);
         rc.Add(_refTableOffset, (long)_refTable.Length * 8, refcountStructure: true);
         for (int i = 0; i < _refTable.Length; i++)
         {

@@ -35,6 +35,7 @@ public sealed partial class Qcow2Node
             s.LazyRefcounts = LazyRefcounts;
             s.Corrupt = IsCorrupt;
             s.ExtendedL2 = false;
+            s.Bitmaps = StoredBitmapInfo();
         }
 
         return s;
@@ -48,6 +49,19 @@ public sealed partial class Qcow2Node
         text.Append("    compression type: ").Append(s.CompressionType).Append('\n');
         if (s.LazyRefcounts is { } lazy)
             text.Append("    lazy refcounts: ").Append(lazy ? "true" : "false").Append('\n');
+        if (s.Bitmaps is { } bitmaps)
+        {
+            text.Append("    bitmaps:\n");
+            for (int i = 0; i < bitmaps.Count; i++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"        [{i}]:\n            flags:\n");
+                for (int f = 0; f < bitmaps[i].Flags.Count; f++)
+                    text.Append(CultureInfo.InvariantCulture, $"                [{f}]: {bitmaps[i].Flags[f].ToWire()}\n");
+                text.Append("            name: ").Append(bitmaps[i].Name).Append('\n');
+                text.Append(CultureInfo.InvariantCulture, $"            granularity: {bitmaps[i].Granularity}\n");
+            }
+        }
+
         text.Append(CultureInfo.InvariantCulture, $"    refcount bits: {s.RefcountBits}\n");
         if (s.Encrypt is { } e)
             text.Append("    encrypt:\n        format: ").Append(e.Format).Append('\n');

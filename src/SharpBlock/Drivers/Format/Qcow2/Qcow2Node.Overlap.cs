@@ -135,6 +135,8 @@ public sealed partial class Qcow2Node
             return Qcow2MetadataKinds.ActiveL1;
         if ((chk & Qcow2MetadataKinds.RefcountTable) != 0 && Hit(_refTableOffset, _refTable.Length * 8L))
             return Qcow2MetadataKinds.RefcountTable;
+        if ((chk & Qcow2MetadataKinds.BitmapDirectory) != 0 && Hit(_bitmapDirOffset, _bitmapDirSize))
+            return Qcow2MetadataKinds.BitmapDirectory;
         if ((chk & (Qcow2MetadataKinds.SnapshotTable | Qcow2MetadataKinds.InactiveL1 | Qcow2MetadataKinds.InactiveL2)) != 0 && _snapshots.Count > 0)
         {
             await EnsureSnapshotIndexAsync((chk & Qcow2MetadataKinds.InactiveL2) != 0).ConfigureAwait(false);

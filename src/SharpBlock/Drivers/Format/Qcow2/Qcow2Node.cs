@@ -254,6 +254,7 @@ public sealed partial class Qcow2Node : BlockNode
         if (h.NbSnapshots > 0)
             CheckTable("snapshots_offset", Qcow2Header.SnapshotsOffsetOffset, h.SnapshotsOffset, 0, fileLength);
         _snapshots = await ReadSnapshotsAsync(fileLength, ct).ConfigureAwait(false);
+        await LoadBitmapsAsync(fileLength, ct).ConfigureAwait(false);
 
         if (!ReadOnly)
             await PrepareForWritingAsync(ct).ConfigureAwait(false);
@@ -268,10 +269,12 @@ public sealed partial class Qcow2Node : BlockNode
     /// </summary>
     private async ValueTask PrepareForWritingAsync(CancellationToken ct)
     {
-        if ((_header.AutoclearFeatures & ~Qcow2Layout.AutoclearSupported) != 0)
+        // The bitmaps bit stays only while it vouches for a directory we keep up to date.
+        ulong supported = _bitmapsExtension != null ? Qcow2Layout.AutoclearSupported : 0;
+        if ((_header.AutoclearFeatures & ~supported) != 0)
         {
-            // A feature we do not maintain (bitmaps, raw data file) would go stale under our writes.
-            _header = _header with { AutoclearFeatures = _header.AutoclearFeatures & Qcow2Layout.AutoclearSupported };
+            // A feature we do not maintain (raw data file) would go stale under our writes.
+            _header = _header with { AutoclearFeatures = _header.AutoclearFeatures & supported };
             await WriteHeaderFieldAsync(Qcow2Header.AutoclearFeaturesOffset, _header.AutoclearFeatures, ct).ConfigureAwait(false);
             await _file.FlushAsync(ct).ConfigureAwait(false);
         }
@@ -281,6 +284,8 @@ public sealed partial class Qcow2Node : BlockNode
             await RepairAsync(ImageCheckMode.All, null, ct).ConfigureAwait(false);
             await SetDirtyBitAsync(false, ct).ConfigureAwait(false);
         }
+
+        await MarkBitmapsInUseAsync(ct).ConfigureAwait(false);
     }
 
     internal long L1EntriesFor(long size) => (size + L2Coverage - 1) / L2Coverage;
@@ -319,6 +324,9 @@ public sealed partial class Qcow2Node : BlockNode
                     if (ext.Length > Qcow2Layout.MaxBackingFileName)
                         throw Corrupt("backing format extension", pos, "backing format name too long");
                     _backingFormat = System.Text.Encoding.UTF8.GetString(data);
+                    break;
+                case Qcow2Layout.ExtBitmaps:
+                    ParseBitmapsExtension(data, pos);
                     break;
                 case Qcow2Layout.ExtFeatureNameTable:
                     for (int i = 0; i + Qcow2FeatureName.Size <= data.Length; i += Qcow2FeatureName.Size)
@@ -444,6 +452,19 @@ public sealed partial class Qcow2Node : BlockNode
         await _meta.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (!ReadOnly && !_flushFailed && !IsCorrupt)
+            {
+                try
+                {
+                    await StoreBitmapsLockedAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (BlockException)
+                {
+                    // The bitmaps stay marked in use on disk, so the next open reports them inconsistent:
+                    // lost, never silently wrong.
+                }
+            }
+
             // A failed last flush leaves the dirty bit set, so the next open rebuilds what did not reach the disk.
             if (!ReadOnly && _headerDirtyBitSet && MetadataClean && !_flushFailed)
             {
