@@ -103,8 +103,8 @@ public abstract partial class BlockNode : IAsyncDisposable
     protected BlockChild AttachChild(BlockNode node, ChildRole role, string name)
     {
         var child = new BlockChild(this, node, role, name);
-        _children.Add(child);
         node.AddUser(this);
+        _children.Add(child);
         return child;
     }
 
@@ -116,14 +116,38 @@ public abstract partial class BlockNode : IAsyncDisposable
 
     internal void AddUser(object user)
     {
+        bool first;
+        lock (_parents)
+            first = _parents.Count == 0;
+        // Before the user counts: a node that cannot take back what its users need (another process took the
+        // image's write lock meanwhile) refuses the user, and nothing changed.
+        if (first && !IsClosed)
+            OnFirstUser();
         lock (_parents)
             _parents.Add(user);
     }
 
     internal void RemoveUser(object user)
     {
+        bool last;
         lock (_parents)
-            _parents.Remove(user);
+            last = _parents.Remove(user) && _parents.Count == 0;
+        if (last && MonitorOwned && !IsClosed)
+            OnLastUserGone();
+    }
+
+    /// <summary>
+    /// A node that blockdev-add made and that nobody uses any more holds no permissions in QEMU (they are the
+    /// union of its parents'); a protocol node lets go of the image locks that stood for them, so other
+    /// processes may open the image while the node waits for a new user.
+    /// </summary>
+    private protected virtual void OnLastUserGone()
+    {
+    }
+
+    /// <summary>The node is used again after <see cref="OnLastUserGone"/> (or for the first time): it takes back what users need.</summary>
+    private protected virtual void OnFirstUser()
+    {
     }
 
     // ---- The request path -------------------------------------------------------------------------

@@ -108,7 +108,17 @@ public class BlockExportTests
             Assert.Equal("""{"major":7,"micro":0,"minor":2}""", QmpCanonical.Of((await c.ReturnAsync("query-version")).GetProperty("qemu")));
             Assert.Equal("""[{"id":"e0","node-name":"f0","shutting-down":false,"type":"nbd"}]""", QmpCanonical.Of(await c.ReturnAsync("query-block-exports")));
             (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write -P 0x3c 4k 4k", $"nbd+unix:///exp?socket={nbd}")).Ok();
-            await c.ReturnAsync("block-export-del", """{"id":"e0"}""");
+            // qemu-io is gone once it exits, but the server learns it only when it reads the client's disconnect:
+            // a safe delete may still find the client for a moment (qemu-storage-daemon's too). It must succeed soon.
+            for (int attempt = 0; ; attempt++)
+            {
+                var del = await c.ExecuteAsync("block-export-del", """{"id":"e0"}""");
+                if (del.TryGetProperty("return", out _))
+                    break;
+                Assert.True(attempt < 100 && del.ToString().Contains("still in use", StringComparison.Ordinal), del.ToString());
+                await Task.Delay(50);
+            }
+
             Assert.Equal("""{"id":"e0"}""", QmpCanonical.Of((await c.WaitEventAsync("BLOCK_EXPORT_DELETED")).GetProperty("data")));
             // The export let go of its node: it can be deleted now.
             await c.ReturnAsync("blockdev-del", """{"node-name":"f0"}""");

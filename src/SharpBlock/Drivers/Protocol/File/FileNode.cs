@@ -103,6 +103,14 @@ public sealed class FileNode : BlockNode
             Lock(_handle.DangerousGetHandle(), Path, readOnly: true, stable: true);
     }
 
+    private protected override void OnLastUserGone()
+    {
+        _stable = false;
+        FileLocks.ReleaseAll(_handle.DangerousGetHandle());
+    }
+
+    private protected override void OnFirstUser() => Lock(_handle.DangerousGetHandle(), Path, ReadOnly, Stable);
+
     /// <summary>
     /// Lets write rewrite the file through its path rather than through this node (blockdev-create's creators
     /// write the image file themselves, as qemu-img create does, and some open it as an image to finish it):
