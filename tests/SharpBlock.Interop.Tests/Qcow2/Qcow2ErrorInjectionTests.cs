@@ -2,6 +2,7 @@ using System.Diagnostics;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
+using SharpBlock.Interop.Tests.Formats;
 using SharpBlock.Testing;
 using Xunit.Abstractions;
 
@@ -35,12 +36,6 @@ public class Qcow2ErrorInjectionTests(ITestOutputHelper output)
         BlkdebugEvent.FlushToOs, BlkdebugEvent.FlushToDisk,
     ];
 
-    /// <summary>One guest write: its own range, its own byte, and whether a flush after it succeeded.</summary>
-    private sealed record Write(long Offset, int Length, byte Pattern)
-    {
-        public bool Durable { get; set; }
-    }
-
     [Fact]
     public async Task Every_metadata_event_with_EIO_and_ENOSPC_once_and_always_leaves_a_consistent_image()
     {
@@ -71,7 +66,7 @@ public class Qcow2ErrorInjectionTests(ITestOutputHelper output)
                         failedSomething.Add(ev);
                     string name = $"{ev} errno={errno} once={once}";
                     checkedWrites += writes.Count(w => w.Durable);
-                    string? verdict = await JudgeAsync(image, writes);
+                    string? verdict = await InjectedGuest.JudgeAsync("qcow2", image, writes);
                     if (verdict != null)
                         problems.Add($"{name}: {verdict}");
                 }
@@ -89,10 +84,8 @@ public class Qcow2ErrorInjectionTests(ITestOutputHelper output)
     }
 
     /// <summary>The guest's work over a qcow2 on a blkdebug filter with one rule; returns its writes and how many requests failed.</summary>
-    private static async Task<(List<Write> Writes, int Failures)> RunGuestAsync(string image, BlkdebugEvent ev, int errno, bool once)
+    private static async Task<(List<InjectedGuest.Write> Writes, int Failures)> RunGuestAsync(string image, BlkdebugEvent ev, int errno, bool once)
     {
-        var writes = new List<Write>();
-        int failures = 0;
         var graph = new BlockGraph();
         BlockNode node;
         try
@@ -126,109 +119,36 @@ public class Qcow2ErrorInjectionTests(ITestOutputHelper output)
         {
             // The rule broke the open (a refcount table load): nothing was written.
             await graph.DisposeAsync();
-            return (writes, 1);
+            return ([], 1);
         }
 
-        var pending = new List<Write>();
-        async Task<bool> Try(Func<ValueTask> op)
-        {
-            try
-            {
-                await op();
-                return true;
-            }
-            catch (BlockException)
-            {
-                failures++;
-                return false;
-            }
-        }
-
-        async Task Flush()
-        {
-            if (await Try(() => node.FlushAsync()))
-            {
-                foreach (var w in pending)
-                    w.Durable = true;
-                pending.Clear();
-            }
-        }
-
-        byte pattern = 0;
-        async Task GuestWrite(long offset, int length)
-        {
-            var w = new Write(offset, length, ++pattern);
-            writes.Add(w);
-            var data = new byte[length];
-            Array.Fill(data, w.Pattern);
-            if (await Try(() => node.WriteAsync(offset, data)))
-                pending.Add(w);
-        }
-
+        var guest = new InjectedGuest(node);
         // Writes of whole and partial clusters (copy-on-write from zeros and from old data), over fresh
         // and existing L2 tables, past 2 MiB of file so that the refcount table grows.
         for (int i = 0; i < 40; i++)
         {
             long at = (i * 128L << 10) + (i % 3 * 700);
-            await GuestWrite(at, (i % 4 + 1) * 24 << 10);
+            await guest.WriteAsync(at, (i % 4 + 1) * 24 << 10);
             if (i % 8 == 7)
-                await Flush();
+                await guest.FlushAsync();
         }
 
         // Rewrites inside already allocated clusters, writes next to them that share their (evicted) L2
         // tables, and reads that load those tables again.
         for (int i = 0; i < 4; i++)
         {
-            var old = writes[i * 9];
-            await GuestWrite(old.Offset + 100, 300);
-            await GuestWrite(old.Offset + old.Length + 1000, 2000);
-            await Try(() => node.ReadAsync(old.Offset, new byte[old.Length]));
+            var old = guest.Writes[i * 9];
+            await guest.WriteAsync(old.Offset + 100, 300);
+            await guest.WriteAsync(old.Offset + old.Length + 1000, 2000);
+            await guest.ReadAsync(old.Offset, old.Length);
         }
 
-        await Flush();
+        await guest.FlushAsync();
         // Growing the disk grows the L1 table; then a write lands past the old end.
-        await Try(() => node.TruncateAsync(GrownSize));
-        await GuestWrite(40L << 20, 20 << 10);
-        await Flush();
+        await guest.TryAsync(() => node.TruncateAsync(GrownSize));
+        await guest.WriteAsync(40L << 20, 20 << 10);
+        await guest.FlushAsync();
         await graph.DisposeAsync();
-        return (writes, failures);
-    }
-
-    /// <summary>Null when qemu-img finds no corruption and every durable write reads back; else what went wrong.</summary>
-    private static async Task<string?> JudgeAsync(string image, List<Write> writes)
-    {
-        var check = await Tools.RunAsync("qemu-img", "check", image);
-        // 0: clean; 3: leaked clusters only. 2 is corruption, 1 a check that could not run.
-        if (check.ExitCode is not (0 or 3))
-            return $"qemu-img check exit {check.ExitCode}: {check.Stdout}{check.Stderr}";
-
-        // A later write over part of an earlier one (the rewrites) leaves that part uncertain unless durable too.
-        var args = new List<string> { "-r", "-f", "qcow2" };
-        foreach (var w in writes)
-        {
-            if (!w.Durable)
-                continue;
-            long start = w.Offset, end = w.Offset + w.Length;
-            foreach (var later in writes)
-            {
-                if (later.Pattern > w.Pattern && later.Offset < end && w.Offset < later.Offset + later.Length)
-                {
-                    // Check only the part before the overlapping rewrite.
-                    end = Math.Min(end, later.Offset);
-                }
-            }
-
-            if (end > start)
-                args.AddRange(["-c", $"read -q -P {w.Pattern} {start} {end - start}"]);
-        }
-
-        if (args.Count == 3)
-            return null;
-        args.Add(image);
-        var read = await Tools.RunAsync("qemu-io", args);
-        string all = read.Stdout + read.Stderr;
-        if (read.ExitCode != 0 || all.Contains("failed", StringComparison.OrdinalIgnoreCase) || all.Contains("error", StringComparison.OrdinalIgnoreCase))
-            return $"acknowledged data differs: {all}";
-        return null;
+        return (guest.Writes, guest.Failures);
     }
 }

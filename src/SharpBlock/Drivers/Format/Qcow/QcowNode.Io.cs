@@ -1,3 +1,4 @@
+using SharpBlock.Schema;
 using System.Buffers;
 using System.Buffers.Binary;
 using SharpBlock.Drivers.Format.Qcow2;
@@ -60,6 +61,7 @@ public sealed partial class QcowNode : ICompressedWrites
             byte[] raw = ArrayPool<byte>.Shared.Rent(bytes);
             try
             {
+                _debug.Raise(BlkdebugEvent.L2Load);
                 await _file.ReadAsync((long)l2Offset, raw.AsMemory(0, bytes), ct).ConfigureAwait(false);
                 for (int i = 0; i < table.Length; i++)
                     table[i] = BinaryPrimitives.ReadUInt64BigEndian(raw.AsSpan(i * 8));
@@ -107,6 +109,7 @@ public sealed partial class QcowNode : ICompressedWrites
                 _lock.Release();
             }
 
+            _debug.Raise(entry == 0 ? BlkdebugEvent.ReadBackingAio : IsCompressed(entry) ? BlkdebugEvent.ReadCompressed : BlkdebugEvent.ReadAio);
             await ReadClusterPartAsync(cluster, entry, inCluster, buffer[..n], cancellationToken).ConfigureAwait(false);
             offset += n;
             buffer = buffer[n..];
@@ -211,6 +214,7 @@ public sealed partial class QcowNode : ICompressedWrites
             ulong entry = await EntryAsync(cluster, ct).ConfigureAwait(false);
             if (entry != 0 && !IsCompressed(entry) && compressed.Length == 0)
             {
+                _debug.Raise(BlkdebugEvent.WriteAio);
                 await WriteDataAsync((long)entry + inCluster, (cluster << _clusterBits) + inCluster, data, ct).ConfigureAwait(false);
                 return;
             }
@@ -220,6 +224,7 @@ public sealed partial class QcowNode : ICompressedWrites
                 long at = _next;
                 if (at > OffsetMask)
                     throw new BlockException(Errno.EFBIG, "qcow image file too large for compressed clusters");
+                _debug.Raise(BlkdebugEvent.WriteCompressed);
                 await _file.WriteAsync(at, compressed, RequestFlags.None, ct).ConfigureAwait(false);
                 _next = at + compressed.Length;
                 await SetEntryAsync(cluster, QcowLayout.CompressedFlag | ((ulong)compressed.Length << (63 - _clusterBits)) | (ulong)at, ct).ConfigureAwait(false);
@@ -228,10 +233,17 @@ public sealed partial class QcowNode : ICompressedWrites
 
             whole = ArrayPool<byte>.Shared.Rent(_clusterSize);
             var buf = whole.AsMemory(0, _clusterSize);
-            if (data.Length < _clusterSize)
+            bool cow = data.Length < _clusterSize;
+            if (cow)
+            {
+                _debug.Raise(BlkdebugEvent.CowRead);
                 await ReadClusterPartAsync(cluster, entry, 0, buf, ct).ConfigureAwait(false);
+            }
+
             data.CopyTo(buf[inCluster..]);
             long place = AlignUp(_next, _clusterSize);
+            // One write carries the old contents and the guest's bytes together.
+            _debug.Raise(cow ? BlkdebugEvent.CowWrite : BlkdebugEvent.WriteAio);
             await WriteDataAsync(place, cluster << _clusterBits, buf, ct).ConfigureAwait(false);
             _next = place + _clusterSize;
             await SetEntryAsync(cluster, (ulong)place, ct).ConfigureAwait(false);
@@ -309,10 +321,12 @@ public sealed partial class QcowNode : ICompressedWrites
 
     protected override async ValueTask FlushCoreAsync(CancellationToken cancellationToken)
     {
+        _debug.Raise(BlkdebugEvent.FlushToOs);
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await WriteTablesAsync(cancellationToken).ConfigureAwait(false);
+            _debug.Raise(BlkdebugEvent.FlushToDisk);
             await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -326,6 +340,7 @@ public sealed partial class QcowNode : ICompressedWrites
     {
         if (_dirtyL2.Count == 0 && _dirtyL1.Count == 0)
             return;
+        _debug.Raise(BlkdebugEvent.FlushToDisk);
         await _file.FlushAsync(ct).ConfigureAwait(false);
         int bytes = _l2Entries * 8;
         byte[] raw = ArrayPool<byte>.Shared.Rent(bytes);
@@ -336,6 +351,8 @@ public sealed partial class QcowNode : ICompressedWrites
                 var table = _l2Cache[i];
                 for (int e = 0; e < table.Length; e++)
                     BinaryPrimitives.WriteUInt64BigEndian(raw.AsSpan(e * 8), table[e]);
+                // A table an L1 entry does not name yet is a new one.
+                _debug.Raise(_dirtyL1.Contains(i) ? BlkdebugEvent.L2AllocWrite : BlkdebugEvent.L2Update);
                 await _file.WriteAsync((long)_l1[i], raw.AsMemory(0, bytes), RequestFlags.None, ct).ConfigureAwait(false);
             }
         }
@@ -347,11 +364,13 @@ public sealed partial class QcowNode : ICompressedWrites
         _dirtyL2.Clear();
         if (_dirtyL1.Count > 0)
         {
+            _debug.Raise(BlkdebugEvent.FlushToDisk);
             await _file.FlushAsync(ct).ConfigureAwait(false);
             long first = _dirtyL1.Min, last = _dirtyL1.Max;
             byte[] l1 = new byte[(last - first + 1) * 8];
             for (long i = first; i <= last; i++)
                 BinaryPrimitives.WriteUInt64BigEndian(l1.AsSpan((int)((i - first) * 8)), _l1[i]);
+            _debug.Raise(BlkdebugEvent.L1Update);
             await _file.WriteAsync((long)_header.L1TableOffset + (first * 8), l1, RequestFlags.None, ct).ConfigureAwait(false);
             _dirtyL1.Clear();
         }

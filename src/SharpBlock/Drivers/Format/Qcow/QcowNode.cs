@@ -19,6 +19,7 @@ public sealed partial class QcowNode : BlockNode
     private const int L2CacheTables = 64;
 
     private readonly BlockNode _file;
+    private readonly FormatDebugEvents _debug;
     private readonly QcowHeader _header;
     private readonly ulong[] _l1;
     private readonly int _clusterBits;
@@ -42,6 +43,7 @@ public sealed partial class QcowNode : BlockNode
         // New clusters go at the end of the file, cluster aligned, as QEMU places them.
         _next = AlignUp(file.Length, _clusterSize);
         AttachChild(file, ChildRole.File, "file");
+        _debug = FormatDebugEvents.Attach(file);
     }
 
     public override string DriverName => "qcow";

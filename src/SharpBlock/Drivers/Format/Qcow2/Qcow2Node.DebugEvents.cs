@@ -6,23 +6,14 @@ namespace SharpBlock.Drivers.Format.Qcow2;
 /// <summary>
 /// blkdebug events at the points of QEMU's qcow2 where it raises them: before each table load and write,
 /// each allocation, each data request. An armed rule then fails the next request reaching the filter,
-/// which is how iotests 026 breaks every metadata update in turn. Whether a filter is below is asked once
-/// at open; without one each hook is a single predictable branch.
+/// which is how iotests 026 breaks every metadata update in turn.
 /// </summary>
 public sealed partial class Qcow2Node
 {
-    private bool _debug;
+    private FormatDebugEvents _debug;
 
-    private void AttachDebugEvents()
-    {
-        _debug = _file.HasDebugFilter;
-        _file.ParentRaisesRequestEvents();
-    }
+    private void AttachDebugEvents() => _debug = FormatDebugEvents.Attach(_file);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Debug(BlkdebugEvent e)
-    {
-        if (_debug)
-            _file.DebugEvent(e);
-    }
+    private void Debug(BlkdebugEvent e) => _debug.Raise(e);
 }

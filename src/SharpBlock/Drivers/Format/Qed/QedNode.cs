@@ -33,6 +33,7 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
     private QedHeader _header;
     private string? _backingName;
     private bool _l1Dirty;
+    private readonly FormatDebugEvents _debug;
 
     // Where the next cluster goes: the file's length rounded up to a cluster, grown as clusters are handed out.
     private long _fileEnd;
@@ -49,6 +50,7 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
         _entries = _tableBytes / sizeof(ulong);
         _fileEnd = RoundUp(file.Length);
         AttachChild(file, ChildRole.File, "file");
+        _debug = FormatDebugEvents.Attach(file);
     }
 
     public override string DriverName => "qed";
@@ -189,6 +191,7 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
         byte[] raw = ArrayPool<byte>.Shared.Rent(_tableBytes);
         try
         {
+            _debug.Raise(BlkdebugEvent.L2Load);
             await _file.ReadAsync((long)l2Offset, raw.AsMemory(0, _tableBytes), ct).ConfigureAwait(false);
             var table = new ulong[_entries];
             for (int i = 0; i < table.Length; i++)
@@ -275,9 +278,11 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
             switch (kind)
             {
                 case Kind.Data:
+                    _debug.Raise(BlkdebugEvent.ReadAio);
                     await ReadFileAsync(host + inCluster, chunk, cancellationToken).ConfigureAwait(false);
                     break;
                 case Kind.Unallocated:
+                    _debug.Raise(BlkdebugEvent.ReadBackingAio);
                     await ReadBackingAsync(offset, chunk, cancellationToken).ConfigureAwait(false);
                     break;
                 default:
@@ -319,7 +324,10 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
             var (kind, host, count) = await MapAsync(cluster, (span + _clusterSize - 1) / _clusterSize, cancellationToken).ConfigureAwait(false);
             int n = kind == Kind.Data ? (int)Math.Min(data.Length, (count * _clusterSize) - inCluster) : Math.Min(data.Length, _clusterSize - inCluster);
             if (kind == Kind.Data)
+            {
+                _debug.Raise(BlkdebugEvent.WriteAio);
                 await _file.WriteAsync(host + inCluster, data[..n], flags & RequestFlags.Fua, cancellationToken).ConfigureAwait(false);
+            }
             else
                 await AllocateAsync(cluster, inCluster, data[..n], cancellationToken).ConfigureAwait(false);
             offset += n;
@@ -346,6 +354,7 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
             if (kind == Kind.Data)
             {
                 // Another write allocated it while this one waited.
+                _debug.Raise(BlkdebugEvent.WriteAio);
                 await _file.WriteAsync(host + inCluster, data, RequestFlags.None, ct).ConfigureAwait(false);
                 return;
             }
@@ -354,6 +363,9 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
             whole = ArrayPool<byte>.Shared.Rent(_clusterSize);
             var buf = whole.AsMemory(0, _clusterSize);
             long guest = cluster * _clusterSize;
+            bool cow = kind == Kind.Unallocated && Backing != null;
+            if (cow)
+                _debug.Raise(BlkdebugEvent.CowRead);
             if (kind == Kind.Unallocated)
                 await ReadBackingAsync(guest, buf, ct).ConfigureAwait(false);
             else
@@ -362,6 +374,8 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
             // The last cluster of an image whose size is not whole clusters is still written whole, as QEMU does.
             long at = _fileEnd;
             _fileEnd += _clusterSize;
+            // One write carries both the copied backing data and the guest's (QEMU writes them apart).
+            _debug.Raise(cow ? BlkdebugEvent.CowWrite : BlkdebugEvent.WriteAio);
             await _file.WriteAsync(at, buf, RequestFlags.None, ct).ConfigureAwait(false);
             await SetEntryLockedAsync(cluster, (ulong)at, ct).ConfigureAwait(false);
         }
@@ -474,6 +488,7 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
     /// </summary>
     protected override async ValueTask FlushCoreAsync(CancellationToken cancellationToken)
     {
+        _debug.Raise(BlkdebugEvent.FlushToOs);
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -487,6 +502,7 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
 
     private async ValueTask FlushTablesLockedAsync(CancellationToken ct)
     {
+        _debug.Raise(BlkdebugEvent.FlushToDisk);
         await _file.FlushAsync(ct).ConfigureAwait(false);
         if (_dirtyL2.Count == 0 && !_l1Dirty)
             return;
@@ -496,16 +512,20 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
             foreach (ulong at in _dirtyL2.Order())
             {
                 Encode(_l2[at], raw);
+                _debug.Raise(BlkdebugEvent.L2Update);
                 await _file.WriteAsync((long)at, raw.AsMemory(0, _tableBytes), RequestFlags.None, ct).ConfigureAwait(false);
             }
 
             _dirtyL2.Clear();
+            _debug.Raise(BlkdebugEvent.FlushToDisk);
             await _file.FlushAsync(ct).ConfigureAwait(false);
             if (_l1Dirty)
             {
                 Encode(_l1, raw);
+                _debug.Raise(BlkdebugEvent.L1Update);
                 await _file.WriteAsync((long)_header.L1TableOffset, raw.AsMemory(0, _tableBytes), RequestFlags.None, ct).ConfigureAwait(false);
                 _l1Dirty = false;
+                _debug.Raise(BlkdebugEvent.FlushToDisk);
                 await _file.FlushAsync(ct).ConfigureAwait(false);
             }
         }
@@ -610,6 +630,11 @@ public sealed partial class QedNode : BlockNode, IBackingFileFormat
                     await FlushTablesLockedAsync(CancellationToken.None).ConfigureAwait(false);
                     _header = _header with { Features = _header.Features & ~QedLayout.FeatureNeedCheck };
                     await WriteHeaderLockedAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (BlockException)
+                {
+                    // The storage failed the last write-back: closing still lets go of the file. The need-check
+                    // bit stays set on disk, so the next writable open repairs what did not reach it.
                 }
                 finally
                 {

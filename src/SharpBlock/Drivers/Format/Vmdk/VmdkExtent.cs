@@ -30,12 +30,16 @@ internal abstract class VmdkExtent
     protected VmdkExtent(BlockNode file, string type, long start, long length)
     {
         File = file;
+        Debug = FormatDebugEvents.Attach(file);
         Type = type;
         Start = start;
         Length = length;
     }
 
     public BlockNode File { get; }
+
+    /// <summary>blkdebug events go to the extent's own file, where QEMU's vmdk raises them.</summary>
+    public FormatDebugEvents Debug { get; }
 
     /// <summary>The type as the descriptor names it (FLAT, SPARSE, VMFS...), or "" for the image's own sparse extent.</summary>
     public string Type { get; }

@@ -1,3 +1,4 @@
+using SharpBlock.Schema;
 using System.Buffers;
 using SharpBlock.Errors;
 using SharpBlock.Io;
@@ -26,6 +27,7 @@ public sealed partial class VmdkNode
                     chunk.Span.Clear();
                     break;
                 case VmdkGrainState.Data:
+                    extent.Debug.Raise(BlkdebugEvent.ReadAio);
                     await extent.File.ReadAsync(m.HostOffset, chunk, cancellationToken).ConfigureAwait(false);
                     break;
                 case VmdkGrainState.Compressed:
@@ -94,7 +96,10 @@ public sealed partial class VmdkNode
             int n = (int)Math.Min(data.Length, m.Length);
             var chunk = data[..n];
             if (m.State == VmdkGrainState.Data)
+            {
+                extent.Debug.Raise(BlkdebugEvent.WriteAio);
                 await extent.File.WriteAsync(m.HostOffset, chunk, RequestFlags.None, cancellationToken).ConfigureAwait(false);
+            }
             else
                 await AllocatingWriteAsync((VmdkSparseExtent)extent, offset, chunk, cancellationToken).ConfigureAwait(false);
             offset += n;
@@ -122,6 +127,7 @@ public sealed partial class VmdkNode
             if (m.State == VmdkGrainState.Data)
             {
                 // Another request allocated it meanwhile.
+                extent.Debug.Raise(BlkdebugEvent.WriteAio);
                 await extent.File.WriteAsync(m.HostOffset, chunk, RequestFlags.None, ct).ConfigureAwait(false);
                 return;
             }
@@ -138,6 +144,7 @@ public sealed partial class VmdkNode
             long tail = inGrain + chunk.Length;
             bool fromBacking = m.State == VmdkGrainState.Unallocated && Backing != null;
             await FillAsync(extent, host, grainStart, 0, inGrain, fromBacking, ct).ConfigureAwait(false);
+            extent.Debug.Raise(BlkdebugEvent.WriteAio);
             await extent.File.WriteAsync(host + inGrain, chunk, RequestFlags.None, ct).ConfigureAwait(false);
             await FillAsync(extent, host, grainStart, tail, grain - tail, fromBacking, ct).ConfigureAwait(false);
             await extent.SetEntryAsync(inExtent, (uint)sector, ct).ConfigureAwait(false);
@@ -165,7 +172,9 @@ public sealed partial class VmdkNode
             for (long pos = 0; pos < length;)
             {
                 int n = (int)Math.Min(buf.Length, length - pos);
+                extent.Debug.Raise(BlkdebugEvent.CowRead);
                 await ReadBackingAsync(guestGrain + from + pos, buf.AsMemory(0, n), ct).ConfigureAwait(false);
+                extent.Debug.Raise(BlkdebugEvent.CowWrite);
                 await extent.File.WriteAsync(host + from + pos, buf.AsMemory(0, n), RequestFlags.None, ct).ConfigureAwait(false);
                 pos += n;
             }

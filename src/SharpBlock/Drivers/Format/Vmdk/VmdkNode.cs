@@ -250,6 +250,8 @@ public sealed partial class VmdkNode : BlockNode
 
     protected override async ValueTask FlushCoreAsync(CancellationToken cancellationToken)
     {
+        foreach (var e in _extents)
+            e.Debug.Raise(BlkdebugEvent.FlushToOs);
         await _meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -1,3 +1,4 @@
+using SharpBlock.Schema;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
@@ -162,6 +163,7 @@ internal sealed class VmdkSparseExtent : VmdkExtent
         byte[] raw = ArrayPool<byte>.Shared.Rent(_gtBytes);
         try
         {
+            Debug.Raise(BlkdebugEvent.L2Load);
             await File.ReadAsync(at, raw.AsMemory(0, _gtBytes), ct).ConfigureAwait(false);
             t = new uint[_gtEntries];
             for (int i = 0; i < t.Length; i++)
@@ -279,6 +281,7 @@ internal sealed class VmdkSparseExtent : VmdkExtent
         if (HasMarkers)
             new VmdkMarker((ulong)(offset / VmdkLayout.SectorSize), (uint)dataLength, 0).WriteGrain(buf);
         long sector = Reserve(total / VmdkLayout.SectorSize);
+        Debug.Raise(BlkdebugEvent.WriteCompressed);
         await File.WriteAsync(sector * VmdkLayout.SectorSize, buf.AsMemory(0, (int)total), RequestFlags.None, ct).ConfigureAwait(false);
         _streamAppended = true;
         return sector;
@@ -293,6 +296,7 @@ internal sealed class VmdkSparseExtent : VmdkExtent
         byte[] buf = ArrayPool<byte>.Shared.Rent((int)Math.Max(want, VmdkLayout.GrainMarkerSize));
         try
         {
+            Debug.Raise(BlkdebugEvent.ReadCompressed);
             await File.ReadAsync(host, buf.AsMemory(0, (int)want), ct).ConfigureAwait(false);
             int start = 0;
             long length = Math.Min(want, GrainBytes);
@@ -343,6 +347,7 @@ internal sealed class VmdkSparseExtent : VmdkExtent
     {
         if (!Dirty)
             return;
+        Debug.Raise(BlkdebugEvent.FlushToDisk);
         await File.FlushAsync(ct).ConfigureAwait(false);
         if (_dirtyTables.Count > 0)
         {
@@ -352,12 +357,14 @@ internal sealed class VmdkSparseExtent : VmdkExtent
                 var t = _tables[dir];
                 for (int i = 0; i < t.Length; i++)
                     BinaryPrimitives.WriteUInt32LittleEndian(raw.AsSpan(i * 4), t[i]);
+                Debug.Raise(BlkdebugEvent.L2Update);
                 await File.WriteAsync((long)_gd[dir] * VmdkLayout.SectorSize, raw, RequestFlags.None, ct).ConfigureAwait(false);
                 if (_rgd != null && _rgd[dir] != 0)
                     await File.WriteAsync((long)_rgd[dir] * VmdkLayout.SectorSize, raw, RequestFlags.None, ct).ConfigureAwait(false);
             }
 
             _dirtyTables.Clear();
+            Debug.Raise(BlkdebugEvent.FlushToDisk);
             await File.FlushAsync(ct).ConfigureAwait(false);
         }
 
@@ -376,6 +383,7 @@ internal sealed class VmdkSparseExtent : VmdkExtent
             }
 
             _dirtyDirectory.Clear();
+            Debug.Raise(BlkdebugEvent.FlushToDisk);
             await File.FlushAsync(ct).ConfigureAwait(false);
         }
     }
