@@ -13,7 +13,7 @@ namespace SharpBlock.Drivers.Protocol.File;
 /// (the file may grow by such a write, which an aligned bounce could not express), on a device they are
 /// read-modify-written in whole logical blocks (FileNode.Device.cs).
 /// </summary>
-public sealed partial class FileNode : BlockNode
+public sealed partial class FileNode : BlockNode, IHostMedium
 {
     private SafeFileHandle _handle;
     private SafeFileHandle? _buffered;
