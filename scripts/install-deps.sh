@@ -5,7 +5,8 @@
 # and the ceph/rbd CLIs run the throwaway cluster of scripts/ceph-cluster.sh, librbd1/librados2 are what the
 # rbd driver loads, qemu-block-extra is qemu-img's rbd and curl; nginx, vsftpd, in.tftpd and openssl are the
 # loopback servers and the certificate maker of the curl driver tests, libcurl4 the library the driver
-# loads). As root it installs what is missing; otherwise it
+# loads); losetup and blockdev (mount, util-linux) attach and measure the loop devices of the host_device
+# tests. As root it installs what is missing; otherwise it
 # says what to install. Under CI=true a missing tool is an error, never a silent skip.
 # Fuzzing's afl++ is not needed by the test run; scripts/fuzz.sh installs it when it runs.
 set -euo pipefail
@@ -15,14 +16,14 @@ for tool in qemu-img qemu-io qemu-nbd qemu-storage-daemon nbdinfo nbdcopy socat 
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 [ -e /usr/lib/x86_64-linux-gnu/qemu/block-rbd.so ] || [ -e /usr/lib/qemu/block-rbd.so ] || need+=(qemu-block-rbd)
-for tool in nginx vsftpd in.tftpd; do
+for tool in nginx vsftpd in.tftpd losetup blockdev; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || need+=("$tool")
 done
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 compgen -G "/usr/lib/*/libcurl.so.4" >/dev/null || need+=(libcurl.so.4)
 [ ${#need[@]} -eq 0 ] && exit 0
 
-packages="qemu-utils qemu-system-common qemu-block-extra libnbd-bin socat bximage cloop-utils dmg2img mtools dosfstools ceph-mon ceph-osd ceph-common librbd1 librados2 nginx-light vsftpd tftpd-hpa openssl libcurl4"
+packages="qemu-utils qemu-system-common qemu-block-extra libnbd-bin socat bximage cloop-utils dmg2img mtools dosfstools ceph-mon ceph-osd ceph-common librbd1 librados2 nginx-light vsftpd tftpd-hpa openssl libcurl4 mount util-linux"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "install-deps: missing ${need[*]}; installing $packages" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -23,6 +23,8 @@ internal static class BuiltinDrivers
     {
         r.Register(BlockdevDriver.File, static (ctx, _) => OpenFile(ctx, ctx.Options.File, "file"));
         r.Register(BlockdevDriver.HostDevice, static (ctx, _) => OpenFile(ctx, ctx.Options.HostDevice, "host_device"));
+        r.Register(BlockdevDriver.HostCdrom, static (ctx, _) => OpenFile(ctx, ctx.Options.HostCdrom, "host_cdrom"));
+        r.Register(BlockdevDriver.HostFloppy, static (ctx, _) => OpenFile(ctx, ctx.Options.HostFloppy, "host_floppy"));
         r.Register(BlockdevDriver.Blkdebug, BlkdebugNode.OpenAsync);
         r.Register(BlockdevDriver.Vvfat, Protocol.Vvfat.VvfatDriver.OpenAsync);
         r.RegisterFilenameProtocol(Protocol.Vvfat.VvfatDriver.ParseFilename);

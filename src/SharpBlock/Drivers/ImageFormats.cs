@@ -1,3 +1,4 @@
+using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
@@ -68,7 +69,7 @@ public static class ImageFormats
         FormatOptions(format, new BlockdevRef
         {
             Definition = (registry ?? BlockDriverRegistry.Default).ParseProtocolFilename(path)
-                ?? new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } },
+                ?? HostFileProbe.Options(path),
         }, registry);
 
     /// <summary>The blockdev options that open a format over a given file child (a definition or a node's name).</summary>
@@ -81,6 +82,14 @@ public static class ImageFormats
     /// <summary>Options that open an image file with the named format, as the image tool and jobs do.</summary>
     public static BlockdevOptions ImageOptions(string path, string format, bool readOnly, string? nodeName = null, BlockDriverRegistry? registry = null)
     {
+        // As qemu-img's -f, a file protocol's name opens the file itself, without a format on top.
+        if (HostFileProbe.ProtocolOptions(format, path) is { } protocol)
+        {
+            protocol.ReadOnly = readOnly;
+            protocol.NodeName = nodeName;
+            return protocol;
+        }
+
         var f = (registry ?? BlockDriverRegistry.Default).FindFormat(format) ?? throw new BlockException(Errno.EINVAL, $"Unknown file format '{format}'");
         var o = FileOptions(f.Driver, path, registry);
         o.ReadOnly = readOnly;

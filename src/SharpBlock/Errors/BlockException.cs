@@ -31,6 +31,7 @@ public class BlockException : IOException
         Errno.EISDIR => "Is a directory",
         Errno.EINVAL => "Invalid argument",
         Errno.EMFILE => "Too many open files",
+        Errno.ENOTTY => "Inappropriate ioctl for device",
         Errno.EFBIG => "File too large",
         Errno.ENOSPC => "No space left on device",
         Errno.EROFS => "Read-only file system",

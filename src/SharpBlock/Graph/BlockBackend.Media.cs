@@ -13,7 +13,25 @@ public sealed partial class BlockBackend
 
     public bool Locked => false;
 
-    public bool TrayOpen { get; private set; }
+    private bool _trayOpen;
+
+    /// <summary>
+    /// The tray: a host CD-ROM drive's own where the medium sits on one that says, else the model's (opened by
+    /// eject, closed by change).
+    /// </summary>
+    public bool TrayOpen => HostMedium()?.HostTrayOpen ?? _trayOpen;
+
+    /// <summary>The removable host drive at the bottom of the medium's file chain, if the medium sits on one.</summary>
+    private IHostMedium? HostMedium()
+    {
+        for (var n = _root; n != null; n = n.File)
+        {
+            if (n is IHostMedium { IsRemovable: true } m)
+                return m;
+        }
+
+        return null;
+    }
 
     /// <summary>
     /// Registers a user of the medium. Without <paramref name="onEject"/> it holds the medium, as QEMU 2.1's
@@ -70,6 +88,9 @@ public sealed partial class BlockBackend
     public async ValueTask EjectMediumAsync()
     {
         await CheckBlockersAsync().ConfigureAwait(false);
+        // The drive's own tray opens too, as a guest's eject opens it in QEMU. A drive that cannot (no CD-ROM
+        // drive at all, a medium the host has mounted) does not stop the eject: QEMU only prints the failure.
+        _ = HostMedium()?.EjectHostMedium(eject: true);
         MoveTray(open: true);
         await EjectAsync().ConfigureAwait(false);
     }
@@ -98,9 +119,9 @@ public sealed partial class BlockBackend
     {
         lock (_stateLock)
         {
-            if (TrayOpen == open)
+            if (_trayOpen == open)
                 return;
-            TrayOpen = open;
+            _trayOpen = open;
         }
 
         Graph.Events.Raise(new DeviceTrayMovedEvent { Device = Id, TrayOpen = open });

@@ -32,8 +32,8 @@ public sealed class BlockOpenContext
     /// </summary>
     /// <summary>The file a format node reads its image from, when it is given inline; null for protocol nodes.</summary>
     internal static string? ImageFileOf(BlockdevOptions o) =>
-        o.Branch is BlockdevOptionsGenericFormat { File.Definition: { Driver: BlockdevDriver.File or BlockdevDriver.HostDevice } f }
-            ? Path.GetFullPath((f.File ?? f.HostDevice)!.Filename)
+        o.Branch is BlockdevOptionsGenericFormat { File.Definition: { Driver: BlockdevDriver.File or BlockdevDriver.HostDevice or BlockdevDriver.HostCdrom or BlockdevDriver.HostFloppy } f }
+            ? Path.GetFullPath((f.File ?? f.HostDevice ?? f.HostCdrom ?? f.HostFloppy)!.Filename)
             : null;
 
     public async ValueTask<BlockNode> OpenChildAsync(BlockdevRef reference, CancellationToken cancellationToken)

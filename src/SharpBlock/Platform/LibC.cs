@@ -13,7 +13,9 @@ internal static partial class LibC
     public const int O_CREAT = 0x40;
     public const int O_EXCL = 0x80;
     public const int O_TRUNC = 0x200;
-    public const int O_DIRECT = 0x4000;
+    public const int O_NONBLOCK = 0x800;
+    /// <summary>O_DIRECT is one of the few open flags whose value differs: arm64's 0x4000 is O_DIRECTORY.</summary>
+    public static readonly int O_DIRECT = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 0x10000 : 0x4000;
     public const int O_CLOEXEC = 0x80000;
 
     public const int SEEK_END = 2;
@@ -32,6 +34,7 @@ internal static partial class LibC
 
     public const uint S_IFMT = 0xF000;
     public const uint S_IFBLK = 0x6000;
+    public const uint S_IFCHR = 0x2000;
     public const uint S_IFREG = 0x8000;
     public const uint S_IFDIR = 0x4000;
 
@@ -73,6 +76,12 @@ internal static partial class LibC
 
     [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
     public static partial int FStat(nint fd, out Stat stat);
+
+    [LibraryImport("libc", EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int StatPath(string path, out Stat stat);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(nint fd);
 
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     public static partial int FcntlLock(nint fd, int cmd, ref Flock lk);

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using SharpBlock.Errors;
 using SharpBlock.Testing;
 
 namespace SharpBlock.Interop.Tests.Curl;
@@ -61,5 +63,39 @@ public class CurlDaemonTests
             p.Kill(entireProcessTree: true);
             await p.WaitForExitAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_server_killed_during_one_long_transfer_fails_that_read_with_eio_and_the_daemon_goes_on()
+    {
+        using var dir = new TempDir();
+        string root = Directory.CreateDirectory(dir.File("www")).FullName;
+        dir.PatternFile("www/big.raw", 32 << 20, seed: 4);
+        // 16 MiB at 256 KiB/s is a minute of transfer: the kill lands inside it, never between reads.
+        using var server = await LoopbackServer.NginxAsync(dir, root, rate: "256k");
+        string url = server.Url + "big.raw";
+        await using var h = await QmpHarness.StartAsync();
+        var dev = await h.AddRawAsync("d0", "", ", \"read-only\": true", $"{{\"driver\": \"http\", \"url\": {JsonSerializer.Serialize(url)}}}");
+        await h.Client.ReturnAsync("nbd-server-start", $$$$"""{"addr": {"type": "unix", "data": {"path": "{{{{h.NbdSocket}}}}"}}}""");
+        await h.Client.ReturnAsync("nbd-server-add", """{"device": "d0"}""");
+
+        // One read larger than the readahead goes to the server as one transfer.
+        var read = dev.ReadAsync(0, new byte[16 << 20]).AsTask();
+        for (int i = 0; i < 3000 && !server.HasClient() && !read.IsCompleted; i++)
+            await Task.Delay(10);
+        Assert.True(server.HasClient(), "the transfer never reached the server");
+        Assert.False(read.IsCompleted, "the transfer ended before the server was killed");
+        server.Kill();
+
+        var ex = await Assert.ThrowsAsync<BlockException>(() => read);
+        Assert.Equal(Errno.EIO, ex.Errno);
+        Assert.StartsWith($"CURL: reading {16 << 20} bytes at offset 0 of {url} failed: ", ex.Message, StringComparison.Ordinal);
+        Assert.True(ex.Message.Length > $"CURL: reading {16 << 20} bytes at offset 0 of {url} failed: ".Length, "curl's reason is missing");
+
+        // The daemon goes on: QMP answers, the export takes new clients, and they get EIO too.
+        Assert.Equal(1, (await h.Client.ReturnAsync("query-block")).GetArrayLength());
+        var again = await Tools.RunAsync("qemu-io", "-r", "-f", "raw", "-c", "read 0 64k", h.Url("d0"));
+        Assert.Contains("read failed: Input/output error", again.Stdout + again.Stderr, StringComparison.Ordinal);
+        Assert.Contains("virtual size: 32 MiB", (await Tools.RunAsync("qemu-img", "info", "-f", "raw", h.Url("d0"))).Ok().Stdout, StringComparison.Ordinal);
     }
 }

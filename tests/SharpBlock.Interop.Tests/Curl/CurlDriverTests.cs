@@ -134,4 +134,34 @@ public class CurlDriverTests
         using var server = await LoopbackServer.TftpdAsync(root);
         await AssertServesImagesAsync(dir, root, server.Url);
     }
+
+    [Fact]
+    public async Task An_odd_sized_file_is_whole_sectors_as_qemu_sizes_it_with_zeros_past_its_end()
+    {
+        using var dir = new TempDir();
+        string root = Directory.CreateDirectory(dir.File("www")).FullName;
+        string file = dir.PatternFile("www/odd.raw", 1000003, seed: 5);
+        using var server = await LoopbackServer.NginxAsync(dir, root);
+        string url = server.Url + "odd.raw";
+        foreach (var args in new[] { new[] { "info", url }, ["info", "-f", "raw", url] })
+            Assert.Equal((await Tools.RunAsync("qemu-img", args)).Ok().Stdout, (await Tools.RunAsync("sharpblock", ["img", .. args])).Ok().Stdout);
+
+        // The protocol node itself, without raw on top, is sized in whole sectors as in QEMU.
+        await using var h = await QmpHarness.StartAsync();
+        await h.Client.ReturnAsync("blockdev-add", $$$$"""{"driver": "http", "node-name": "web", "read-only": true, "url": "{{{{url}}}}"}""");
+        var nodes = await h.Client.ReturnAsync("query-named-block-nodes");
+        Assert.Equal(1000448, nodes[0].GetProperty("image").GetProperty("virtual-size").GetInt64());
+        var node = h.Graph.FindNode("web")!;
+        byte[] tail = new byte[1024];
+        await node.ReadAsync(1000448 - 1024, tail);
+        byte[] expected = new byte[1024];
+        File.ReadAllBytes(file).AsSpan(1000448 - 1024).CopyTo(expected);
+        Assert.Equal(expected, tail);
+
+        string ours = dir.File("ours.raw"), theirs = dir.File("theirs.raw");
+        (await Tools.RunAsync("sharpblock", "img", "convert", "-f", "raw", "-O", "raw", url, ours)).Ok();
+        (await Tools.RunAsync("qemu-img", "convert", "-f", "raw", "-O", "raw", url, theirs)).Ok();
+        Assert.Equal(File.ReadAllBytes(theirs), File.ReadAllBytes(ours));
+        Assert.Equal(1000448, new FileInfo(ours).Length);
+    }
 }

@@ -23,8 +23,11 @@ internal sealed class LoopbackServer : IDisposable
     /// <summary>The URL of the served directory, ending in '/'.</summary>
     public string Url { get; }
 
-    /// <summary>nginx over <paramref name="root"/>; with a certificate pair it speaks https. ranges: false sends no Accept-Ranges.</summary>
-    public static async Task<LoopbackServer> NginxAsync(TempDir dir, string root, (string Cert, string Key)? tls = null, bool ranges = true)
+    /// <summary>
+    /// nginx over <paramref name="root"/>; with a certificate pair it speaks https. ranges: false sends no
+    /// Accept-Ranges; a rate (nginx's limit_rate, "256k") makes one transfer last long enough to break it.
+    /// </summary>
+    public static async Task<LoopbackServer> NginxAsync(TempDir dir, string root, (string Cert, string Key)? tls = null, bool ranges = true, string? rate = null)
     {
         int port = FreeTcpPort();
         string work = Directory.CreateDirectory(dir.File("nginx-" + port)).FullName;
@@ -42,12 +45,32 @@ internal sealed class LoopbackServer : IDisposable
               access_log off;
               client_body_temp_path {{work}}; proxy_temp_path {{work}}; fastcgi_temp_path {{work}};
               uwsgi_temp_path {{work}}; scgi_temp_path {{work}};
-              server { {{listen}} root {{root}}; {{(ranges ? "" : "max_ranges 0;")}} }
+              server { {{listen}} root {{root}}; {{(ranges ? "" : "max_ranges 0;")}} {{(rate != null ? "limit_rate " + rate + ";" : "")}} }
             }
             """);
         var p = Start(Sbin("nginx"), "-c", Path.Combine(work, "nginx.conf"), "-p", work, "-e", Path.Combine(work, "error.log"));
         await TcpReadyAsync(p, port);
-        return new LoopbackServer(p, $"{(tls != null ? "https" : "http")}://127.0.0.1:{port}/");
+        return new LoopbackServer(p, $"{(tls != null ? "https" : "http")}://127.0.0.1:{port}/") { Port = port };
+    }
+
+    /// <summary>The TCP port the server listens on.</summary>
+    public int Port { get; private init; }
+
+    /// <summary>
+    /// Whether a client connection to the server is established now (from /proc/net/tcp): a transfer the
+    /// test started is under way, not yet begun or already over.
+    /// </summary>
+    public bool HasClient()
+    {
+        string local = ":" + Port.ToString("X4", System.Globalization.CultureInfo.InvariantCulture);
+        foreach (string line in File.ReadLines("/proc/net/tcp").Skip(1))
+        {
+            string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length > 3 && f[1].EndsWith(local, StringComparison.Ordinal) && f[3] == "01")
+                return true;
+        }
+
+        return false;
     }
 
     /// <summary>vsftpd with anonymous read-only access to <paramref name="root"/>; with a certificate pair, implicit FTPS.</summary>

@@ -142,7 +142,7 @@ public static class Qcow2Creator
         if (o.Preallocation != Preallocation.Off)
         {
             var settings = NodeSettings.Default;
-            var file = FileNode.Open(path, settings);
+            var file = FileNode.Open(path, settings, HostFileProbe.DriverFor(path));
             var node = await Qcow2Node.OpenAsync(file, settings, cancellationToken).ConfigureAwait(false);
             try
             {

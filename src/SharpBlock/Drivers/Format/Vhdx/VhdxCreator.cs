@@ -40,7 +40,7 @@ public static class VhdxCreator
     {
         Validate(o);
         ImageFiles.Create(path).Dispose();
-        var file = FileNode.Open(path, NodeSettings.Default);
+        var file = FileNode.Open(path, NodeSettings.Default, HostFileProbe.DriverFor(path));
         await using (file.ConfigureAwait(false))
             await WriteAsync(file, o, cancellationToken).ConfigureAwait(false);
     }

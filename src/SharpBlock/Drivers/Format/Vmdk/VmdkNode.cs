@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using SharpBlock.Drivers.Protocol.File;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
@@ -90,7 +91,7 @@ public sealed partial class VmdkNode : BlockNode
     internal static ValueTask<VmdkNode> OpenAsync(BlockOpenContext ctx, BlockNode file, CancellationToken ct) =>
         OpenAsync(file, ctx.Settings, (path, c) => ctx.OpenChildAsync(new BlockdevRef
         {
-            Definition = new BlockdevOptions { Driver = BlockdevDriver.File, File = new BlockdevOptionsFile { Filename = path } },
+            Definition = HostFileProbe.Options(path),
         }, c), ct);
 
     /// <summary>

@@ -13,23 +13,29 @@ namespace SharpBlock.Drivers.Protocol.Curl;
 /// </summary>
 public sealed class CurlNode : BlockNode
 {
+    private const int SectorSize = 512;
+
     private readonly CurlTarget _target;
     private readonly CurlReadahead _readahead;
-    private readonly long _length;
+    private readonly long _fileLength;
 
-    private CurlNode(CurlTarget target, long length, int readahead, NodeSettings settings)
+    private CurlNode(CurlTarget target, long fileLength, int readahead, NodeSettings settings)
         : base(settings)
     {
         _target = target;
-        _length = length;
-        _readahead = new CurlReadahead(FetchAsync, readahead, length);
+        _fileLength = fileLength;
+        _readahead = new CurlReadahead(FetchAsync, readahead, fileLength);
     }
 
     public override string DriverName => _target.Scheme.Name;
 
     public override string Filename => _target.Url;
 
-    public override long Length => _length;
+    /// <summary>
+    /// The file's size rounded up to whole 512-byte sectors, as QEMU sizes every node; the bytes past the
+    /// file's end read as zeros.
+    /// </summary>
+    public override long Length => (_fileLength + SectorSize - 1) / SectorSize * SectorSize;
 
     public override bool HasDriverInfo => false;
 
@@ -80,8 +86,14 @@ public sealed class CurlNode : BlockNode
             throw new BlockException(Errno.EIO, $"CURL: reading {destination.Length} bytes at offset {offset} of {_target.Url} failed: {outcome.Error}");
     }
 
-    protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
-        buffer.Length == 0 ? ValueTask.CompletedTask : _readahead.ReadAsync(offset, buffer);
+    protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        // The tail of the last sector is not on the server: it is zeros, and the server is asked only for the rest.
+        long inFile = Math.Clamp(_fileLength - offset, 0, buffer.Length);
+        if (inFile < buffer.Length)
+            buffer.Span[(int)inFile..].Clear();
+        return inFile == 0 ? ValueTask.CompletedTask : _readahead.ReadAsync(offset, buffer[..(int)inFile]);
+    }
 
     protected override ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken) =>
         throw new BlockException(Errno.EROFS, "curl block device does not support writes");

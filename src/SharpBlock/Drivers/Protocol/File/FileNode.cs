@@ -7,11 +7,13 @@ using SharpBlock.Platform;
 namespace SharpBlock.Drivers.Protocol.File;
 
 /// <summary>
-/// The 'file' and 'host_device' protocols: a regular file or block device through one SafeFileHandle and
-/// RandomAccess. With cache.direct the handle is O_DIRECT and aligned requests bounce through aligned
-/// native buffers; unaligned ones go through a second, buffered handle, which the kernel keeps coherent.
+/// The 'file', 'host_device', 'host_cdrom' and 'host_floppy' protocols: a regular file or a host device
+/// through one SafeFileHandle and RandomAccess. With cache.direct the handle is O_DIRECT and requests bounce
+/// through aligned native buffers; on a regular file unaligned ones go through a second, buffered handle
+/// (the file may grow by such a write, which an aligned bounce could not express), on a device they are
+/// read-modify-written in whole logical blocks (FileNode.Device.cs).
 /// </summary>
-public sealed class FileNode : BlockNode
+public sealed partial class FileNode : BlockNode, IHostMedium
 {
     private SafeFileHandle _handle;
     private SafeFileHandle? _buffered;
@@ -37,16 +39,29 @@ public sealed class FileNode : BlockNode
 
     public override long Length => Volatile.Read(ref _length);
 
-    public override int RequestAlignment => Settings.Direct ? AlignedBufferPool.Alignment : 1;
+    /// <summary>
+    /// With O_DIRECT the device's logical block (a regular file: a page, which every file system accepts);
+    /// without it the page cache takes any byte range.
+    /// </summary>
+    public override int RequestAlignment => Settings.Direct ? DirectAlignment : 1;
+
+    private int DirectAlignment => _isBlockDevice ? LogicalBlockSize : AlignedBufferPool.Alignment;
 
     protected override bool Growable => !_isBlockDevice;
 
-    /// <summary>Opens a file (or block device) with QEMU-compatible image locks.</summary>
+    /// <summary>
+    /// Opens a file (or host device) with QEMU-compatible image locks. As QEMU 7.2, 'file' takes regular files
+    /// only and the host_* drivers devices only.
+    /// </summary>
     public static FileNode Open(string path, NodeSettings settings, string driverName = "file")
     {
+        bool host = driverName != "file";
         int flags = (settings.ReadOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC;
         if (settings.Direct)
             flags |= LibC.O_DIRECT;
+        // A removable drive opens without a medium only non-blocking; QEMU opens host_cdrom the same way.
+        if (IsRemovableDriver(driverName))
+            flags |= LibC.O_NONBLOCK;
         int fd = LibC.Open(path, flags, 0);
         if (fd < 0)
         {
@@ -60,13 +75,17 @@ public sealed class FileNode : BlockNode
             if (LibC.FStat(fd, out var st) != 0)
                 throw new BlockException((Errno)LibC.LastErrno, $"Could not stat '{path}'");
             uint type = LibC.ModeOf(st) & LibC.S_IFMT;
-            bool isBlock = type == LibC.S_IFBLK;
-            if (type != LibC.S_IFREG && !isBlock)
-                throw new BlockException(Errno.EINVAL, $"'{path}' is not a file");
-            long length = isBlock ? LibC.LSeek(fd, 0, LibC.SEEK_END) : st.Size;
+            bool isDevice = type is LibC.S_IFBLK or LibC.S_IFCHR;
+            if (!host && type != LibC.S_IFREG)
+                throw new BlockException(Errno.EINVAL, $"'file' driver requires '{path}' to be a regular file");
+            if (host && !isDevice)
+                throw new BlockException(Errno.EINVAL, $"'{driverName}' driver requires '{path}' to be either a character or block device");
 
+            var node = new FileNode(path, driverName, handle, isDevice, isDevice ? DeviceSize(fd) : st.Size, settings);
+            if (isDevice)
+                node.ProbeDevice(fd);
             Lock(fd, path, settings.ReadOnly, stable: false);
-            return new FileNode(path, driverName, handle, isBlock, length, settings);
+            return node;
         }
         catch
         {
@@ -136,7 +155,8 @@ public sealed class FileNode : BlockNode
     /// <summary>A new descriptor with the new access mode and locks; the old one is closed only once that worked.</summary>
     protected override ValueTask ReopenCoreAsync(bool readOnly, CancellationToken cancellationToken)
     {
-        int flags = (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC | (Settings.Direct ? LibC.O_DIRECT : 0);
+        int flags = (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC | (Settings.Direct ? LibC.O_DIRECT : 0)
+            | (IsRemovableDriver(_driverName) ? LibC.O_NONBLOCK : 0);
         int fd = LibC.Open(Path, flags, 0);
         if (fd < 0)
         {
@@ -192,11 +212,18 @@ public sealed class FileNode : BlockNode
 
     protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
+        CheckMedium();
         try
         {
             if (!Settings.Direct)
             {
                 await ReadFullyAsync(_handle, offset, buffer, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            if (_isBlockDevice)
+            {
+                await ReadDeviceDirectAsync(offset, buffer, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
@@ -248,11 +275,16 @@ public sealed class FileNode : BlockNode
 
     protected override async ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, RequestFlags flags, CancellationToken cancellationToken)
     {
+        CheckMedium();
         try
         {
             if (!Settings.Direct)
             {
                 await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
+            }
+            else if (_isBlockDevice)
+            {
+                await WriteDeviceDirectAsync(offset, data, cancellationToken).ConfigureAwait(false);
             }
             else if (!IsAligned(offset, data.Length))
             {
@@ -291,42 +323,49 @@ public sealed class FileNode : BlockNode
 
     protected override async ValueTask WriteZeroesCoreAsync(long offset, long length, RequestFlags flags, CancellationToken cancellationToken)
     {
-        if (!_isBlockDevice)
+        CheckMedium();
+        if (_isBlockDevice)
         {
-            nint fd = _handle.DangerousGetHandle();
-            long end = offset + length;
-            if ((flags & RequestFlags.MayUnmap) != 0)
-            {
-                // Punching keeps the size, so a range past the end still needs the file extended.
-                long inside = Math.Min(end, Length) - offset;
-                if ((inside <= 0 || LibC.FAllocate(fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, inside) == 0)
-                    && (end <= Length || LibC.FTruncate(fd, end) == 0))
-                {
-                    GrowTo(end);
-                    return;
-                }
-            }
+            await WriteZeroesDeviceAsync(offset, length, flags, cancellationToken).ConfigureAwait(false);
+            return;
+        }
 
-            if (LibC.FAllocate(fd, LibC.FALLOC_FL_ZERO_RANGE, offset, length) == 0)
+        nint fd = _handle.DangerousGetHandle();
+        long end = offset + length;
+        if ((flags & RequestFlags.MayUnmap) != 0)
+        {
+            // Punching keeps the size, so a range past the end still needs the file extended.
+            long inside = Math.Min(end, Length) - offset;
+            if ((inside <= 0 || LibC.FAllocate(fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, inside) == 0)
+                && (end <= Length || LibC.FTruncate(fd, end) == 0))
             {
                 GrowTo(end);
-                if ((flags & RequestFlags.Fua) != 0)
-                    await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
                 return;
             }
-
-            int e = LibC.LastErrno;
-            if (e == (int)Errno.ENOSPC)
-                throw new BlockException(Errno.ENOSPC, $"Write to '{Path}' failed: {BlockException.Describe(Errno.ENOSPC)}");
         }
+
+        if (LibC.FAllocate(fd, LibC.FALLOC_FL_ZERO_RANGE, offset, length) == 0)
+        {
+            GrowTo(end);
+            if ((flags & RequestFlags.Fua) != 0)
+                await FlushCoreAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        int e = LibC.LastErrno;
+        if (e == (int)Errno.ENOSPC)
+            throw new BlockException(Errno.ENOSPC, $"Write to '{Path}' failed: {BlockException.Describe(Errno.ENOSPC)}");
 
         await base.WriteZeroesCoreAsync(offset, length, flags, cancellationToken).ConfigureAwait(false);
     }
 
     protected override ValueTask DiscardCoreAsync(long offset, long length, CancellationToken cancellationToken)
     {
+        CheckMedium();
+        if (_isBlockDevice)
+            return DiscardDeviceAsync(offset, length, cancellationToken);
         long inside = Math.Min(offset + length, Length) - offset;
-        if (!_isBlockDevice && inside > 0)
+        if (inside > 0)
             LibC.FAllocate(_handle.DangerousGetHandle(), LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, inside);
         return ValueTask.CompletedTask;
     }
