@@ -86,7 +86,7 @@ internal static class ImgInfo
 
         if (info.BackingFilenameFormat is { } bff)
             sb.Append("backing file format: ").Append(bff).Append('\n');
-        if (node is IInternalSnapshots q && q.InternalSnapshots.Count > 0)
+        if (InternalSnapshotLookup.Of(node) is { } q && q.InternalSnapshots.Count > 0)
         {
             sb.Append("Snapshot list:\n");
             AppendSnapshots(sb, q);

@@ -19,7 +19,7 @@ internal static class ImgSnapshot
         var (graph, node) = await ImgImage.OpenAsync(a, path, a.Get("-f"), readOnly: list).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
-            if (node is not IInternalSnapshots q)
+            if (InternalSnapshotLookup.Of(node) is not { } q)
                 return NoSnapshots(list, create, delete, apply!);
             if (list)
             {

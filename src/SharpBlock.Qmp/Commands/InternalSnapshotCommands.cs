@@ -57,7 +57,7 @@ internal static class InternalSnapshotCommands
     {
         var dev = graph.FindDevice(device) ?? throw QmpException.DeviceNotFound(device);
         var root = dev.Root ?? throw new QmpException($"Device '{device}' has no medium");
-        if (root is not IInternalSnapshots snapshots)
+        if (InternalSnapshotLookup.Of(root) is not { } snapshots)
             throw new QmpException($"Block format '{root.DriverName}' used by device '{device}' does not support feature 'internal snapshot'");
         return (dev, root, snapshots);
     }

@@ -101,4 +101,14 @@ public sealed class RawNode : BlockNode
 
     protected override ValueTask TruncateCoreAsync(long size, CancellationToken cancellationToken) =>
         _file.TruncateAsync(size, cancellationToken);
+
+    /// <summary>raw has no info of its own: the cluster size and snapshots are its file's (rbd's), as with QEMU's raw.</summary>
+    public override async ValueTask<Schema.ImageInfo> GetImageInfoAsync(CancellationToken cancellationToken = default)
+    {
+        var info = await base.GetImageInfoAsync(cancellationToken).ConfigureAwait(false);
+        var file = await _file.GetImageInfoAsync(cancellationToken).ConfigureAwait(false);
+        info.ClusterSize ??= file.ClusterSize;
+        info.Snapshots ??= file.Snapshots;
+        return info;
+    }
 }

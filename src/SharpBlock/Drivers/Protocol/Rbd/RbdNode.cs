@@ -8,7 +8,7 @@ namespace SharpBlock.Drivers.Protocol.Rbd;
 /// The 'rbd' protocol driver: the bytes of an image in a Ceph pool, through librbd's asynchronous calls. Block
 /// status comes from rbd_diff_iterate2 over whole objects, so copies out of rbd stay sparse.
 /// </summary>
-internal sealed class RbdNode : BlockNode
+internal sealed partial class RbdNode : BlockNode
 {
     private readonly RbdImage _image;
     private readonly string _filename;
@@ -27,8 +27,6 @@ internal sealed class RbdNode : BlockNode
     public override string Filename => _filename;
 
     public override long Length => _length;
-
-    public override bool HasDriverInfo => false;
 
     public static async ValueTask<BlockNode> OpenAsync(BlockOpenContext ctx, CancellationToken cancellationToken)
     {
