@@ -57,6 +57,7 @@ internal sealed class DaemonOptions
           --nbd-server addr.type=unix,addr.path=PATH
                                                    start the NBD server
           --export type=nbd,id=ID,node-name=NODE[,writable=on|off][,writethrough=on|off][,name=NAME][,description=TEXT]
+                                  [,bitmaps.0=BITMAP...][,allocation-depth=on|off]
                                                    export a node (or device) over NBD, as block-export-add
           --qmp-version 2.1|7.2                    the QEMU version query-version reports (default 2.1,
                                                    the schema's; 7.2 for clients that gate on it)

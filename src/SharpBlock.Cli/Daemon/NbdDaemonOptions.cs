@@ -5,6 +5,7 @@ namespace SharpBlock.Cli.Daemon;
 /// <summary>
 /// qemu-storage-daemon's NBD options in key=value form: --nbd-server addr.type=inet,addr.host=H,addr.port=P
 /// (or addr.type=unix,addr.path=P) and --export type=nbd,id=ID,node-name=N,writable=on|off,writethrough=on|off,
+/// bitmaps.0=BITMAP (or bitmap=BITMAP),allocation-depth=on|off,
 /// name=NAME,description=TEXT, which is block-export-add's argument; device=D is our older spelling of node-name=.
 /// </summary>
 internal static class NbdDaemonOptions
@@ -71,7 +72,8 @@ internal static class NbdDaemonOptions
         var p = Props(spec, "--export");
         foreach (var k in p.Keys)
         {
-            if (k is not ("type" or "id" or "node-name" or "device" or "writable" or "writethrough" or "name" or "description"))
+            if (k is not ("type" or "id" or "node-name" or "device" or "writable" or "writethrough" or "name" or "description"
+                or "allocation-depth" or "bitmap") && !k.StartsWith("bitmaps.", StringComparison.Ordinal))
                 throw new ArgumentException($"--export: unknown parameter '{k}'");
         }
 
@@ -92,7 +94,61 @@ internal static class NbdDaemonOptions
             NodeName = node ?? device!,
             Writable = p.TryGetValue("writable", out var w) && Bool(w, "writable", "--export"),
             Writethrough = p.TryGetValue("writethrough", out var wt) && Bool(wt, "writethrough", "--export"),
-            Nbd = new BlockExportOptionsNbd { Name = name, Description = p.GetValueOrDefault("description") },
+            Nbd = new BlockExportOptionsNbd
+            {
+                Name = name,
+                Description = p.GetValueOrDefault("description"),
+                Bitmaps = Bitmaps(p),
+                AllocationDepth = p.TryGetValue("allocation-depth", out var ad) ? Bool(ad, "allocation-depth", "--export") : null,
+            },
         };
+    }
+
+    /// <summary>
+    /// The export's bitmaps as qemu-storage-daemon's keyval list (bitmaps.0=NAME, or bitmaps.0.node and
+    /// bitmaps.0.name), or bitmap=NAME for one (as qemu-nbd's -B names one); null when none is named.
+    /// </summary>
+    private static List<BlockDirtyBitmapOrStr>? Bitmaps(Dictionary<string, string> p)
+    {
+        var list = new List<BlockDirtyBitmapOrStr>();
+        if (p.GetValueOrDefault("bitmap") is { } one)
+            list.Add(new BlockDirtyBitmapOrStr { Local = one });
+        int listed = 0;
+        for (; ; listed++)
+        {
+            string key = $"bitmaps.{listed}";
+            if (p.TryGetValue(key, out var local))
+            {
+                list.Add(new BlockDirtyBitmapOrStr { Local = local });
+            }
+            else if (p.TryGetValue(key + ".name", out var bname))
+            {
+                string node = p.GetValueOrDefault(key + ".node") ?? throw new ArgumentException($"--export: parameter '{key}.node' is missing");
+                list.Add(new BlockDirtyBitmapOrStr { External = new BlockDirtyBitmap { Node = node, Name = bname } });
+            }
+            else
+            {
+                break;
+            }
+        }
+
+        foreach (var k in p.Keys)
+        {
+            if (k.StartsWith("bitmaps.", StringComparison.Ordinal) && !IsListed(k, listed))
+                throw new ArgumentException($"--export: unknown parameter '{k}'");
+        }
+
+        return list.Count == 0 ? null : list;
+    }
+
+    private static bool IsListed(string key, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            if (key == $"bitmaps.{i}" || key == $"bitmaps.{i}.name" || key == $"bitmaps.{i}.node")
+                return true;
+        }
+
+        return false;
     }
 }

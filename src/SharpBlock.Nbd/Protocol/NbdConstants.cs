@@ -36,4 +36,7 @@ public static class NbdConstants
 
     /// <summary>The id we give base:allocation when a client selects it.</summary>
     public const uint BaseAllocationId = 1;
+
+    /// <summary>The flag of a qemu:dirty-bitmap extent whose bits are set.</summary>
+    public const uint StateDirty = 1;
 }

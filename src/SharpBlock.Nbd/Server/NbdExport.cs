@@ -1,3 +1,4 @@
+using SharpBlock.Bitmaps;
 using SharpBlock.Graph;
 
 namespace SharpBlock.Nbd.Server;
@@ -37,4 +38,10 @@ public sealed class NbdExport
 
     /// <summary>Every write is made durable before it is acknowledged (block-export-add's writethrough).</summary>
     public bool Writethrough { get; init; }
+
+    /// <summary>Dirty bitmaps offered as qemu:dirty-bitmap:NAME contexts, in the order they were named.</summary>
+    public IReadOnlyList<NamedDirtyBitmap> Bitmaps { get; init; } = [];
+
+    /// <summary>Whether the qemu:allocation-depth context is offered.</summary>
+    public bool AllocationDepth { get; init; }
 }

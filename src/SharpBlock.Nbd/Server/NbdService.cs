@@ -1,4 +1,5 @@
 using System.Net;
+using SharpBlock.Bitmaps;
 using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Net;
@@ -124,7 +125,7 @@ public sealed class NbdService : IAsyncDisposable
     /// nbd-server-add: exports a device (the seed's form) or, as newer QEMU also takes it, a node, under
     /// <paramref name="name"/> (the device name when absent). The export is a block export whose id is its name.
     /// </summary>
-    public async ValueTask AddExportAsync(string device, bool writable, string? name = null, string? description = null)
+    public async ValueTask AddExportAsync(string device, bool writable, string? name = null, string? description = null, string? bitmap = null)
     {
         await _lock.WaitAsync().ConfigureAwait(false);
         try
@@ -175,7 +176,18 @@ public sealed class NbdService : IAsyncDisposable
 
             // nbd-server-add exports a read-only device read-only whatever 'writable' says (2.1 and 7.2 alike).
             bool rw = writable && !backend.Root!.ReadOnly;
-            Publish(server, new NbdExport(exportName, backend, rw, description), backend, borrowed);
+            List<NamedDirtyBitmap> bitmaps;
+            try
+            {
+                bitmaps = bitmap == null ? [] : ExportBitmaps.Resolve(_graph, backend.Root!, [new BlockDirtyBitmapOrStr { Local = bitmap }], rw);
+            }
+            catch (BlockException) when (borrowed)
+            {
+                await backend.ReleaseRootAsync().ConfigureAwait(false);
+                throw;
+            }
+
+            Publish(server, new NbdExport(exportName, backend, rw, description) { Bitmaps = bitmaps }, backend, borrowed);
         }
         finally
         {
@@ -207,6 +219,7 @@ public sealed class NbdService : IAsyncDisposable
             CheckNew(server, options.Id, exportName, description);
             if (node.NodeNeedingKey() is { } locked)
                 throw Encrypted(options.NodeName, locked);
+            var bitmaps = options.Nbd?.Bitmaps is { } names ? ExportBitmaps.Resolve(_graph, node, names, writable) : [];
 
             // A device named here is exported through itself; a bare node through a device of its own that
             // lets go of the node when the export ends.
@@ -216,6 +229,8 @@ public sealed class NbdService : IAsyncDisposable
             {
                 Id = options.Id,
                 Writethrough = options.Writethrough ?? false,
+                Bitmaps = bitmaps,
+                AllocationDepth = options.Nbd?.AllocationDepth ?? false,
             };
             Publish(server, export, backend, borrowed);
         }
@@ -260,6 +275,8 @@ public sealed class NbdService : IAsyncDisposable
         backend.MediumRemoved += entry.MediumHandler;
         lock (_entries)
             _entries.Add(entry);
+        // Held until the export is gone, as QEMU holds them: nothing may clear or remove them under a reader.
+        ExportBitmaps.Hold(export.Bitmaps, busy: true);
     }
 
     /// <summary>query-block-exports: every export, the newest first, as QEMU lists them.</summary>
@@ -340,6 +357,7 @@ public sealed class NbdService : IAsyncDisposable
         }
 
         entry.Server.Unpublish(entry.Export);
+        ExportBitmaps.Hold(entry.Export.Bitmaps, busy: false);
         entry.Blocker?.Dispose();
         if (entry.MediumHandler != null)
             entry.Backend.MediumRemoved -= entry.MediumHandler;

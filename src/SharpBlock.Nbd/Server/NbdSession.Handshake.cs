@@ -111,7 +111,7 @@ internal sealed partial class NbdSession
                         {
                             // Contexts chosen for another export do not carry over to this one.
                             if (_metaContextExport != export.Name)
-                                _baseAllocation = false;
+                                _contexts = [];
                             return export;
                         }
 
@@ -242,7 +242,10 @@ internal sealed partial class NbdSession
         return ReplyAsync(option, NbdOptionReplyType.Info, body);
     }
 
-    /// <summary>NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT; base:allocation is the only context.</summary>
+    /// <summary>
+    /// NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT over the export's contexts: base:allocation, and
+    /// qemu:allocation-depth and qemu:dirty-bitmap:NAME where the export offers them.
+    /// </summary>
     private async ValueTask MetaContextAsync(NbdOption option, byte[] data)
     {
         bool set = option == NbdOption.SetMetaContext;
@@ -299,26 +302,28 @@ internal sealed partial class NbdSession
             return;
         }
 
-        bool match = false;
-        if (!set && queries.Count == 0)
-            match = true;
-        foreach (var q in queries)
+        var chosen = new List<MetaContext>();
+        foreach (var c in MetaContext.Of(export))
         {
-            // "base:" asks a LIST for every context of the namespace; SET needs exact names.
-            match |= q == NbdConstants.BaseAllocation || (!set && q == "base:");
+            bool match = !set && queries.Count == 0;
+            foreach (var q in queries)
+                match |= c.Matches(q, list: !set);
+            if (match)
+                chosen.Add(c);
         }
 
         if (set)
         {
-            _baseAllocation = match;
+            _contexts = [.. chosen];
             _metaContextExport = name;
         }
 
-        if (match)
+        foreach (var c in chosen)
         {
-            byte[] ctxName = Encoding.UTF8.GetBytes(NbdConstants.BaseAllocation);
+            byte[] ctxName = Encoding.UTF8.GetBytes(c.Name);
             var body = new byte[4 + ctxName.Length];
-            BinaryPrimitives.WriteUInt32BigEndian(body, set ? NbdConstants.BaseAllocationId : 0);
+            // A LIST gives no ids (the protocol says 0); a SET gives the ones BLOCK_STATUS will carry.
+            BinaryPrimitives.WriteUInt32BigEndian(body, set ? c.Id : 0);
             ctxName.CopyTo(body, 4);
             await ReplyAsync(option, NbdOptionReplyType.MetaContext, body).ConfigureAwait(false);
         }

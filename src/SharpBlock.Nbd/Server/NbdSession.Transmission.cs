@@ -1,8 +1,10 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
+using SharpBlock.Copy;
 using SharpBlock.Errors;
 using SharpBlock.Io;
+using SharpBlock.Jobs;
 using SharpBlock.Nbd.Protocol;
 
 namespace SharpBlock.Nbd.Server;
@@ -11,9 +13,6 @@ internal sealed partial class NbdSession
 {
     /// <summary>Room in front of a read buffer for the reply header, so a one-chunk read goes out in one write.</summary>
     private const int ReadHeadroom = StructuredReplyHeader.Size + 8;
-
-    /// <summary>Extents in one BLOCK_STATUS reply; enough for any real map, small enough to bound the reply.</summary>
-    private const int MaxExtents = 4096;
 
     /// <summary>
     /// Reads requests and starts each one as soon as it is framed; replies go out as the requests finish,
@@ -174,7 +173,7 @@ internal sealed partial class NbdSession
             return NbdError.EPERM;
         if (h.Command == NbdCommand.Flush)
             return h.Offset == 0 && h.Length == 0 ? 0 : NbdError.EINVAL;
-        if (h.Command == NbdCommand.BlockStatus && (!_baseAllocation || h.Length == 0))
+        if (h.Command == NbdCommand.BlockStatus && (_contexts.Length == 0 || h.Length == 0))
             return NbdError.EINVAL;
         ulong size = (ulong)export.Device.Length;
         if (h.Offset > size || h.Length > size - h.Offset)
@@ -283,44 +282,92 @@ internal sealed partial class NbdSession
         return SendAsync(msg);
     }
 
-    /// <summary>BLOCK_STATUS for base:allocation: extents from the device's block status, merged when equal.</summary>
+    /// <summary>
+    /// BLOCK_STATUS: one chunk per context the client selected, in the order it selected them, the last one
+    /// flagged done. Each chunk covers the range from its start (at most MaxExtents extents, or exactly one
+    /// with REQ_ONE), equal neighbours merged.
+    /// </summary>
     private async ValueTask BlockStatusAsync(NbdExport export, RequestHeader h)
     {
         bool one = (h.Flags & NbdCommandFlags.ReqOne) != 0;
         long offset = (long)h.Offset;
         long end = offset + h.Length;
-        var extents = new List<BlockStatusDescriptor>();
-        long pos = offset;
-        while (pos < end && extents.Count < MaxExtents)
+        var contexts = _contexts;
+        var chunks = new List<byte[]>(contexts.Length);
+        foreach (var c in contexts)
+        {
+            var extents = new ExtentList(one);
+            switch (c.Kind)
+            {
+                case MetaContextKind.BaseAllocation:
+                    await AllocationExtentsAsync(export, offset, end, extents).ConfigureAwait(false);
+                    break;
+                case MetaContextKind.AllocationDepth:
+                    await DepthExtentsAsync(export, offset, end, extents).ConfigureAwait(false);
+                    break;
+                default:
+                    BitmapExtents(c.Bitmap!.Bits, offset, end, extents);
+                    break;
+            }
+
+            chunks.Add(extents.ToChunk(h.Cookie, c.Id));
+        }
+
+        // Only the last chunk ends the reply; every chunk is built before any is sent, so an error while
+        // looking a status up still gets a clean error reply.
+        for (int i = 0; i < chunks.Count; i++)
+        {
+            if (i == chunks.Count - 1)
+                BinaryPrimitives.WriteUInt16BigEndian(chunks[i].AsSpan(4), (ushort)NbdChunkFlags.Done);
+            await SendAsync(chunks[i]).ConfigureAwait(false);
+        }
+    }
+
+    private static async ValueTask AllocationExtentsAsync(NbdExport export, long offset, long end, ExtentList extents)
+    {
+        for (long pos = offset; pos < end && !extents.Full;)
         {
             var st = await export.Device.GetBlockStatusAsync(pos, end - pos).ConfigureAwait(false);
             long run = Math.Min(st.Length, end - pos);
             uint flags = (uint)((st.IsData ? NbdAllocationFlags.None : NbdAllocationFlags.Hole) | (st.IsZero ? NbdAllocationFlags.Zero : NbdAllocationFlags.None));
-            // Extent lengths are 32-bit; a longer run is reported in pieces.
-            while (run > 0)
-            {
-                uint piece = (uint)Math.Min(run, 0x80000000L);
-                if (extents.Count > 0 && extents[^1].Flags == flags && (ulong)extents[^1].Length + piece <= uint.MaxValue)
-                    extents[^1] = extents[^1] with { Length = extents[^1].Length + piece };
-                else
-                    extents.Add(new BlockStatusDescriptor(piece, flags));
-                run -= piece;
-                pos += piece;
-            }
-
-            if (one)
-                break;
+            extents.Add(run, flags);
+            pos += run;
         }
+    }
 
-        if (one && extents.Count > 1)
-            extents.RemoveRange(1, extents.Count - 1);
-        int payload = 4 + (extents.Count * BlockStatusDescriptor.Size);
-        var msg = new byte[StructuredReplyHeader.Size + payload];
-        new StructuredReplyHeader(NbdConstants.StructuredReplyMagic, NbdChunkFlags.Done, NbdChunkType.BlockStatus, h.Cookie, (uint)payload).Write(msg);
-        BinaryPrimitives.WriteUInt32BigEndian(msg.AsSpan(StructuredReplyHeader.Size), NbdConstants.BaseAllocationId);
-        for (int i = 0; i < extents.Count; i++)
-            extents[i].Write(msg.AsSpan(StructuredReplyHeader.Size + 4 + (i * BlockStatusDescriptor.Size)));
-        await SendAsync(msg).ConfigureAwait(false);
+    /// <summary>
+    /// qemu:allocation-depth: 1 for the exported node's own extents, 2 for its backing file's, and so on; 0
+    /// where no layer holds the extent. As in QEMU, the bottom layer holds what it reports as data or as
+    /// stored zeros (a raw file's holes included); only a format's unallocated clusters count as absent.
+    /// </summary>
+    private static async ValueTask DepthExtentsAsync(NbdExport export, long offset, long end, ExtentList extents)
+    {
+        var root = export.Device.Root ?? throw new BlockException(Errno.ENOMEDIUM, "No medium");
+        for (long pos = offset; pos < end && !extents.Full;)
+        {
+            var st = await BlockStatusAbove.GetAsync(root, null, pos, end - pos).ConfigureAwait(false);
+            long run = Math.Min(st.Length, end - pos);
+            extents.Add(run, st.IsAllocated ? (uint)(st.Depth + 1) : 0);
+            pos += run;
+        }
+    }
+
+    /// <summary>qemu:dirty-bitmap:NAME: DIRTY (1) where the bitmap is set, 0 elsewhere, cut at the request's end.</summary>
+    private static void BitmapExtents(DirtyBitmap bits, long offset, long end, ExtentList extents)
+    {
+        end = Math.Min(end, bits.Length);
+        for (long pos = offset; pos < end && !extents.Full;)
+        {
+            long next;
+            bool dirty = bits.IsDirty(pos);
+            if (dirty)
+                next = bits.TryGetNextDirty(pos, end - pos, out long s, out long l) ? Math.Max(pos + 1, s + l) : pos + bits.Granularity;
+            else
+                next = bits.TryGetNextDirty(pos, end - pos, out long s, out _) ? s : end;
+            next = Math.Min(next, end);
+            extents.Add(next - pos, dirty ? NbdConstants.StateDirty : 0u);
+            pos = next;
+        }
     }
 
     private ValueTask SimpleReplyAsync(ulong cookie, uint error)

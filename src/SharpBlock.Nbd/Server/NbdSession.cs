@@ -19,7 +19,8 @@ internal sealed partial class NbdSession
     private readonly string _peer;
     private bool _noZeroes;
     private bool _structured;
-    private bool _baseAllocation;
+    // The contexts NBD_OPT_SET_META_CONTEXT selected, for the export it named; BLOCK_STATUS answers each.
+    private MetaContext[] _contexts = [];
     private string? _metaContextExport;
     private volatile bool _writeFailed;
 

@@ -47,7 +47,7 @@ internal static class NbdCommands
             return ValueTask.CompletedTask;
         }));
         server.Register(QmpCommandTable.NbdServerAdd(static (a, ctx) =>
-            ctx.Server.Nbd.AddExportAsync(a.Device, a.Writable ?? false, a.Name, a.Description)));
+            ctx.Server.Nbd.AddExportAsync(a.Device, a.Writable ?? false, a.Name, a.Description, a.Bitmap)));
         server.Register(QmpCommandTable.NbdServerRemove(static (a, ctx) =>
             ctx.Server.Nbd.RemoveExportAsync(a.Name, a.Mode ?? SharpBlock.Schema.BlockExportRemoveMode.Safe)));
         server.Register(QmpCommandTable.NbdServerStop(static ctx => ctx.Server.Nbd.StopAsync()));

@@ -81,12 +81,7 @@ public class BitmapParityTests
     private static async Task<List<string>> RunAsync(QmpTestClient c, TempDir dir, string prefix)
     {
         var replies = new List<string>();
-        async Task Do(string line)
-        {
-            int sp = line.IndexOf(' ');
-            string cmd = sp < 0 ? line : line[..sp];
-            replies.Add(line + " -> " + Canonical(await c.ExecuteAsync(cmd, sp < 0 ? null : line[(sp + 1)..])));
-        }
+        async Task Do(string line) => replies.Add(await QmpTranscript.RunAsync(c, line));
 
         foreach (var (name, file) in new[] { ("q0", "a.qcow2"), ("c512", "c512.qcow2"), ("c2m", "c2m.qcow2"), ("v2", "v2.qcow2") })
         {
@@ -99,7 +94,7 @@ public class BitmapParityTests
 
         foreach (string line in Commands)
             await Do(line);
-        replies.Add(await BitmapsAsync(c));
+        replies.Add(await QmpTranscript.BitmapsAsync(c));
 
         // Writes, write-zeroes and a discard through NBD exports of the nodes, by a real client.
         string sock = dir.File(prefix + "nbd.sock");
@@ -111,11 +106,11 @@ public class BitmapParityTests
         (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write 1000 5000", "-c", "write -z 100k 3k", $"nbd+unix:///c512?socket={sock}")).Ok();
         (await Tools.RunAsync("qemu-io", "-f", "raw", "-c", "write 200k 1", $"nbd+unix:///raw0?socket={sock}")).Ok();
         await c.ReturnAsync("nbd-server-stop");
-        replies.Add(await BitmapsAsync(c));
+        replies.Add(await QmpTranscript.BitmapsAsync(c));
 
         foreach (string line in After)
             await Do(line);
-        replies.Add(await BitmapsAsync(c));
+        replies.Add(await QmpTranscript.BitmapsAsync(c));
 
         // Closing stores the persistent bitmaps; what qemu-img then finds in the image must be the same.
         foreach (string n in new[] { "q0", "c512" })
@@ -124,35 +119,12 @@ public class BitmapParityTests
         {
             var info = (await Tools.RunAsync("qemu-img", "info", "--output=json", dir.File(prefix + f))).Ok();
             using var doc = JsonDocument.Parse(info.Stdout);
-            replies.Add(f + ": " + Canonical(doc.RootElement.GetProperty("format-specific").GetProperty("data").GetProperty("bitmaps")));
+            replies.Add(f + ": " + QmpTranscript.Canonical(doc.RootElement.GetProperty("format-specific").GetProperty("data").GetProperty("bitmaps")));
             replies.Add(f + ": " + (await Tools.RunAsync("qemu-img", "check", dir.File(prefix + f))).Ok().Stdout.Split('\n')[0]);
         }
 
         return replies;
     }
-
-    /// <summary>Every node's dirty-bitmaps (by node name, sorted), as query-named-block-nodes reports them.</summary>
-    private static async Task<string> BitmapsAsync(QmpTestClient c)
-    {
-        var nodes = await c.ReturnAsync("query-named-block-nodes");
-        var lines = new List<string>();
-        foreach (var n in nodes.EnumerateArray())
-        {
-            if (n.TryGetProperty("dirty-bitmaps", out var b))
-                lines.Add(n.GetProperty("node-name").GetString() + ": " + Canonical(b));
-        }
-
-        lines.Sort(StringComparer.Ordinal);
-        return string.Join("\n", lines);
-    }
-
-    private static string Canonical(JsonElement e) => e.ValueKind switch
-    {
-        JsonValueKind.Object => "{" + string.Join(",", e.EnumerateObject()
-            .OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => JsonSerializer.Serialize(p.Name) + ":" + Canonical(p.Value))) + "}",
-        JsonValueKind.Array => "[" + string.Join(",", e.EnumerateArray().Select(Canonical)) + "]",
-        _ => e.GetRawText(),
-    };
 
     private static async Task MakeImagesAsync(TempDir dir, string prefix)
     {

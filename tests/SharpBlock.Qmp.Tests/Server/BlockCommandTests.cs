@@ -55,7 +55,7 @@ public class BlockCommandTests
     [InlineData("""{"options": {"driver": "raw", "id": "d", "file": ["x"]}}""", "Invalid parameter type for 'options.file', expected: BlockdevRef")]
     [InlineData("""{"options": {"driver": "raw", "id": "d", "file": "nosuchnode"}}""", "Cannot find device='nosuchnode' nor node-name='nosuchnode'")]
     [InlineData("""{"options": {"driver": "raw", "id": "d", "file": {"driver": "file", "filename": "/nonexistent/x"}}}""", "Could not open '/nonexistent/x': No such file or directory")]
-    [InlineData("""{"options": {"driver": "host_cdrom", "id": "d", "filename": "/dev/cdrom"}}""", "Driver 'host_cdrom' is not supported")]
+    [InlineData("""{"options": {"driver": "host_cdrom", "id": "d", "filename": "/dev/nosuch-cd"}}""", "Could not open '/dev/nosuch-cd': No such file or directory")]
     [InlineData("""{"options": {"driver": "raw", "file": "x"}}""", "Block device needs an ID")]
     [InlineData("""{"driver": "raw", "file": "x"}""", "Block device needs an 'id' or a 'node-name'")]
     [InlineData("""{}""", "Parameter 'driver' is missing")]
