@@ -124,12 +124,15 @@ public sealed class QmpTestClient : IAsyncDisposable
         return (e.GetProperty("class").GetString()!, e.GetProperty("desc").GetString()!);
     }
 
-    public async Task<JsonElement> WaitEventAsync(string name, int timeoutMs = 30000)
+    public Task<JsonElement> WaitEventAsync(string name, int timeoutMs = 30000) => WaitEventAnyAsync([name], timeoutMs);
+
+    /// <summary>The first event (received or to come) whose name is one of names; it is consumed, the others stay.</summary>
+    public async Task<JsonElement> WaitEventAnyAsync(IReadOnlyCollection<string> names, int timeoutMs = 30000)
     {
         var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
         while (true)
         {
-            int i = _events.FindIndex(e => e.GetProperty("event").GetString() == name);
+            int i = _events.FindIndex(e => names.Contains(e.GetProperty("event").GetString()!));
             if (i >= 0)
             {
                 var e = _events[i];
@@ -139,7 +142,7 @@ public sealed class QmpTestClient : IAsyncDisposable
 
             int left = (int)(deadline - DateTime.UtcNow).TotalMilliseconds;
             if (left <= 0)
-                throw new TimeoutException("no " + name + " event");
+                throw new TimeoutException("no " + string.Join(" or ", names) + " event");
             var m = await ReadMessageAsync(left);
             if (m.TryGetProperty("event", out _))
                 _events.Add(m);

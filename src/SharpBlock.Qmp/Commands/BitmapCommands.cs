@@ -18,36 +18,92 @@ internal static class BitmapCommands
     {
         server.Register(QmpCommandTable.BlockDirtyBitmapAdd(static (a, ctx) =>
         {
-            Add(ctx.Server.Graph, a);
+            PrepareAdd(ctx.Server.Graph, a);
             return ValueTask.CompletedTask;
         }));
         server.Register(QmpCommandTable.BlockDirtyBitmapRemove(static async (a, ctx) =>
-        {
-            var (node, bitmap) = Lookup(ctx.Server.Graph, a);
-            await node.RemoveBitmapAsync(bitmap, ctx.CancellationToken).ConfigureAwait(false);
-        }));
+            await PrepareRemove(ctx.Server.Graph, a, ctx.CancellationToken).CommitAsync().ConfigureAwait(false)));
         server.Register(QmpCommandTable.BlockDirtyBitmapClear(static (a, ctx) =>
         {
-            BlockNode.ClearBitmap(Lookup(ctx.Server.Graph, a).Bitmap);
+            PrepareClear(ctx.Server.Graph, a);
             return ValueTask.CompletedTask;
         }));
         server.Register(QmpCommandTable.BlockDirtyBitmapEnable(static (a, ctx) =>
         {
-            BlockNode.SetBitmapRecording(Lookup(ctx.Server.Graph, a).Bitmap, true);
+            PrepareRecording(ctx.Server.Graph, a, true);
             return ValueTask.CompletedTask;
         }));
         server.Register(QmpCommandTable.BlockDirtyBitmapDisable(static (a, ctx) =>
         {
-            BlockNode.SetBitmapRecording(Lookup(ctx.Server.Graph, a).Bitmap, false);
+            PrepareRecording(ctx.Server.Graph, a, false);
             return ValueTask.CompletedTask;
         }));
         server.Register(QmpCommandTable.BlockDirtyBitmapMerge(static (a, ctx) =>
         {
-            var (target, sources) = CheckMerge(ctx.Server.Graph, a);
-            foreach (var s in sources)
-                target.Bits.Merge(s.Bits);
+            PrepareMerge(ctx.Server.Graph, a);
             return ValueTask.CompletedTask;
         }));
+    }
+
+    // Each Prepare is the whole command (nothing is left to commit); what it returns undoes it, for a
+    // transaction that fails further on.
+
+    internal static PreparedAction PrepareAdd(BlockGraph graph, BlockDirtyBitmapAdd a)
+    {
+        var (node, bitmap) = Add(graph, a);
+        return new PreparedAction { Abort = () => Undo(() => node.DetachBitmap(bitmap)) };
+    }
+
+    /// <summary>
+    /// A remove is checked now and carried out at commit, as QEMU's: until then the bitmap is held busy, so a
+    /// later action of the same transaction cannot use it (nor remove it twice), and an undo has nothing to restore.
+    /// </summary>
+    internal static PreparedAction PrepareRemove(BlockGraph graph, BlockDirtyBitmap a, CancellationToken ct)
+    {
+        var (node, bitmap) = Lookup(graph, a);
+        BlockNode.CheckBitmap(bitmap, BitmapUse.Remove);
+        BlockNode.SetBitmapBusy(bitmap, true);
+        return new PreparedAction
+        {
+            Commit = async () =>
+            {
+                BlockNode.SetBitmapBusy(bitmap, false);
+                await node.RemoveBitmapAsync(bitmap, ct).ConfigureAwait(false);
+            },
+            Abort = () => Undo(() => BlockNode.SetBitmapBusy(bitmap, false)),
+        };
+    }
+
+    internal static PreparedAction PrepareClear(BlockGraph graph, BlockDirtyBitmap a)
+    {
+        var bitmap = Lookup(graph, a).Bitmap;
+        BlockNode.CheckBitmap(bitmap, BitmapUse.Modify);
+        var before = bitmap.Bits.Clone();
+        BlockNode.ClearBitmap(bitmap);
+        return new PreparedAction { Abort = () => Undo(() => bitmap.Bits.Restore(before)) };
+    }
+
+    internal static PreparedAction PrepareRecording(BlockGraph graph, BlockDirtyBitmap a, bool recording)
+    {
+        var bitmap = Lookup(graph, a).Bitmap;
+        bool before = bitmap.Recording;
+        BlockNode.SetBitmapRecording(bitmap, recording);
+        return new PreparedAction { Abort = () => Undo(() => BlockNode.SetBitmapRecording(bitmap, before)) };
+    }
+
+    internal static PreparedAction PrepareMerge(BlockGraph graph, BlockDirtyBitmapMerge a)
+    {
+        var (target, sources) = CheckMerge(graph, a);
+        var before = target.Bits.Clone();
+        foreach (var s in sources)
+            target.Bits.Merge(s.Bits);
+        return new PreparedAction { Abort = () => Undo(() => target.Bits.Restore(before)) };
+    }
+
+    private static ValueTask Undo(Action undo)
+    {
+        undo();
+        return ValueTask.CompletedTask;
     }
 
     /// <summary>Adds the bitmap; the node it went on comes back so that a transaction can undo it.</summary>

@@ -29,11 +29,44 @@ internal static class BlockdevJobCommands
         }));
         server.Register(QmpCommandTable.BlockdevBackup(static async (a, ctx) =>
         {
-            JobCommands.CheckSpeed(a.Speed);
-            var (dev, target, jobId) = Resolve(ctx.Server.Graph, a.Device, a.Target, a.JobId, "Source and target cannot be the same");
-            await StartAsync(ctx.Server.Graph, dev, jobId, a.AutoFinalize, a.AutoDismiss, () => new BackupJob(dev, target, a.Sync, false,
-                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report)).ConfigureAwait(false);
+            var prepared = await PrepareBackupAsync(ctx.Server.Graph, a).ConfigureAwait(false);
+            await prepared.CommitAsync().ConfigureAwait(false);
         }));
+    }
+
+    /// <summary>
+    /// blockdev-backup up to the start of its job: every check, the job made (its copy before write guards the
+    /// source from now on) and registered. Commit runs it; abort undoes the making, the job's own device included.
+    /// </summary>
+    internal static async ValueTask<PreparedAction> PrepareBackupAsync(BlockGraph graph, BlockdevBackup a)
+    {
+        JobCommands.CheckSpeed(a.Speed);
+        var (dev, target, jobId) = Resolve(graph, a.Device, a.Target, a.JobId, "Source and target cannot be the same");
+        bool own = !graph.Devices.Contains(dev);
+        BackupJob? job = null;
+        async ValueTask UndoAsync()
+        {
+            job?.Abandon();
+            if (own)
+                await dev.ReleaseRootAsync().ConfigureAwait(false);
+        }
+
+        try
+        {
+            var (bitmap, bitmapMode) = JobCommands.BackupBitmap(dev, a.Sync, a.Bitmap, a.BitmapMode);
+            job = new BackupJob(dev, target, a.Sync, false,
+                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report, bitmap, bitmapMode);
+            if (own)
+                job.AfterCleanup = dev.ReleaseRootAsync;
+            graph.Jobs.Register(job, jobId, a.AutoFinalize ?? true, a.AutoDismiss ?? true);
+        }
+        catch (Exception ex) when (ex is BlockException or QmpException)
+        {
+            await UndoAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return JobCommands.RegisteredJob(graph, job, UndoAsync);
     }
 
     /// <summary>The source's device (its own, or a new one over a bare root node), the target node and the job's id, with 7.2's refusals.</summary>

@@ -17,47 +17,7 @@ internal static class ChainCommands
     public static void Register(QmpServer server)
     {
         server.Register(QmpCommandTable.BlockdevSnapshotSync(static async (a, ctx) =>
-        {
-            var graph = ctx.Server.Graph;
-            var (dev, root) = DeviceCommands.Lookup(graph, a.Device, a.NodeName);
-            // As in 2.1, a node-name may name the image a device sits on; a node below another (a format's
-            // file, a backing image) is not the first non-filter node, which 2.1 answers as a disabled feature.
-            dev ??= DeviceOf(graph, root);
-            if (dev == null)
-            {
-                throw new QmpException(root.Users.Count > 0
-                    ? "The feature 'snapshot' is not enabled"
-                    : $"Node '{a.NodeName}' is not the image of a device; give the device instead");
-            }
-
-            if (graph.Jobs.Find(dev.Id) != null)
-                throw new QmpException($"Device '{dev.Id}' is in use");
-            string formatName = a.Format ?? graph.Drivers.DefaultOverlayFormat.ToWire();
-            if (!QapiEnums.TryParse(formatName, out BlockdevDriver format) || !graph.Drivers.IsSupported(format))
-                throw new QmpException($"Unknown driver '{formatName}'");
-            if (a.SnapshotNodeName is { } sn && graph.FindNode(sn) != null)
-                throw new QmpException($"Duplicate nodes with node-name='{sn}'");
-            string path = a.SnapshotFile;
-            if (a.Mode != NewImageMode.Existing)
-            {
-                // absolute-paths: the overlay names its backing file by absolute path.
-                await ImageFormats.CreateAsync(format, path, root.Length, Path.GetFullPath(root.Filename), root.DriverName).ConfigureAwait(false);
-            }
-
-            var options = ImageFormats.FileOptions(format, path);
-            options.NodeName = a.SnapshotNodeName;
-            ImageFormats.Find(format, graph.Drivers)?.SetBacking(options, new BlockdevRef { Reference = root.NodeName });
-            var overlay = await graph.OpenDetachedAsync(options, ctx.CancellationToken).ConfigureAwait(false);
-            if (overlay.Backing != root)
-            {
-                await graph.CloseUnusedAsync(overlay).ConfigureAwait(false);
-                throw new QmpException($"Format '{formatName}' cannot take a backing file");
-            }
-
-            await dev.SwapRootAsync(overlay).ConfigureAwait(false);
-            // The old image is now a backing file: nothing writes it any more.
-            await root.ReopenAsync(readOnly: true, ctx.CancellationToken).ConfigureAwait(false);
-        }));
+            await PrepareSnapshotSyncAsync(ctx.Server.Graph, a, ctx.CancellationToken).ConfigureAwait(false)));
 
         server.Register(QmpCommandTable.BlockStream(static (a, ctx) =>
         {
@@ -108,6 +68,60 @@ internal static class ChainCommands
             graph.Jobs.Start(job, a.JobId, a.AutoFinalize ?? true, a.AutoDismiss ?? true);
             return ValueTask.CompletedTask;
         }));
+    }
+
+    /// <summary>blockdev-snapshot-sync, done; what comes back undoes it for a transaction that fails further on.</summary>
+    internal static async ValueTask<PreparedAction> PrepareSnapshotSyncAsync(BlockGraph graph, BlockdevSnapshot a, CancellationToken ct)
+    {
+        var (dev, root) = DeviceCommands.Lookup(graph, a.Device, a.NodeName);
+        // As in 2.1, a node-name may name the image a device sits on; a node below another (a format's
+        // file, a backing image) is not the first non-filter node, which 2.1 answers as a disabled feature.
+        dev ??= DeviceOf(graph, root);
+        if (dev == null)
+        {
+            throw new QmpException(root.Users.Count > 0
+                ? "The feature 'snapshot' is not enabled"
+                : $"Node '{a.NodeName}' is not the image of a device; give the device instead");
+        }
+
+        if (graph.Jobs.Find(dev.Id) != null)
+            throw new QmpException($"Device '{dev.Id}' is in use");
+        string formatName = a.Format ?? graph.Drivers.DefaultOverlayFormat.ToWire();
+        if (!QapiEnums.TryParse(formatName, out BlockdevDriver format) || !graph.Drivers.IsSupported(format))
+            throw new QmpException($"Unknown driver '{formatName}'");
+        if (a.SnapshotNodeName is { } sn && graph.FindNode(sn) != null)
+            throw new QmpException($"Duplicate nodes with node-name='{sn}'");
+        string path = a.SnapshotFile;
+        if (a.Mode != NewImageMode.Existing)
+        {
+            // absolute-paths: the overlay names its backing file by absolute path.
+            await ImageFormats.CreateAsync(format, path, root.Length, Path.GetFullPath(root.Filename), root.DriverName).ConfigureAwait(false);
+        }
+
+        var options = ImageFormats.FileOptions(format, path);
+        options.NodeName = a.SnapshotNodeName;
+        ImageFormats.Find(format, graph.Drivers)?.SetBacking(options, new BlockdevRef { Reference = root.NodeName });
+        var overlay = await graph.OpenDetachedAsync(options, ct).ConfigureAwait(false);
+        if (overlay.Backing != root)
+        {
+            await graph.CloseUnusedAsync(overlay).ConfigureAwait(false);
+            throw new QmpException($"Format '{formatName}' cannot take a backing file");
+        }
+
+        bool wasReadOnly = root.ReadOnly;
+        await dev.SwapRootAsync(overlay).ConfigureAwait(false);
+        // The old image is now a backing file: nothing writes it any more.
+        await root.ReopenAsync(readOnly: true, ct).ConfigureAwait(false);
+        return new PreparedAction
+        {
+            // The device goes back to the old image (the overlay, used by nothing then, is closed; its file
+            // stays, as with QEMU), which takes writes again.
+            Abort = async () =>
+            {
+                await dev.SwapRootAsync(root).ConfigureAwait(false);
+                await root.ReopenAsync(wasReadOnly, CancellationToken.None).ConfigureAwait(false);
+            },
+        };
     }
 
     private static BlockBackend? DeviceOf(BlockGraph graph, BlockNode root)

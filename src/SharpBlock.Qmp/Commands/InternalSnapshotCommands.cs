@@ -3,6 +3,7 @@ using SharpBlock.Graph;
 using SharpBlock.Qmp.Protocol;
 using SharpBlock.Qmp.Schema;
 using SharpBlock.Qmp.Server;
+using SharpBlock.Schema;
 
 namespace SharpBlock.Qmp.Commands;
 
@@ -12,22 +13,7 @@ internal static class InternalSnapshotCommands
     public static void Register(QmpServer server)
     {
         server.Register(QmpCommandTable.BlockdevSnapshotInternalSync(static async (a, ctx) =>
-        {
-            var (dev, node, image) = SnapshotImage(ctx.Server.Graph, a.Device);
-            if (a.Name.Length == 0)
-                throw new QmpException("Name is empty");
-            if (node.ReadOnly)
-                throw new QmpException($"Device '{a.Device}' is read only");
-            foreach (var s in image.InternalSnapshots)
-            {
-                if (s.Name == a.Name)
-                    throw new QmpException($"Snapshot with name '{a.Name}' already exists on device '{a.Device}'");
-            }
-
-            if (ctx.Server.Graph.Jobs.Find(dev.Id) != null)
-                throw new QmpException($"Device '{a.Device}' is in use");
-            await image.CreateInternalSnapshotAsync(a.Name, ctx.CancellationToken).ConfigureAwait(false);
-        }));
+            await PrepareAsync(ctx.Server.Graph, a, ctx.CancellationToken).ConfigureAwait(false)));
 
         server.Register(QmpCommandTable.BlockdevSnapshotDeleteInternalSync(static async (a, ctx) =>
         {
@@ -51,6 +37,29 @@ internal static class InternalSnapshotCommands
             var deleted = await image.DeleteInternalSnapshotAsync(found.Id, ctx.CancellationToken).ConfigureAwait(false);
             return deleted.ToSnapshotInfo();
         }));
+    }
+
+    /// <summary>blockdev-snapshot-internal-sync, done; what comes back deletes the snapshot again, for a transaction that fails further on.</summary>
+    internal static async ValueTask<PreparedAction> PrepareAsync(BlockGraph graph, BlockdevSnapshotInternal a, CancellationToken ct)
+    {
+        var (dev, node, image) = SnapshotImage(graph, a.Device);
+        if (a.Name.Length == 0)
+            throw new QmpException("Name is empty");
+        if (node.ReadOnly)
+            throw new QmpException($"Device '{a.Device}' is read only");
+        foreach (var s in image.InternalSnapshots)
+        {
+            if (s.Name == a.Name)
+                throw new QmpException($"Snapshot with name '{a.Name}' already exists on device '{a.Device}'");
+        }
+
+        if (graph.Jobs.Find(dev.Id) != null)
+            throw new QmpException($"Device '{a.Device}' is in use");
+        var created = await image.CreateInternalSnapshotAsync(a.Name, ct).ConfigureAwait(false);
+        return new PreparedAction
+        {
+            Abort = async () => await image.DeleteInternalSnapshotAsync(created.Id, CancellationToken.None).ConfigureAwait(false),
+        };
     }
 
     private static (BlockBackend Device, BlockNode Node, IInternalSnapshots Image) SnapshotImage(BlockGraph graph, string device)

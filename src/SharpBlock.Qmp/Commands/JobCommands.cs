@@ -29,17 +29,8 @@ internal static class JobCommands
 
         server.Register(QmpCommandTable.DriveBackup(static async (a, ctx) =>
         {
-            var graph = ctx.Server.Graph;
-            var dev = ActiveDevice(graph, a.Device);
-            CheckSpeed(a.Speed);
-            var (bitmap, bitmapMode) = BackupBitmap(dev, a.Sync, a.Bitmap, a.BitmapMode);
-            // A bitmap-driven backup's target gets only the changed clusters: a full copy's target (or the
-            // previous backup) lies below it, as with sync=full.
-            var sync = a.Sync is MirrorSyncMode.Incremental or MirrorSyncMode.Bitmap ? MirrorSyncMode.Full : a.Sync;
-            var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, sync, ctx.CancellationToken).ConfigureAwait(false);
-            await StartAsync(graph, target, () => new BackupJob(dev, target, a.Sync, zeroed,
-                a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report, bitmap, bitmapMode),
-                a.JobId, a.AutoFinalize, a.AutoDismiss).ConfigureAwait(false);
+            var prepared = await PrepareDriveBackupAsync(ctx.Server.Graph, a, ctx.CancellationToken).ConfigureAwait(false);
+            await prepared.CommitAsync().ConfigureAwait(false);
         }));
 
         server.Register(QmpCommandTable.BlockJobSetSpeed(static (a, ctx) =>
@@ -195,6 +186,57 @@ internal static class JobCommands
 
         return (target, !existing);
     }
+
+    /// <summary>
+    /// drive-backup up to the start of its job: every check, the target opened (created unless existing), the
+    /// job made and registered; the copy before write already guards the source. Commit runs the job; abort
+    /// puts the bitmap back and closes the target (a created target file stays, as with QEMU).
+    /// </summary>
+    internal static async ValueTask<PreparedAction> PrepareDriveBackupAsync(BlockGraph graph, DriveBackup a, CancellationToken ct)
+    {
+        var dev = ActiveDevice(graph, a.Device);
+        CheckSpeed(a.Speed);
+        var (bitmap, bitmapMode) = BackupBitmap(dev, a.Sync, a.Bitmap, a.BitmapMode);
+        // A bitmap-driven backup's target gets only the changed clusters: a full copy's target (or the
+        // previous backup) lies below it, as with sync=full.
+        var sync = a.Sync is MirrorSyncMode.Incremental or MirrorSyncMode.Bitmap ? MirrorSyncMode.Full : a.Sync;
+        var (target, zeroed) = await OpenTargetAsync(graph, dev, a.Target, a.Format, a.Mode, sync, ct).ConfigureAwait(false);
+        var job = new BackupJob(dev, target, a.Sync, zeroed,
+            a.Speed ?? 0, a.OnSourceError ?? BlockdevOnError.Report, a.OnTargetError ?? BlockdevOnError.Report, bitmap, bitmapMode);
+        async ValueTask AbandonAsync()
+        {
+            job.Abandon();
+            await graph.CloseUnusedAsync(target).ConfigureAwait(false);
+        }
+
+        try
+        {
+            graph.Jobs.Register(job, a.JobId, a.AutoFinalize ?? true, a.AutoDismiss ?? true);
+        }
+        catch (BlockException)
+        {
+            await AbandonAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return RegisteredJob(graph, job, AbandonAsync);
+    }
+
+    /// <summary>What is left of a registered job's action: commit runs it, abort forgets it and undoes its making.</summary>
+    internal static PreparedAction RegisteredJob(BlockGraph graph, BlockJob job, Func<ValueTask> undo) => new()
+    {
+        Job = job,
+        Commit = () =>
+        {
+            graph.Jobs.Run(job);
+            return ValueTask.CompletedTask;
+        },
+        Abort = () =>
+        {
+            graph.Jobs.Unregister(job);
+            return undo();
+        },
+    };
 
     internal static async ValueTask StartAsync(BlockGraph graph, BlockNode target, Func<BlockJob> create,
         string? jobId, bool? autoFinalize, bool? autoDismiss)

@@ -24,5 +24,6 @@ internal static class StandardCommands
         MediaCommands.Register(server);
         IoPolicyCommands.Register(server);
         BitmapCommands.Register(server);
+        TransactionCommands.Register(server);
     }
 }

@@ -29,8 +29,20 @@ public static class QapiRead
     public static QmpException BadType(string path, string expected) =>
         new($"Invalid parameter type for '{path}', expected: {expected}");
 
+    /// <summary>
+    /// An enum value the type does not have. QEMU 7.2 names only the member here, not its path (a list element
+    /// has no name, which it prints as null), so a bad tag deep in a transaction reads "Parameter 'type' ...".
+    /// </summary>
     public static QmpException BadValue(string path, string value) =>
-        new($"Parameter '{path}' does not accept value '{value}'");
+        new($"Parameter '{MemberName(path)}' does not accept value '{value}'");
+
+    private static string MemberName(string path)
+    {
+        if (path.EndsWith(']'))
+            return "null";
+        int dot = path.LastIndexOf('.');
+        return dot < 0 ? path : path[(dot + 1)..];
+    }
 
     private static QmpException Expects(string path, string what) => new($"Parameter '{path}' expects {what}");
 

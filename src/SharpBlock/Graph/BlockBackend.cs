@@ -209,6 +209,16 @@ public sealed partial class BlockBackend
         }
     }
 
+    /// <summary>
+    /// Waits for the device's requests in flight and holds new ones until the returned scope ends: what a
+    /// QMP transaction does around its actions, so that they all take effect between the same two requests.
+    /// </summary>
+    public async ValueTask<DrainScope> DrainAsync()
+    {
+        await Gate.BeginDrainAsync().ConfigureAwait(false);
+        return new DrainScope(Gate);
+    }
+
     /// <summary>A seekable Stream over the device, for any .NET code that wants one.</summary>
     public Stream AsStream() => new BlockStream(this);
 }

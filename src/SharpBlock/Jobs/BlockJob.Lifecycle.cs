@@ -151,7 +151,8 @@ public abstract partial class BlockJob
 
     private async ValueTask AwaitFinalizeAsync()
     {
-        // A job on its own is its whole transaction: it waits for nobody, and goes straight on to pending.
+        // A job on its own is its whole transaction: it waits for nobody, and goes straight on to pending (a
+        // grouped one has already waited for its group in RunWrappedAsync).
         Transition(JobStatus.Waiting);
         Transition(JobStatus.Pending);
         if (AutoFinalize)

@@ -73,6 +73,9 @@ public abstract partial class BlockJob
     /// </summary>
     public Func<ValueTask>? AfterCleanup { get; set; }
 
+    /// <summary>The grouped transaction the job belongs to, if any (see <see cref="JobGroup"/>).</summary>
+    public JobGroup? Group { get; internal set; }
+
     /// <summary>The node the job writes to besides its device (a mirror's or backup's target), if any.</summary>
     public virtual BlockNode? Target => null;
 
@@ -129,6 +132,18 @@ public abstract partial class BlockJob
 
         Busy = false;
         bool success = error == null && !cancelled;
+        if (Group is { } group)
+        {
+            if (success)
+                Transition(JobStatus.Waiting);
+            if (!await group.ArriveAsync(this, success).ConfigureAwait(false) && success)
+            {
+                // Another member of the transaction failed: this one ends as cancelled, as in QEMU.
+                cancelled = true;
+                success = false;
+            }
+        }
+
         if (success)
             await AwaitFinalizeAsync().ConfigureAwait(false);
         else
@@ -217,6 +232,14 @@ public abstract partial class BlockJob
     {
         if (_paused && !force)
             throw new BlockException(Errno.EBUSY, $"The block job for device '{Device.Id}' is currently paused");
+        RequestCancel(abort);
+    }
+
+    /// <summary>Cancels the job because another job of its grouped transaction failed; never refused.</summary>
+    internal void CancelForGroup() => RequestCancel(abort: true);
+
+    private void RequestCancel(bool abort)
+    {
         if (abort)
             _abortRequested = true;
         _cancelRequested = true;

@@ -48,6 +48,18 @@ public sealed class JobManager
     /// </summary>
     public void Start(BlockJob job, string? id = null, bool autoFinalize = true, bool autoDismiss = true)
     {
+        Register(job, id, autoFinalize, autoDismiss);
+        Run(job);
+    }
+
+    /// <summary>
+    /// The first half of <see cref="Start"/> (QEMU's job creation): every check, and the job holds its id and
+    /// device, but it does not run yet. A transaction registers its jobs while it prepares, so a later action
+    /// sees them, and runs them (<see cref="Run"/>) or lets them go (<see cref="Unregister"/>) at its end.
+    /// </summary>
+    public void Register(BlockJob job, string? id = null, bool autoFinalize = true, bool autoDismiss = true)
+    {
+        ArgumentNullException.ThrowIfNull(job);
         if (id != null && !WellFormedId(id))
             throw new BlockException(Errno.EINVAL, $"Invalid job ID '{id}'");
         job.Configure(id, autoFinalize, autoDismiss);
@@ -60,7 +72,22 @@ public sealed class JobManager
             _jobs.Add(job);
             _active.Add(job);
         }
+    }
 
+    /// <summary>Forgets a registered job that never ran (its transaction failed).</summary>
+    public void Unregister(BlockJob job)
+    {
+        lock (_jobs)
+        {
+            _jobs.Remove(job);
+            _active.Remove(job);
+        }
+    }
+
+    /// <summary>Runs a registered job.</summary>
+    public void Run(BlockJob job)
+    {
+        ArgumentNullException.ThrowIfNull(job);
         // While the job runs the medium stays: eject and change refuse even when forced, as QEMU 2.1's blocker.
         var blocker = job.HasDevice ? job.Device.AddBlocker("block device is in use by block job: " + job.Type.ToWire()) : null;
         job.Start(

@@ -12,7 +12,7 @@ public class IncrementalBackupTests
 {
     private const int Size = 8 << 20;
 
-    private static async Task BackupAsync(QmpTestClient c, string args)
+    internal static async Task BackupAsync(QmpTestClient c, string args)
     {
         await c.ReturnAsync("drive-backup", args);
         var done = await c.WaitEventAsync("BLOCK_JOB_COMPLETED");
@@ -20,7 +20,7 @@ public class IncrementalBackupTests
     }
 
     /// <summary>Guest offsets of the clusters the image itself holds, data or zeros (not its backing chain).</summary>
-    private static async Task<List<long>> OwnDataAsync(string image)
+    internal static async Task<List<long>> OwnDataAsync(string image)
     {
         var map = (await Tools.RunAsync("qemu-img", "map", "-U", "--output=json", image)).Ok().Stdout;
         var list = new List<long>();
@@ -36,7 +36,7 @@ public class IncrementalBackupTests
         return list;
     }
 
-    private static async Task<long> CountAsync(QmpTestClient c, string bitmap)
+    internal static async Task<long> CountAsync(QmpTestClient c, string bitmap)
     {
         foreach (var d in (await c.ReturnAsync("query-block")).EnumerateArray())
         {

@@ -96,7 +96,9 @@ public sealed class BlkdebugNode : BlockNode
         var rule = _rules.Check(offset, length);
         if (rule == null)
             return ValueTask.CompletedTask;
-        var ex = new BlockException(rule.Errno, $"blkdebug '{NodeName}' injected an error: {BlockException.Describe(rule.Errno)}");
+        // Only the errno, as QEMU's blkdebug fails a request: what a job or device reports must read as a real
+        // disk's error would, so the same test against qemu-storage-daemon sees the same words.
+        var ex = new BlockException(rule.Errno, BlockException.Describe(rule.Errno));
         return rule.Immediately ? ValueTask.FromException(ex) : FailLaterAsync(ex);
     }
 
