@@ -23,9 +23,10 @@ internal static class BitmapCommands
         }));
         server.Register(QmpCommandTable.BlockDirtyBitmapRemove(static async (a, ctx) =>
             await PrepareRemove(ctx.Server.Graph, a, ctx.CancellationToken).CommitAsync().ConfigureAwait(false)));
+        // Clear and merge on their own keep no copy of the old bits: only a transaction may need them back.
         server.Register(QmpCommandTable.BlockDirtyBitmapClear(static (a, ctx) =>
         {
-            PrepareClear(ctx.Server.Graph, a);
+            BlockNode.ClearBitmap(Lookup(ctx.Server.Graph, a).Bitmap);
             return ValueTask.CompletedTask;
         }));
         server.Register(QmpCommandTable.BlockDirtyBitmapEnable(static (a, ctx) =>
@@ -40,13 +41,14 @@ internal static class BitmapCommands
         }));
         server.Register(QmpCommandTable.BlockDirtyBitmapMerge(static (a, ctx) =>
         {
-            PrepareMerge(ctx.Server.Graph, a);
+            var (target, sources) = CheckMerge(ctx.Server.Graph, a);
+            MergeInto(target, sources);
             return ValueTask.CompletedTask;
         }));
     }
 
-    // Each Prepare is the whole command (nothing is left to commit); what it returns undoes it, for a
-    // transaction that fails further on.
+    // A transaction's actions: each Prepare but remove's is the whole command (nothing is left to commit);
+    // what it returns undoes it, for a transaction that fails further on.
 
     internal static PreparedAction PrepareAdd(BlockGraph graph, BlockDirtyBitmapAdd a)
     {
@@ -77,7 +79,7 @@ internal static class BitmapCommands
     internal static PreparedAction PrepareClear(BlockGraph graph, BlockDirtyBitmap a)
     {
         var bitmap = Lookup(graph, a).Bitmap;
-        BlockNode.CheckBitmap(bitmap, BitmapUse.Modify);
+        BlockNode.CheckBitmap(bitmap, BitmapUse.Modify); // before the copy, which a refusal would waste
         var before = bitmap.Bits.Clone();
         BlockNode.ClearBitmap(bitmap);
         return new PreparedAction { Abort = () => Undo(() => bitmap.Bits.Restore(before)) };
@@ -95,9 +97,14 @@ internal static class BitmapCommands
     {
         var (target, sources) = CheckMerge(graph, a);
         var before = target.Bits.Clone();
+        MergeInto(target, sources);
+        return new PreparedAction { Abort = () => Undo(() => target.Bits.Restore(before)) };
+    }
+
+    private static void MergeInto(NamedDirtyBitmap target, IEnumerable<NamedDirtyBitmap> sources)
+    {
         foreach (var s in sources)
             target.Bits.Merge(s.Bits);
-        return new PreparedAction { Abort = () => Undo(() => target.Bits.Restore(before)) };
     }
 
     private static ValueTask Undo(Action undo)

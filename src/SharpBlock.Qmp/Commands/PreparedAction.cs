@@ -9,9 +9,6 @@ namespace SharpBlock.Qmp.Commands;
 /// </summary>
 internal sealed class PreparedAction
 {
-    /// <summary>An action with nothing left to do and nothing to undo.</summary>
-    public static readonly PreparedAction Done = new();
-
     /// <summary>What finishing the action takes; it must not fail for reasons a prepare could have checked.</summary>
     public Func<ValueTask>? Commit { get; init; }
 

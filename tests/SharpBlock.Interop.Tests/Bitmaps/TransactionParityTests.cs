@@ -51,6 +51,9 @@ public class TransactionParityTests
             Act("blockdev-backup", """{"job-id":"jx","device":"q0","target":"nope","sync":"full"}""")),
         Txn(Act("blockdev-backup", """{"job-id":"jx","device":"q0","target":"q0","sync":"full"}""")),
         Txn(Act("blockdev-backup", """{"job-id":"jx","device":"q0","target":"t0","sync":"incremental"}""")),
+        // A backup that got through its checks, then an abort: its job never runs.
+        Txn(Act("blockdev-backup", """{"job-id":"jy","device":"q0","target":"t0","sync":"full"}"""), Act("abort", "{}")),
+        "query-jobs",
     ];
 
     private static async Task<List<string>> RunAsync(QmpTestClient c, TempDir dir, string prefix)
