@@ -18,6 +18,8 @@ internal static class CSharpTypes
         "number" => "double",
         // A JSON value of any kind; the library keeps it opaque (the QMP side boxes a JsonElement in it).
         "any" => "object",
+        // JSON null, only as an alternate's branch: the property is true when the value was null.
+        "null" => "bool",
         _ => "",
     };
 

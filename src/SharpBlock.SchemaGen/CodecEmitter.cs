@@ -115,6 +115,7 @@ internal sealed class CodecEmitter
             case "bool": return "QapiRead.Bool(" + el + ", " + path + ", keyval)";
             case "number": return "QapiRead.Number(" + el + ", " + path + ", keyval)";
             case "any": return "QapiRead.Any(" + el + ")";
+            case "null": return "true";
             default: return "Read" + Cls(t.Name) + "(" + el + ", " + path + ", keyval)";
         }
     }
@@ -133,6 +134,7 @@ internal sealed class CodecEmitter
             case "str": return "w.WriteStringValue(" + v + ");";
             case "bool": return "w.WriteBooleanValue(" + v + ");";
             case "any": return "w.WriteAnyValue(" + v + ");";
+            case "null": return "w.WriteNullValue();";
             default:
                 if (CSharpTypes.Builtin(t.Name).Length > 0)
                     return "w.WriteNumberValue(" + v + ");";
@@ -370,6 +372,7 @@ internal sealed class CodecEmitter
             case "str": return "String";
             case "bool": return "True";
             case "number": return "Number";
+            case "null": return "Null";
         }
 
         if (CSharpTypes.Builtin(typeName).Length > 0)

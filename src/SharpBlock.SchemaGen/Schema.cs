@@ -8,7 +8,7 @@ internal sealed class Schema
 {
     public static readonly HashSet<string> Builtins = new(StringComparer.Ordinal)
     {
-        "str", "int", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "size", "bool", "number", "any",
+        "str", "int", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8", "size", "bool", "number", "any", "null",
     };
 
     public Dictionary<string, Definition> ByName { get; } = new(StringComparer.Ordinal);

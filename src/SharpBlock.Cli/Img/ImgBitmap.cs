@@ -30,7 +30,7 @@ internal static class ImgBitmap
         long? granularity = a.Get("-g") is { } g ? ImgArgs.ParseSize(g) : null;
         string bitmap = a.Positional[1];
 
-        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: false).ConfigureAwait(false);
+        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: false, noBacking: true).ConfigureAwait(false);
         await using (graph.ConfigureAwait(false))
         {
             BlockGraph? sourceGraph = null;

@@ -29,12 +29,28 @@ internal static class ImgCreate
         if (backing != null && backingFmt == null)
             throw new ImgUsageException($"{path}: Backing file specified without backing format");
 
-        if (!values.Has("size") && backing != null)
+        // Unless -u says the backing file may be missing, it must open (its whole chain), as qemu-img checks
+        // before it writes anything; without a size the image takes the backing file's.
+        if (backing != null && (!a.Has("-u") || !values.Has("size")))
         {
             string resolved = BackingFiles.Resolve(path, backing);
-            var (g, n) = await ImgImage.OpenAsync(resolved, backingFmt, readOnly: true).ConfigureAwait(false);
-            await using (g.ConfigureAwait(false))
-                values.Set("size", n.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            (Graph.BlockGraph Graph, Graph.BlockNode Node) opened;
+            try
+            {
+                opened = await ImgImage.OpenAsync(resolved, backingFmt, readOnly: true, forceShare: true).ConfigureAwait(false);
+            }
+            catch (Errors.BlockException ex)
+            {
+                // The failure in the backing driver's words (not under the backing file's name), then qemu-img's line.
+                string why = ex is Errors.ImageOpenException && ex.InnerException is Errors.BlockException inner ? inner.Message : ex.Message;
+                throw new ImgUsageException($"{path}: {why}\nCould not open backing image.");
+            }
+
+            await using (opened.Graph.ConfigureAwait(false))
+            {
+                if (!values.Has("size"))
+                    values.Set("size", opened.Node.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
         }
 
         if (!values.Has("size"))

@@ -13,13 +13,16 @@ internal static partial class ImgImage
     /// Opens the image a command names: a file name, or with --image-opts an option string that may carry
     /// encrypt.key-secret=ID for a secret given with --object. Unless <paramref name="requireKey"/> is false
     /// (img info, which reads only metadata), an encrypted image without its key is refused as qemu-img does.
+    /// With <paramref name="noBacking"/> the backing file the image names is not opened (img info and bitmap,
+    /// which work on the image alone, as qemu-img's do even when that file is gone).
     /// </summary>
-    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(ImgArgs args, string name, string? format, bool readOnly, bool requireKey = true, Schema.BlockdevCacheOptions? cache = null, bool forCheck = false)
+    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(ImgArgs args, string name, string? format, bool readOnly, bool requireKey = true,
+        Schema.BlockdevCacheOptions? cache = null, bool forCheck = false, bool noBacking = false)
     {
         var spec = Spec(args, name, format);
         // -U / --force-share: an image opened read-only lets other processes write it meanwhile.
         bool forceShare = args.Has("-U") || args.Has("--force-share");
-        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly, cache, forceShare, forCheck).ConfigureAwait(false);
+        var (graph, node) = await OpenAsync(spec.Path, spec.Format, readOnly, cache, forceShare, forCheck, noBacking).ConfigureAwait(false);
         try
         {
             Unlock(args, node, spec, name, requireKey);

@@ -19,7 +19,8 @@ internal static partial class ImgImage
     /// Opens FILE (probing its format when none is given) in a fresh graph; the caller disposes the graph. A
     /// name in a protocol's own syntax (nbd://...) opens that protocol's node and the format over it.
     /// </summary>
-    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null, bool forceShare = false, bool forCheck = false)
+    public static async Task<(BlockGraph Graph, BlockNode Node)> OpenAsync(string path, string? format, bool readOnly, BlockdevCacheOptions? cache = null, bool forceShare = false, bool forCheck = false,
+        bool noBacking = false)
     {
         var graph = BlockGraphs.Create();
         try
@@ -33,6 +34,8 @@ internal static partial class ImgImage
                 options.Cache = cache;
             if (readOnly && forceShare)
                 options.ForceShare = true;
+            if (noBacking)
+                ImageFormats.Find(options.Driver, graph.Drivers)?.SetBacking(options, new BlockdevRef { Reference = "" });
             var node = await graph.AddAsync(options, NodeSettings.Default with { ForCheck = forCheck }).ConfigureAwait(false);
             if (format == null && !readOnly && node is RawNode raw)
                 GuardProbedRaw(raw, path, graph.Drivers);

@@ -17,16 +17,27 @@ internal static class ImgInfo
             throw ImgUsageException.Syntax("Expecting one image file name");
         bool json = a.Json();
         bool chain = a.Has("--backing-chain");
-        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true, requireKey: false).ConfigureAwait(false);
-        await using (graph.ConfigureAwait(false))
+        // Each image is opened on its own without its backing file, and a chain is followed by name, as
+        // qemu-img does: the top is described even when its backing file is gone, and a broken link is
+        // reported as the name that failed.
+        var (graph, node) = await ImgImage.OpenAsync(a, a.Positional[0], a.Get("-f"), readOnly: true, requireKey: false, noBacking: true).ConfigureAwait(false);
+        var graphs = new List<BlockGraph> { graph };
+        try
         {
             var infos = new List<(ImageInfo Info, BlockNode Node)>();
-            for (var n = node; n != null; n = chain ? n.Backing : null)
+            var seen = new HashSet<string>(StringComparer.Ordinal) { node.Filename };
+            for (var n = node; ;)
             {
                 var info = await n.GetImageInfoAsync().ConfigureAwait(false);
-                // Each image of a chain is described on its own, as qemu-img does.
                 info.BackingImage = null;
                 infos.Add((info, n));
+                if (!chain || info.FullBackingFilename is not { } next)
+                    break;
+                if (!seen.Add(next))
+                    throw new ImgUsageException($"Backing file '{next}' creates an infinite loop.");
+                (var g, n) = await ImgImage.OpenAsync(next, info.BackingFilenameFormat, readOnly: true, forceShare: a.Has("-U") || a.Has("--force-share"),
+                    noBacking: true).ConfigureAwait(false);
+                graphs.Add(g);
             }
 
             if (json)
@@ -58,6 +69,11 @@ internal static class ImgInfo
 
                 Console.Out.Write(sb.ToString());
             }
+        }
+        finally
+        {
+            foreach (var g in graphs)
+                await g.DisposeAsync().ConfigureAwait(false);
         }
 
         return 0;

@@ -1,3 +1,4 @@
+using SharpBlock.Errors;
 using SharpBlock.Graph;
 using SharpBlock.Schema;
 
@@ -51,11 +52,25 @@ public static class BackingFiles
     /// Opens the backing file an image records (name and, when recorded, format) as a child of the node being
     /// opened; null when the image names none. Options given at blockdev-add (backing: ...) come first.
     /// </summary>
-    public static async ValueTask<BlockNode?> OpenAsync(BlockOpenContext context, BlockdevRef? given, string imagePath, string? recordedName, string? recordedFormat,
+    public static async ValueTask<BlockNode?> OpenAsync(BlockOpenContext context, BlockdevRefOrNull? given, string imagePath, string? recordedName, string? recordedFormat,
         CancellationToken cancellationToken)
     {
+        try
+        {
+            return await OpenOrNullAsync(context, given, imagePath, recordedName, recordedFormat, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BlockException ex) when (ex is not (EncryptionKeyRequiredException or ImageCorruptException))
+        {
+            // QEMU's words: the overlay names the failure as its backing file's, and the tool then names the overlay.
+            throw new BlockException(ex.Errno, "Could not open backing file: " + ex.Message, ex);
+        }
+    }
+
+    private static async ValueTask<BlockNode?> OpenOrNullAsync(BlockOpenContext context, BlockdevRefOrNull? given, string imagePath, string? recordedName,
+        string? recordedFormat, CancellationToken cancellationToken)
+    {
         if (given is { } b)
-            return b.Reference is "" ? null : await context.OpenChildAsync(b, cancellationToken).ConfigureAwait(false);
+            return b.IsNone ? null : await context.OpenChildAsync(b.ToRef(), cancellationToken).ConfigureAwait(false);
         if (recordedName is not { } name)
             return null;
         string path = Resolve(imagePath, name);

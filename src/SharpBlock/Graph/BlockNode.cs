@@ -387,7 +387,8 @@ public abstract partial class BlockNode : IAsyncDisposable
         if (BackingFileName is { } bf)
         {
             info.BackingFilename = bf;
-            info.FullBackingFilename = Backing?.Filename ?? bf;
+            // Without the backing node (not opened, as img info does) the name resolves as the open would resolve it.
+            info.FullBackingFilename = Backing?.Filename ?? Drivers.BackingFiles.Resolve(Filename, bf);
             if (BackingFormat is { } fmt)
                 info.BackingFilenameFormat = fmt;
         }

@@ -246,9 +246,43 @@ public class ImgToolTests
         (await Qemu("create", "-q", "-f", "qcow2", a, "1M")).Ok();
         (await Qemu("create", "-q", "-f", "qcow2", "-b", a, "-F", "qcow2", b)).Ok();
         (await Qemu("rebase", "-u", "-b", b, "-F", "qcow2", a)).Ok();
-        var r = await Ours("info", b);
+        // Plain info describes the top alone, as qemu-img's (which does not open backing files for it).
+        var plain = await Ours("info", b);
+        Assert.Equal((await Qemu("info", b)).Ok().Stdout, plain.Ok().Stdout);
+        // Following the chain stops at the link that closes the loop, in qemu-img's words.
+        var r = await Ours("info", "--backing-chain", b);
+        var q = await Qemu("info", "--backing-chain", b);
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("creates an infinite loop", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal(q.ExitCode, r.ExitCode);
+        Assert.Equal($"Backing file '{b}' creates an infinite loop.", r.OneLineError());
+        Assert.Equal(q.Stderr, "qemu-img: " + r.OneLineError() + "\n");
+    }
+
+    [Fact]
+    public async Task A_missing_backing_file_is_reported_as_qemu_img_reports_it()
+    {
+        using var dir = new TempDir();
+        string top = dir.File("top.qcow2"), gone = dir.File("gone.raw");
+        (await Qemu("create", "-q", "-u", "-f", "qcow2", "-b", gone, "-F", "raw", top, "1M")).Ok();
+        // info describes the image alone, as qemu-img's, even with its backing file gone.
+        Assert.Equal((await Qemu("info", top)).Ok().Stdout, (await Ours("info", top)).Ok().Stdout);
+        // Commands that read through the chain name the overlay, then the backing file's failure.
+        foreach (string[] args in (string[][])[["convert", "-O", "raw", top, dir.File("out.raw")], ["check", top], ["info", "--backing-chain", top]])
+        {
+            var q = await Qemu(args);
+            var r = await Ours(args);
+            Assert.Equal(q.ExitCode, r.ExitCode);
+            Assert.Equal(q.Stderr, "qemu-img: " + r.OneLineError() + "\n");
+        }
+
+        // create checks that the backing chain opens unless -u says otherwise, and then writes nothing.
+        string next = dir.File("next.qcow2");
+        var c = await Ours("create", "-f", "qcow2", "-b", top, "-F", "qcow2", next, "1M");
+        Assert.Equal($"{next}: Could not open backing file: Could not open '{gone}': No such file or directory\nCould not open backing image.", c.OneLineError(lines: 2));
+        Assert.Equal((await Qemu("create", "-f", "qcow2", "-b", top, "-F", "qcow2", next, "1M")).Stderr, c.Stderr.Replace("sharpblock: ", "qemu-img: ", StringComparison.Ordinal));
+        Assert.False(File.Exists(next));
+        (await Ours("create", "-q", "-u", "-f", "qcow2", "-b", top, "-F", "qcow2", next, "1M")).Ok();
+        Assert.True(File.Exists(next));
     }
 
     [Fact]

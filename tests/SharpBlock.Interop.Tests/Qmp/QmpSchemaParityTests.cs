@@ -57,7 +57,6 @@ public class QmpSchemaParityTests
         "blockdev-create(arg).options{parallels}.file|0{blkdebug}.inject-error[].event: value 'refblock_alloc.write_table' not in 7.2",
         "blockdev-create(arg).options{parallels}.file|0{blkdebug}.inject-error[].event: value 'refblock_alloc.switch_table' not in 7.2",
         "blockdev-create(arg).options{parallels}.file|0: variant 'cow' not in 7.2",
-        "blockdev-create(arg).options{parallels}.file|0{qcow}.backing: 2 alternatives here, 3 in 7.2",
         "blockdev-create(arg).options{parallels}.file|0{qcow}.encrypt.key-secret: not in 7.2",
         "blockdev-create(arg).options{parallels}.file|0{qcow}.encrypt: tag none here, format in 7.2",
         "blockdev-create(arg).options{parallels}.file|0{qcow2}.encrypt.key-secret: not in 7.2",

@@ -28,6 +28,23 @@ public sealed class CephCluster : IAsyncLifetime
         _dir.Dispose();
     }
 
+    /// <summary>Adds a [global] setting to the configuration; clients that connect afterwards read it.</summary>
+    public void Configure(string setting) => File.AppendAllText(Conf, setting + "\n");
+
+    /// <summary>
+    /// Kills the OSD (SIGKILL, as a crashed host would go): the connection a client holds to it breaks and no
+    /// data operation can complete any more. The monitor stays, so the cluster still answers the client.
+    /// </summary>
+    public void KillOsd()
+    {
+        foreach (string pidFile in Directory.GetFiles(Path.Combine(_dir.Path, "run"), "osd.*.pid"))
+        {
+            using var osd = System.Diagnostics.Process.GetProcessById(int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture));
+            osd.Kill();
+            osd.WaitForExit(10_000);
+        }
+    }
+
     /// <summary>Ceph's own rbd tool against this cluster.</summary>
     public Task<Tools.Result> RbdAsync(params string[] args) => Tools.RunAsync("rbd", ["-c", Conf, .. args], timeoutMs: 60_000);
 

@@ -55,7 +55,7 @@ public sealed class CowFormat : BlockFormat
     {
         if (options.Cow is not { } c)
             return false;
-        c.Backing = backing;
+        c.Backing = BlockdevRefOrNull.From(backing);
         return true;
     }
 

@@ -68,7 +68,7 @@ public sealed class QcowFormat : BlockFormat
     {
         if (options.Qcow is not { } q)
             return false;
-        q.Backing = backing;
+        q.Backing = BlockdevRefOrNull.From(backing);
         return true;
     }
 

@@ -28,7 +28,7 @@ public sealed class Qcow2Format : BlockFormat
     {
         if (options.Qcow2 is not { } q)
             return false;
-        q.Backing = backing;
+        q.Backing = BlockdevRefOrNull.From(backing);
         return true;
     }
 

@@ -143,13 +143,14 @@ public sealed partial class Qcow2Node : BlockNode
         file.RefuseOtherWriters();
         string name = file.Filename;
         long fileLength = file.Length;
+        // A file too short for a header, or without the magic, is not a qcow2 image at all (not a damaged one).
         if (fileLength < Qcow2Layout.V2HeaderSize)
-            throw new ImageCorruptException(name, "header", 0, "file is too short to hold a qcow2 header");
+            throw new BlockException(Errno.EINVAL, "Image is not in qcow2 format");
         byte[] first = new byte[Math.Min(1 << Qcow2Layout.MaxClusterBits, Math.Max(Qcow2Layout.V3HeaderSize, fileLength))];
         await file.ReadAsync(0, first.AsMemory(0, (int)Math.Min(first.Length, fileLength)), cancellationToken).ConfigureAwait(false);
         var h = Qcow2Header.Read(first);
         if (h.Magic != Qcow2Layout.Magic)
-            throw new ImageCorruptException(name, "magic", 0, "not a qcow2 image");
+            throw new BlockException(Errno.EINVAL, "Image is not in qcow2 format");
         if (h.Version is < 2 or > 3)
             throw new BlockException(Errno.EOPNOTSUPP, $"Unsupported qcow2 version {h.Version}");
         if (h.ClusterBits is < Qcow2Layout.MinClusterBits or > Qcow2Layout.MaxClusterBits)

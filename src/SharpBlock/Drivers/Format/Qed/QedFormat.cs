@@ -43,7 +43,7 @@ public sealed class QedFormat : BlockFormat
     {
         if (options.Qed is not { } q)
             return false;
-        q.Backing = backing;
+        q.Backing = BlockdevRefOrNull.From(backing);
         return true;
     }
 

@@ -90,7 +90,7 @@ public sealed class VmdkFormat : BlockFormat
     {
         if (options.Vmdk is not { } v)
             return false;
-        v.Backing = backing;
+        v.Backing = BlockdevRefOrNull.From(backing);
         return true;
     }
 

@@ -66,7 +66,8 @@ public sealed partial class FileNode : BlockNode, IHostMedium
         if (fd < 0)
         {
             var errno = (Errno)LibC.LastErrno;
-            throw new ImageOpenException(errno, path, BlockException.Describe(errno));
+            // The file driver's own words; a tool that opened an image over this file names the image before them.
+            throw new BlockException(errno, $"Could not open '{path}': {BlockException.Describe(errno)}");
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
