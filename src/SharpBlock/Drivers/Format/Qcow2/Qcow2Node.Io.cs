@@ -33,6 +33,18 @@ public sealed partial class Qcow2Node
             {
                 case Qcow2ClusterKind.Unallocated:
                     await ReadBackingAsync(offset, chunk, cancellationToken).ConfigureAwait(false);
+                    // The backing node may be written while we read it: image fleecing's source gets guest writes,
+                    // each preceded by a copy of the old data into this image. If such a copy landed here since the
+                    // lookup, the backing bytes just read may already be the new ones, so the range is read again
+                    // through the new mapping. Still unallocated means no copy finished, so the backing still held
+                    // the old data for the whole read.
+                    if (Backing != null)
+                    {
+                        var again = await LookupAsync(offset, n, cancellationToken).ConfigureAwait(false);
+                        if (again.Kind != Qcow2ClusterKind.Unallocated || ((long)again.Clusters << _clusterBits) - inCluster < n)
+                            continue;
+                    }
+
                     break;
                 case Qcow2ClusterKind.ZeroPlain:
                 case Qcow2ClusterKind.ZeroAllocated:
